@@ -1,0 +1,362 @@
+//! The shape of `switchboard.toml`. Every table denies unknown fields so a misspelled key is
+//! an error with a position, never a silently ignored setting. Every field has a default
+//! where a sensible one exists, so a minimal (even empty) file gives a working loopback
+//! switch.
+//!
+//! Values that need parsing (CIDR blocks, the port range) are kept as the strings written
+//! in the file, because validation then reports a bad array element at its own position;
+//! the parsed forms sit next to them in `#[serde(skip)]` fields that `config::parse` fills
+//! after validation, so consumers never parse twice.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::net::{Cidr, PortRange};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub accounts: Vec<Account>,
+    pub applications: Vec<Application>,
+    pub trunks: Vec<Trunk>,
+    pub numbers: Vec<Number>,
+    pub routes: Vec<Route>,
+    pub sip_users: Vec<SipUser>,
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[server]`: where the switch listens and how it presents itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// SIP addresses; UDP and TCP both bind each one.
+    pub sip_listen: Vec<SocketAddr>,
+    /// REST API, `/health`, `/metrics`.
+    pub http_listen: SocketAddr,
+    /// Host (or host:port) advertised in Via, Contact and SDP when the switch sits behind
+    /// NAT or listens on a wildcard address; `None` means the bound address.
+    pub public_address: Option<String>,
+    /// Digest/Bearer realm and the host part of client AORs (`sip:<identity>@<realm>`).
+    pub realm: String,
+    /// RTP port range as written, `EVEN-ODD`.
+    pub rtp_ports: String,
+    /// `rtp_ports`, parsed.
+    #[serde(skip)]
+    pub rtp_range: PortRange,
+    /// Runtime worker threads; 0 means one per core.
+    pub workers: usize,
+    /// `User-Agent` / `Server` header value.
+    pub user_agent: String,
+    pub timers: TimersConfig,
+    pub tcp: TcpConfig,
+    pub limits: LimitsConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            sip_listen: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_address: None,
+            realm: "switchboard.local".to_owned(),
+            rtp_ports: PortRange::default().to_string(),
+            rtp_range: PortRange::default(),
+            workers: 0,
+            user_agent: concat!("Switchboard/", env!("CARGO_PKG_VERSION")).to_owned(),
+            timers: TimersConfig::default(),
+            tcp: TcpConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// `[server.timers]`: RFC 3261 §17 timer base values, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimersConfig {
+    /// RTT estimate; retransmit intervals start here.
+    pub t1_ms: u64,
+    /// Cap on the retransmit interval for non-INVITE requests and INVITE responses.
+    pub t2_ms: u64,
+    /// How long a message may linger in the network.
+    pub t4_ms: u64,
+}
+
+impl Default for TimersConfig {
+    fn default() -> Self {
+        TimersConfig {
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+        }
+    }
+}
+
+/// `[server.tcp]`: connection limits for SIP over TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TcpConfig {
+    /// Close a connection with no traffic for this long.
+    pub idle_timeout_secs: u64,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            idle_timeout_secs: 600,
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+        }
+    }
+}
+
+/// `[server.limits]`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest SIP message accepted (UDP datagram or TCP frame), in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_bytes: 65535,
+        }
+    }
+}
+
+/// `[store]`: where registrations and presence live.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+    /// Required for `redis`, e.g. `redis://127.0.0.1:6379`.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In-process; one switch only, lost on restart.
+    #[default]
+    Memory,
+    /// Shared by several switches.
+    Redis,
+}
+
+/// `[[accounts]]`: a tenant, Twilio-style.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// `AC` + 32 lowercase hex.
+    pub sid: String,
+    /// REST Basic-auth password and webhook signing key.
+    pub auth_token: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    /// Called when a client's presence changes.
+    #[serde(default)]
+    pub presence_callback: Option<String>,
+    #[serde(default)]
+    pub api_keys: Vec<ApiKey>,
+    #[serde(default)]
+    pub issuers: Vec<Issuer>,
+}
+
+/// `[[accounts.api_keys]]`: signs HS256 access tokens (`iss` = the key's sid).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// `SK` + 32 lowercase hex.
+    pub sid: String,
+    pub secret: String,
+}
+
+/// `[[accounts.issuers]]`: a third-party token issuer, verified with a public key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Issuer {
+    /// Expected `iss` claim.
+    pub iss: String,
+    /// Accepted algorithms; taken from here, never from the token header.
+    pub algorithms: Vec<Algorithm>,
+    /// Exactly one of `public_key_pem` and `jwks_file`.
+    #[serde(default)]
+    pub public_key_pem: Option<String>,
+    /// Path of a JWKS document; relative paths are relative to the working directory.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum Algorithm {
+    #[serde(rename = "ES256")]
+    Es256,
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+    #[serde(rename = "RS256")]
+    Rs256,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum HttpMethod {
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "POST")]
+    #[default]
+    Post,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+        }
+    }
+}
+
+impl Algorithm {
+    /// The JWS `alg` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Es256 => "ES256",
+            Algorithm::EdDsa => "EdDSA",
+            Algorithm::Rs256 => "RS256",
+        }
+    }
+}
+
+/// `[[applications]]`: what a call does, as a webhook URL or inline instructions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Application {
+    /// `AP` + 32 lowercase hex.
+    pub sid: String,
+    /// Sid of the owning account.
+    pub account: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    /// Exactly one of `voice_url` and `twiml`.
+    #[serde(default)]
+    pub voice_url: Option<String>,
+    #[serde(default)]
+    pub voice_method: HttpMethod,
+    #[serde(default)]
+    pub voice_fallback_url: Option<String>,
+    #[serde(default)]
+    pub voice_fallback_method: HttpMethod,
+    #[serde(default)]
+    pub status_callback: Option<String>,
+    #[serde(default)]
+    pub status_callback_method: HttpMethod,
+    /// Inline XML instructions, for an application that needs no web server.
+    #[serde(default)]
+    pub twiml: Option<String>,
+}
+
+/// `[[trunks]]`: a carrier connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trunk {
+    /// Unique; routes and numbers refer to it.
+    pub name: String,
+    /// Sid of the account billed for / owning the trunk.
+    pub account: String,
+    /// Source networks whose INVITEs are accepted as coming from this trunk.
+    #[serde(default)]
+    pub inbound_cidrs: Vec<String>,
+    /// `inbound_cidrs`, parsed.
+    #[serde(skip)]
+    pub inbound_nets: Vec<Cidr>,
+    /// Where outbound calls go (`sip:` or `sips:`); required for a trunk that routes use.
+    #[serde(default)]
+    pub outbound_uri: Option<String>,
+    /// Digest credentials for the carrier's challenges.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub realm: Option<String>,
+}
+
+/// `[[numbers]]`: an inbound number and the application that answers it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Number {
+    /// E.164, with `+`.
+    pub number: String,
+    /// Application sid.
+    pub application: String,
+    /// Only accept calls to this number from this trunk.
+    #[serde(default)]
+    pub trunk: Option<String>,
+}
+
+/// `[[routes]]`: outbound number prefix → trunk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// `*` or a prefix such as `+`, `+1`, `+4420`.
+    pub pattern: String,
+    /// Trunk name.
+    pub trunk: String,
+    /// Orders routes with the same pattern (lower first); unset sorts last.
+    #[serde(default)]
+    pub priority: Option<u32>,
+}
+
+/// `[[sip_users]]`: Digest credentials that map a classic softphone to a client identity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipUser {
+    pub username: String,
+    /// Exactly one of `password` and `ha1` (MD5 of `username:realm:password`, lowercase hex).
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub ha1: Option<String>,
+    /// The client identity the registration stands for (`client:<identity>`).
+    pub identity: String,
+    /// Account sid.
+    pub account: String,
+}
+
+/// `[webhooks]`: how call-instruction and callback fetches behave.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    pub connect_timeout_ms: u64,
+    /// Whole request, connect included.
+    pub timeout_ms: u64,
+    /// Largest response body read.
+    pub max_body_bytes: usize,
+    pub max_redirects: u32,
+    /// Private/loopback networks webhooks may reach; all others are refused (SSRF guard).
+    pub allow_private_networks: Vec<String>,
+    /// `allow_private_networks`, parsed.
+    #[serde(skip)]
+    pub private_nets: Vec<Cidr>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            connect_timeout_ms: 10_000,
+            timeout_ms: 15_000,
+            max_body_bytes: 65_536,
+            max_redirects: 3,
+            allow_private_networks: Vec::new(),
+            private_nets: Vec::new(),
+        }
+    }
+}

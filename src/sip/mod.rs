@@ -1,0 +1,16 @@
+//! The sans-IO SIP core: no tokio, no sockets, no system clock.
+//!
+//! Everything here is driven by its caller with explicit inputs and times
+//! (`handle(now, input)`, `poll_output()`, `poll_timeout()`), so it is tested on a virtual
+//! clock with injected loss (see `transaction`).
+#![warn(missing_docs)]
+
+pub mod method;
+pub mod msg;
+pub mod peer;
+pub mod screen;
+pub mod transaction;
+
+pub use method::Method;
+pub use msg::{HeaderName, SipMessage};
+pub use peer::{ConnectionId, Peer, Transport};

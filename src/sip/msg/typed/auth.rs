@@ -1,0 +1,107 @@
+//! Authorization / WWW-Authenticate values: Digest (RFC 3261 §22.4, RFC 7616/8760) and
+//! Bearer (RFC 8898, RFC 6750).
+
+use super::scanner::{Scanner, trim};
+
+/// A comma-separated `name=value` list (values may be quoted), looked up on demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthParams<'a>(pub &'a str);
+
+impl<'a> AuthParams<'a> {
+    /// Every `(name, value)`; quoted values are returned without quotes (escapes kept).
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        super::split_list(self.0).filter_map(|item| {
+            let eq = item.find('=')?;
+            let name = trim(&item[..eq]);
+            let raw = trim(&item[eq + 1..]);
+            let value = match raw.strip_prefix('"') {
+                Some(q) => Scanner::new(raw).quoted().or(q.strip_suffix('"'))?,
+                None => raw,
+            };
+            Some((name, value))
+        })
+    }
+
+    /// The value of `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+}
+
+/// Credentials in Authorization / Proxy-Authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials<'a> {
+    /// `Digest username="..", realm="..", ...`
+    Digest(AuthParams<'a>),
+    /// `Bearer <token>` (RFC 8898 §4.2).
+    Bearer(&'a str),
+    /// Another scheme (RFC 4475 `regaut01`): well formed, but we cannot check it.
+    Other(&'a str, AuthParams<'a>),
+}
+
+impl<'a> Credentials<'a> {
+    /// Parses a credentials value.
+    pub fn parse(s: &'a str) -> Option<Credentials<'a>> {
+        let (scheme, rest) = split_scheme(s)?;
+        Some(if scheme.eq_ignore_ascii_case("Digest") {
+            Credentials::Digest(AuthParams(rest))
+        } else if scheme.eq_ignore_ascii_case("Bearer") {
+            // token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+            let ok = !rest.is_empty()
+                && rest.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+                });
+            if !ok {
+                return None;
+            }
+            Credentials::Bearer(rest)
+        } else {
+            Credentials::Other(scheme, AuthParams(rest))
+        })
+    }
+}
+
+/// A challenge in WWW-Authenticate / Proxy-Authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Challenge<'a> {
+    /// `Digest`, `Bearer`, ...
+    pub scheme: &'a str,
+    /// Its parameters.
+    pub params: AuthParams<'a>,
+}
+
+impl<'a> Challenge<'a> {
+    /// Parses a challenge value.
+    pub fn parse(s: &'a str) -> Option<Challenge<'a>> {
+        let (scheme, rest) = split_scheme(s)?;
+        Some(Challenge { scheme, params: AuthParams(rest) })
+    }
+}
+
+fn split_scheme(s: &str) -> Option<(&str, &str)> {
+    let mut sc = Scanner::new(s);
+    let scheme = sc.token()?;
+    Some((scheme, trim(sc.rest())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_and_bearer() {
+        let c = Credentials::parse(
+            "Digest username=\"alice\", realm=\"sw\",\r\n nonce=\"a,b\", uri=\"sip:sw\", response=\"0f\", qop=auth, nc=00000001",
+        )
+        .unwrap();
+        let Credentials::Digest(p) = c else { panic!("digest expected") };
+        assert_eq!(p.get("USERNAME"), Some("alice"));
+        assert_eq!(p.get("nonce"), Some("a,b"));
+        assert_eq!(p.get("qop"), Some("auth"));
+        assert_eq!(Credentials::parse("Bearer eyJ.a-b_c.d"), Some(Credentials::Bearer("eyJ.a-b_c.d")));
+        assert_eq!(Credentials::parse("Bearer a b"), None);
+        assert!(matches!(Credentials::parse("NoOneKnowsThisScheme opaque-data=here"), Some(Credentials::Other(..))));
+        let ch = Challenge::parse("Bearer realm=\"sw\", error=\"invalid_token\"").unwrap();
+        assert_eq!((ch.scheme, ch.params.get("error")), ("Bearer", Some("invalid_token")));
+    }
+}
