@@ -38,10 +38,10 @@ const RFC4475: &[(&str, Outcome)] = &[
     ("unreason", Accept), // a response: passes to the transaction layer
     ("noreason", Accept),
     ("badinv01", Reply(400)),
-    ("clerr", Reply(400)),  // UDP 400
-    ("ncl", Reply(400)),    // UDP drop/400
+    ("clerr", Reply(400)), // UDP 400
+    ("ncl", Reply(400)),   // UDP drop/400
     ("scalar02", Reply(400)),
-    ("scalarlg", Drop),     // a response: drop
+    ("scalarlg", Drop), // a response: drop
     ("quotbal", Reply(400)),
     ("ltgtruri", Reply(400)),
     ("lwsruri", Reply(400)),
@@ -142,8 +142,14 @@ fn outcome(bytes: Bytes) -> Outcome {
 
 #[test]
 fn rfc4475_outcomes_match_the_reference_table() {
-    let files = std::fs::read_dir(vectors().join("rfc4475")).unwrap().count();
-    assert_eq!(files, RFC4475.len() + 1, "every vector (besides the unreferenced test.dat) has a row");
+    let files = std::fs::read_dir(vectors().join("rfc4475"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        files,
+        RFC4475.len() + 1,
+        "every vector (besides the unreferenced test.dat) has a row"
+    );
     let wrong: Vec<String> = RFC4475
         .iter()
         .filter_map(|&(name, want)| {
@@ -181,7 +187,8 @@ fn refusals_copy_the_identifying_headers() {
             .reason(&refusal.reason)
             .to_tag("t1")
             .build();
-        let resp = SipMessage::parse(bytes).unwrap_or_else(|e| panic!("{name}: response unparseable: {e:?}"));
+        let resp = SipMessage::parse(bytes)
+            .unwrap_or_else(|e| panic!("{name}: response unparseable: {e:?}"));
         assert_eq!(resp.status(), Some(code), "{name}");
         for h in [HeaderName::Via, HeaderName::CallId, HeaderName::CSeq] {
             assert_eq!(
@@ -198,8 +205,14 @@ fn wsinv_typed_views_read_through_folding_and_odd_spacing() {
     let m = SipMessage::parse(rfc4475("wsinv")).unwrap();
     let vias: Vec<_> = m.vias().map(Result::unwrap).collect();
     assert_eq!(vias.len(), 3);
-    assert_eq!((vias[0].transport, vias[0].branch()), ("UDP", Some("390skdjuw")));
-    assert_eq!((vias[1].transport, vias[1].host), ("TCP", Host::Domain("spindle.example.com")));
+    assert_eq!(
+        (vias[0].transport, vias[0].branch()),
+        ("UDP", Some("390skdjuw"))
+    );
+    assert_eq!(
+        (vias[1].transport, vias[1].host),
+        ("TCP", Host::Domain("spindle.example.com"))
+    );
     assert_eq!(vias[2].branch(), Some("z9hG4bK30239"));
     assert_eq!(m.max_forwards().unwrap(), Some(68));
     let cseq = m.cseq().unwrap();
@@ -222,7 +235,10 @@ fn ipv6_references_are_read_exactly() {
     assert_eq!(uri.port, Some(5070));
     let m = SipMessage::parse(rfc5118("port-ambiguous")).unwrap();
     let uri = switchboard::sip::msg::typed::SipUri::parse(m.request_uri().unwrap()).unwrap();
-    assert_eq!((uri.host.to_string().as_str(), uri.port), ("[2001:db8::10:5070]", None));
+    assert_eq!(
+        (uri.host.to_string().as_str(), uri.port),
+        ("[2001:db8::10:5070]", None)
+    );
     let m = SipMessage::parse(rfc5118("mult-ip-in-header")).unwrap();
     assert!(m.vias().all(|v| v.is_ok()));
     assert!(m.vias().count() >= 2);

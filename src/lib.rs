@@ -1,5 +1,17 @@
 //! Switchboard: a SIP-native telephony switch.
-pub mod sip;
-pub mod config;
+//!
+//! ```text
+//!  transport/ --bytes--> sip/ (sans-IO: msg, screen, transaction) --events--> engine (TU)
+//!      ^                    |
+//!      +----Output::Send----+
+//!  config/ (TOML, validate, reload)   api/ (HTTP)   server (wiring)   main.rs (CLI)
+//! ```
+#![forbid(unsafe_code)]
+
 pub mod api;
+pub mod config;
+pub mod engine;
+pub mod ids;
 pub mod server;
+pub mod sip;
+pub mod transport;

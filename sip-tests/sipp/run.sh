@@ -4,8 +4,9 @@
 # statistics show every call successful and none failed.
 #
 # usage: bash sip-tests/sipp/run.sh
-# env:   SIPP_CALLS (10000), SIPP_RATE (2000), SIPP_TARGET=HOST:PORT to drive an already
-#        running switch instead of building and starting one.
+# env:   SIPP_CALLS (10000), SIPP_RATE (2000); SWITCHBOARD_BIN=PATH to start that binary
+#        instead of building the release one; SIPP_TARGET=HOST:PORT to drive an already
+#        running switch instead of starting one.
 # exit:  0 ok, 1 failure, 2 sipp is not installed.
 set -euo pipefail
 
@@ -40,10 +41,14 @@ if [[ -n "${SIPP_TARGET:-}" ]]; then
     target=$SIPP_TARGET
     echo "run.sh: driving the switch already running at $target"
 else
-    echo "run.sh: building the release binary"
-    (cd "$repo" && cargo build --release --bin switchboard)
-    bin="${CARGO_TARGET_DIR:-$repo/target}/release/switchboard"
-    [[ "$bin" = /* ]] || bin="$repo/$bin"
+    if [[ -n "${SWITCHBOARD_BIN:-}" ]]; then
+        bin=$SWITCHBOARD_BIN
+    else
+        echo "run.sh: building the release binary"
+        (cd "$repo" && cargo build --release --bin switchboard)
+        bin="${CARGO_TARGET_DIR:-$repo/target}/release/switchboard"
+        [[ "$bin" = /* ]] || bin="$repo/$bin"
+    fi
 
     (cd "$repo" && exec "$bin" run -c conf/switchboard.toml --sip 127.0.0.1:0 --http 127.0.0.1:0) \
         >"$work/switch.out" 2>"$work/switch.err" </dev/null &

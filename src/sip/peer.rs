@@ -53,12 +53,20 @@ pub struct Peer {
 impl Peer {
     /// A UDP peer.
     pub fn udp(addr: SocketAddr) -> Self {
-        Peer { transport: Transport::Udp, addr, conn: None }
+        Peer {
+            transport: Transport::Udp,
+            addr,
+            conn: None,
+        }
     }
 
     /// A TCP peer on a known connection.
     pub fn tcp(addr: SocketAddr, conn: ConnectionId) -> Self {
-        Peer { transport: Transport::Tcp, addr, conn: Some(conn) }
+        Peer {
+            transport: Transport::Tcp,
+            addr,
+            conn: Some(conn),
+        }
     }
 }
 
@@ -73,7 +81,10 @@ pub fn response_destination(via: &Via<'_>, from: &Peer) -> Peer {
         return *from;
     }
     let port = via.port.unwrap_or(5060);
-    Peer { addr: SocketAddr::new(from.addr.ip(), port), ..*from }
+    Peer {
+        addr: SocketAddr::new(from.addr.ip(), port),
+        ..*from
+    }
 }
 
 #[cfg(test)]
@@ -86,7 +97,10 @@ mod tests {
         let with_rport = Via::parse("SIP/2.0/UDP 10.0.0.2:5062;branch=z9hG4bK1;rport").unwrap();
         assert_eq!(response_destination(&with_rport, &Peer::udp(src)).addr, src);
         let plain = Via::parse("SIP/2.0/UDP 10.0.0.2:5062;branch=z9hG4bK1").unwrap();
-        assert_eq!(response_destination(&plain, &Peer::udp(src)).addr, "198.51.100.7:5062".parse().unwrap());
+        assert_eq!(
+            response_destination(&plain, &Peer::udp(src)).addr,
+            "198.51.100.7:5062".parse().unwrap()
+        );
         let tcp = Peer::tcp(src, 9);
         assert_eq!(response_destination(&plain, &tcp), tcp);
     }

@@ -36,11 +36,15 @@ pub const KNOWN_METHODS: &[Method] = &[
 pub const SUPPORTED_EXTENSIONS: &[&str] = &[];
 
 /// Body types we read (415 otherwise, RFC 3261 §8.2.3).
-pub const ACCEPTED_BODIES: &[&str] = &["application/sdp", "multipart/mixed", "application/dtmf-relay"];
+pub const ACCEPTED_BODIES: &[&str] = &[
+    "application/sdp",
+    "multipart/mixed",
+    "application/dtmf-relay",
+];
 
 /// Why a request is refused: the status, a reason phrase, and headers the response must
 /// carry (Unsupported for 420, Accept for 415).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Refusal {
     /// Status code.
     pub code: u16,
@@ -52,7 +56,11 @@ pub struct Refusal {
 
 impl Refusal {
     fn new(code: u16, reason: impl Into<String>) -> Self {
-        Refusal { code, reason: reason.into(), headers: Vec::new() }
+        Refusal {
+            code,
+            reason: reason.into(),
+            headers: Vec::new(),
+        }
     }
 
     fn with(mut self, name: &'static str, value: String) -> Self {
@@ -74,21 +82,43 @@ pub fn screen_request(req: &SipMessage) -> Result<(), Refusal> {
     if !req.version().eq_ignore_ascii_case("SIP/2.0") {
         return Err(Refusal::new(505, "Version Not Supported"));
     }
-    for name in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
+    for name in [
+        HeaderName::Via,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+    ] {
         match req.count(name) {
-            0 => return Err(Refusal::new(400, format!("Missing {} Header", name.canonical()))),
+            0 => {
+                return Err(Refusal::new(
+                    400,
+                    format!("Missing {} Header", name.canonical()),
+                ));
+            }
             n if n > 1 && name.is_single() => {
-                return Err(Refusal::new(400, format!("Repeated {} Header", name.canonical())));
+                return Err(Refusal::new(
+                    400,
+                    format!("Repeated {} Header", name.canonical()),
+                ));
             }
             _ => {}
         }
     }
-    for name in [HeaderName::MaxForwards, HeaderName::ContentType, HeaderName::Expires] {
+    for name in [
+        HeaderName::MaxForwards,
+        HeaderName::ContentType,
+        HeaderName::Expires,
+    ] {
         if req.count(name) > 1 {
-            return Err(Refusal::new(400, format!("Repeated {} Header", name.canonical())));
+            return Err(Refusal::new(
+                400,
+                format!("Repeated {} Header", name.canonical()),
+            ));
         }
     }
-    let bad = |e: super::msg::HeaderError| Refusal::new(400, format!("Malformed {} Header", e.header));
+    let bad =
+        |e: super::msg::HeaderError| Refusal::new(400, format!("Malformed {} Header", e.header));
     for via in req.vias() {
         via.map_err(bad)?;
     }
@@ -120,7 +150,9 @@ pub fn screen_request(req: &SipMessage) -> Result<(), Refusal> {
     if !KNOWN_METHODS.contains(&method) {
         return Err(Refusal::new(501, "Not Implemented"));
     }
-    if cseq.method != method || (method == Method::Other && Some(cseq.method_str) != req.method_str()) {
+    if cseq.method != method
+        || (method == Method::Other && Some(cseq.method_str) != req.method_str())
+    {
         return Err(Refusal::new(400, "CSeq Method Does Not Match Request"));
     }
     if method == Method::Register && to.uri.sip().is_none() {
@@ -134,16 +166,26 @@ pub fn screen_request(req: &SipMessage) -> Result<(), Refusal> {
         let unsupported: Vec<&str> = req
             .option_tags(HeaderName::Require)
             .chain(req.option_tags(HeaderName::ProxyRequire))
-            .filter(|t| !SUPPORTED_EXTENSIONS.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .filter(|t| {
+                !SUPPORTED_EXTENSIONS
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(t))
+            })
             .collect();
         if !unsupported.is_empty() {
-            return Err(Refusal::new(420, "Bad Extension").with("Unsupported", unsupported.join(", ")));
+            return Err(
+                Refusal::new(420, "Bad Extension").with("Unsupported", unsupported.join(", "))
+            );
         }
     }
     if req.body_len() > 0 {
-        let ct = req.first(HeaderName::ContentType).map(media_type).unwrap_or("");
+        let ct = req
+            .first(HeaderName::ContentType)
+            .map(media_type)
+            .unwrap_or("");
         if !ACCEPTED_BODIES.iter().any(|a| a.eq_ignore_ascii_case(ct)) {
-            return Err(Refusal::new(415, "Unsupported Media Type").with("Accept", ACCEPTED_BODIES.join(", ")));
+            return Err(Refusal::new(415, "Unsupported Media Type")
+                .with("Accept", ACCEPTED_BODIES.join(", ")));
         }
     }
     if method == Method::Invite && !accepts_sdp(req) {
@@ -164,7 +206,9 @@ fn accepts_sdp(req: &SipMessage) -> bool {
         return true;
     }
     req.list(HeaderName::Accept).map(media_type).any(|t| {
-        ["application/sdp", "application/*", "*/*"].iter().any(|a| a.eq_ignore_ascii_case(t))
+        ["application/sdp", "application/*", "*/*"]
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(t))
     })
 }
 
@@ -201,26 +245,43 @@ pub fn judge(parsed: Result<SipMessage, super::msg::Rejected>) -> Verdict {
         Ok(m) => m,
         Err(rejected) => {
             return match rejected.head {
-                Some(head) if head.is_request() && head.method() != Some(Method::Ack) => {
+                // Without a Via a response cannot be routed or matched (RFC 3261 §8.2.6),
+                // and answering unroutable junk would reflect traffic at spoofed sources.
+                Some(head)
+                    if head.is_request()
+                        && head.method() != Some(Method::Ack)
+                        && head.count(HeaderName::Via) > 0 =>
+                {
                     let code = rejected.error.status();
                     let reason = match code {
                         413 => "Request Entity Too Large".to_string(),
                         _ => format!("Bad Request ({})", rejected.error),
                     };
-                    Verdict::Refuse { request: head, refusal: Refusal::new(code, reason) }
+                    Verdict::Refuse {
+                        request: head,
+                        refusal: Refusal::new(code, reason),
+                    }
                 }
                 _ => Verdict::Drop(rejected.error.class()),
             };
         }
     };
     if !msg.is_request() {
-        return if screen_response(&msg) { Verdict::Deliver(msg) } else { Verdict::Drop("bad_response") };
+        return if screen_response(&msg) {
+            Verdict::Deliver(msg)
+        } else {
+            Verdict::Drop("bad_response")
+        };
     }
     match screen_request(&msg) {
         Ok(()) => Verdict::Deliver(msg),
+        Err(_) if msg.count(HeaderName::Via) == 0 => Verdict::Drop("no_via"),
         // An ACK is never answered (RFC 3261 §17.2.1 and §8.2): drop a bad one.
         Err(_) if msg.method() == Some(Method::Ack) => Verdict::Drop("bad_ack"),
-        Err(refusal) => Verdict::Refuse { request: msg, refusal },
+        Err(refusal) => Verdict::Refuse {
+            request: msg,
+            refusal,
+        },
     }
 }
 
@@ -242,8 +303,17 @@ mod tests {
         assert_eq!(screen_request(&req("")), Ok(()));
         let r = screen_request(&req("Require: foo, 100rel\r\n")).unwrap_err();
         assert_eq!((r.code, r.headers[0].1.as_str()), (420, "foo, 100rel"));
-        assert_eq!(screen_request(&req("Call-ID: again\r\n")).unwrap_err().code, 400);
-        assert_eq!(screen_request(&req("Max-Forwards: 0\r\n")).unwrap_err().code, 400, "repeated");
+        assert_eq!(
+            screen_request(&req("Call-ID: again\r\n")).unwrap_err().code,
+            400
+        );
+        assert_eq!(
+            screen_request(&req("Max-Forwards: 0\r\n"))
+                .unwrap_err()
+                .code,
+            400,
+            "repeated"
+        );
         let m = SipMessage::parse(
             &b"INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK2\r\nTo: <sip:b@x>\r\n\
                From: <sip:a@x>;tag=1\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nMax-Forwards: 0\r\n\r\n"[..],

@@ -121,9 +121,14 @@ impl<'r> ResponseBuilder<'r> {
     /// Serializes the response.
     pub fn build(self) -> Bytes {
         let req = self.req;
-        let extra: usize = self.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        let extra: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum();
         let body_len = self.body.as_ref().map_or(0, |(_, b)| b.len());
-        let mut out = BytesMut::with_capacity(req.as_bytes().len().min(2048) + extra + body_len + 128);
+        let mut out =
+            BytesMut::with_capacity(req.as_bytes().len().min(2048) + extra + body_len + 128);
         let reason = self.reason.unwrap_or_else(|| reason_phrase(self.code));
         let _ = write!(out, "SIP/2.0 {} {}\r\n", self.code, reason);
         let mut first_via = true;
@@ -184,7 +189,9 @@ fn put(out: &mut BytesMut, name: &str, value: &str) {
 /// Appends `;received=` when the sent-by host differs from the source address (RFC 3261
 /// §18.2.1) or rport was requested, and fills an empty `rport` (RFC 3581 §4).
 fn put_received(out: &mut BytesMut, element: &str, src: SocketAddr) {
-    let Some(via) = Via::parse(element) else { return };
+    let Some(via) = Via::parse(element) else {
+        return;
+    };
     let wants_rport = via.rport() == Some(None);
     if wants_rport {
         // Rewrite the bare `rport` by dropping it from what we copied and appending a
@@ -229,14 +236,24 @@ impl SipMessage {
                 );
             }
             StartLine::Response { code, .. } => {
-                let _ = write!(out, "{} {} {}\r\n", self.version(), code, self.reason().unwrap_or(""));
+                let _ = write!(
+                    out,
+                    "{} {} {}\r\n",
+                    self.version(),
+                    code,
+                    self.reason().unwrap_or("")
+                );
             }
         }
         for h in self.headers() {
             if h.name == HeaderName::ContentLength {
                 continue;
             }
-            let name = if h.name == HeaderName::Other { self.raw_name(h) } else { h.name.canonical() };
+            let name = if h.name == HeaderName::Other {
+                self.raw_name(h)
+            } else {
+                h.name.canonical()
+            };
             out.put_slice(name.as_bytes());
             out.put_slice(b": ");
             let mut in_fold = false;

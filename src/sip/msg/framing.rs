@@ -31,7 +31,10 @@ pub struct StreamFramer {
 impl StreamFramer {
     /// A framer with the given limits.
     pub fn new(limits: Limits) -> Self {
-        StreamFramer { buf: BytesMut::with_capacity(4096), limits }
+        StreamFramer {
+            buf: BytesMut::with_capacity(4096),
+            limits,
+        }
     }
 
     /// The buffer to read into (so socket reads land in place, without a copy).
@@ -93,7 +96,10 @@ mod tests {
     use super::*;
 
     fn msg(body: &str) -> String {
-        format!("MESSAGE sip:x SIP/2.0\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        format!(
+            "MESSAGE sip:x SIP/2.0\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
     }
 
     #[test]
@@ -104,9 +110,16 @@ mod tests {
         f.push(a);
         assert!(f.next_frame().unwrap().is_none());
         f.push(b);
-        let Some(Frame::Message(m1)) = f.next_frame().unwrap() else { panic!() };
-        let Some(Frame::Message(m2)) = f.next_frame().unwrap() else { panic!() };
-        assert_eq!((&m1.body()[..], &m2.body()[..]), (&b"hello"[..], &b"world!"[..]));
+        let Some(Frame::Message(m1)) = f.next_frame().unwrap() else {
+            panic!()
+        };
+        let Some(Frame::Message(m2)) = f.next_frame().unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (&m1.body()[..], &m2.body()[..]),
+            (&b"hello"[..], &b"world!"[..])
+        );
         assert!(f.next_frame().unwrap().is_none());
     }
 
@@ -119,7 +132,11 @@ mod tests {
         assert_eq!(f.next_frame().unwrap_err(), ParseError::Framing);
         let mut f = StreamFramer::new(Limits::default());
         f.push(b"MESSAGE sip:x SIP/2.0\r\nTo: x\r\n\r\n");
-        assert_eq!(f.next_frame().unwrap_err(), ParseError::Framing, "no Content-Length on a stream");
+        assert_eq!(
+            f.next_frame().unwrap_err(),
+            ParseError::Framing,
+            "no Content-Length on a stream"
+        );
         let mut f = StreamFramer::new(Limits::default());
         f.push(&vec![b'a'; 40_000]);
         assert_eq!(f.next_frame().unwrap_err(), ParseError::TooLarge(Cap::Head));

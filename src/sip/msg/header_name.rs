@@ -126,7 +126,11 @@ impl HeaderName {
     // 'a' is Accept-Contact (RFC 3841), which we do not model: keep it as Other rather than
     // misreading it as Accept-Encoding.
     fn compact_fixup(self, c: u8) -> HeaderName {
-        if c.eq_ignore_ascii_case(&b'a') { HeaderName::Other } else { self }
+        if c.eq_ignore_ascii_case(&b'a') {
+            HeaderName::Other
+        } else {
+            self
+        }
     }
 
     /// The canonical spelling, used when we print a header we know.
@@ -223,8 +227,14 @@ mod tests {
         assert_eq!(HeaderName::from_bytes(b"V"), HeaderName::Via);
         assert_eq!(HeaderName::from_bytes(b"i"), HeaderName::CallId);
         assert_eq!(HeaderName::from_bytes(b"l"), HeaderName::ContentLength);
-        assert_eq!(HeaderName::from_bytes(b"MaX-fOrWaRdS"), HeaderName::MaxForwards);
+        assert_eq!(
+            HeaderName::from_bytes(b"MaX-fOrWaRdS"),
+            HeaderName::MaxForwards
+        );
         assert_eq!(HeaderName::from_bytes(b"a"), HeaderName::Other);
-        assert_eq!(HeaderName::from_bytes(b"X-Very-Long-Header-Name-Indeed"), HeaderName::Other);
+        assert_eq!(
+            HeaderName::from_bytes(b"X-Very-Long-Header-Name-Indeed"),
+            HeaderName::Other
+        );
     }
 }

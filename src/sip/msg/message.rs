@@ -140,7 +140,10 @@ impl SipMessage {
     /// Values of every field with this name, in order (one per header line; list values on
     /// one line are not split here, see [`SipMessage::list`]).
     pub fn values(&self, name: HeaderName) -> impl Iterator<Item = &str> {
-        self.headers.iter().filter(move |h| h.name == name).map(|h| self.str_of(h.value))
+        self.headers
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(|h| self.str_of(h.value))
     }
 
     /// The first value of a header, if present.
@@ -167,7 +170,8 @@ impl SipMessage {
     /// Every element of a list header (RFC 3261 §7.3.1: `Via: a, b` equals two Via lines),
     /// split at commas outside quotes and angle brackets.
     pub fn list(&self, name: HeaderName) -> impl Iterator<Item = &str> {
-        self.values(name).flat_map(crate::sip::msg::typed::split_list)
+        self.values(name)
+            .flat_map(crate::sip::msg::typed::split_list)
     }
 
     /// How many fields carry this name.
@@ -177,7 +181,8 @@ impl SipMessage {
 
     /// The body (exactly Content-Length bytes), zero-copy.
     pub fn body(&self) -> Bytes {
-        self.buf.slice(self.body.start as usize..self.body.end as usize)
+        self.buf
+            .slice(self.body.start as usize..self.body.end as usize)
     }
 
     /// Body length in bytes.

@@ -16,7 +16,7 @@ pub use builder::{ResponseBuilder, reason_phrase};
 pub use error::{Cap, HeaderError, ParseError};
 pub use framing::{Frame, StreamFramer};
 pub use header_name::HeaderName;
-pub use limits::{Limits, MAX_HEADER_COUNT, MAX_HEAD_BYTES, MAX_LINE_BYTES, MAX_MESSAGE_BYTES};
+pub use limits::{Limits, MAX_HEAD_BYTES, MAX_HEADER_COUNT, MAX_LINE_BYTES, MAX_MESSAGE_BYTES};
 pub use message::{HeaderField, SipMessage, StartLine};
 pub use parse::{Rejected, parse_datagram};
 pub use span::Span;

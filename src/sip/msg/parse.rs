@@ -44,13 +44,21 @@ pub fn parse_datagram(buf: Bytes, limits: &Limits) -> Result<SipMessage, Rejecte
         // truncated, but its head may still be readable enough to answer 400.
         Err(ParseError::Unterminated) => {
             let end = buf.len() - usize::from(buf.ends_with(b"\r\n")) * 2;
-            return Err(Rejected { error: ParseError::Unterminated, head: salvage_head(&buf, end, limits) });
+            return Err(Rejected {
+                error: ParseError::Unterminated,
+                head: salvage_head(&buf, end, limits),
+            });
         }
         Err(e) => return Err(Rejected::bare(e)),
     };
     let (start, headers) = match parse_head(&buf[..head_end], limits) {
         Ok(parsed) => parsed,
-        Err(e) => return Err(Rejected { error: e, head: salvage_head(&buf, head_end, limits) }),
+        Err(e) => {
+            return Err(Rejected {
+                error: e,
+                head: salvage_head(&buf, head_end, limits),
+            });
+        }
     };
     let body_start = head_end + 4;
     let available = buf.len() - body_start;
@@ -61,17 +69,28 @@ pub fn parse_datagram(buf: Bytes, limits: &Limits) -> Result<SipMessage, Rejecte
         body: Span::new(body_start, body_start),
     };
     if buf.len() > limits.max_message_bytes {
-        return Err(Rejected { error: ParseError::TooLarge(Cap::Message), head: Some(head_only(&buf)) });
+        return Err(Rejected {
+            error: ParseError::TooLarge(Cap::Message),
+            head: Some(head_only(&buf)),
+        });
     }
     let body_len = match content_length(&buf, &headers) {
         Ok(Some(n)) if n <= available => n,
         Ok(Some(_)) | Err(_) => {
-            return Err(Rejected { error: ParseError::Framing, head: Some(head_only(&buf)) });
+            return Err(Rejected {
+                error: ParseError::Framing,
+                head: Some(head_only(&buf)),
+            });
         }
         Ok(None) => available,
     };
     let end = body_start + body_len;
-    Ok(SipMessage { buf: buf.slice(..end), start, headers, body: Span::new(body_start, end) })
+    Ok(SipMessage {
+        buf: buf.slice(..end),
+        start,
+        headers,
+        body: Span::new(body_start, end),
+    })
 }
 
 /// A best-effort head for answering a broken request with 400: the header lines parsed
@@ -106,13 +125,20 @@ fn salvage_head(buf: &Bytes, head_end: usize, limits: &Limits) -> Option<SipMess
         Err(_) => return None,
     };
     let end = (head_end + 4).min(buf.len());
-    Some(SipMessage { buf: buf.slice(..end), start, headers, body: Span::new(end, end) })
+    Some(SipMessage {
+        buf: buf.slice(..end),
+        start,
+        headers,
+        body: Span::new(end, end),
+    })
 }
 
 /// Number of CR/LF bytes before the start line. RFC 3261 §7.5: implementations SHOULD
 /// ignore CRLFs before the start line (they are also RFC 5626 keep-alives).
 pub(crate) fn skip_leading_crlf(buf: &[u8]) -> usize {
-    buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count()
+    buf.iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
 }
 
 /// Index of the CRLFCRLF that ends the head, within the head size cap.
@@ -127,9 +153,15 @@ pub(crate) fn find_head_end(buf: &[u8], limits: &Limits) -> Result<usize, ParseE
 
 /// The Content-Length value: `Ok(None)` when absent, `Err` when repeated (RFC 4475 `mcl01`),
 /// negative or not a number (`ncl`). Leading zeros are fine (`l: 0150` is 150).
-pub(crate) fn content_length(buf: &[u8], headers: &[HeaderField]) -> Result<Option<usize>, ParseError> {
+pub(crate) fn content_length(
+    buf: &[u8],
+    headers: &[HeaderField],
+) -> Result<Option<usize>, ParseError> {
     let mut found = None;
-    for h in headers.iter().filter(|h| h.name == HeaderName::ContentLength) {
+    for h in headers
+        .iter()
+        .filter(|h| h.name == HeaderName::ContentLength)
+    {
         if found.is_some() {
             return Err(ParseError::Framing);
         }
@@ -226,15 +258,24 @@ fn parse_headers_after(
 
 /// Absolute start and end of `line` without surrounding SP/HTAB; `base` is its offset.
 fn trimmed(line: &[u8], base: usize) -> (usize, usize) {
-    let s = line.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(line.len());
-    let e = line.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(s, |i| i + 1);
+    let s = line
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(line.len());
+    let e = line
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(s, |i| i + 1);
     (base + s, base + e)
 }
 
 /// RFC 3261 §25.1 `token` characters.
 pub(crate) fn is_token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
-        || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
 
 fn parse_start_line(line: &[u8]) -> Result<StartLine, ParseError> {
@@ -263,8 +304,12 @@ fn parse_request_line(line: &[u8]) -> Result<StartLine, ParseError> {
     let scheme = &uri[..scheme_end];
     if scheme.is_empty()
         || !scheme[0].is_ascii_alphabetic()
-        || !scheme.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-        || uri.iter().any(|&b| b <= b' ' || b == b'<' || b == b'>' || b == 0x7f)
+        || !scheme
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        || uri
+            .iter()
+            .any(|&b| b <= b' ' || b == b'<' || b == b'>' || b == 0x7f)
     {
         return Err(ParseError::StartLine);
     }
@@ -311,7 +356,9 @@ fn is_version(v: &[u8]) -> bool {
     if !v[..4].eq_ignore_ascii_case(b"SIP/") {
         return false;
     }
-    let Some(dot) = memchr::memchr(b'.', num) else { return false };
+    let Some(dot) = memchr::memchr(b'.', num) else {
+        return false;
+    };
     let (major, minor) = (&num[..dot], &num[dot + 1..]);
     !major.is_empty()
         && !minor.is_empty()
@@ -344,7 +391,8 @@ mod tests {
 
     #[test]
     fn folded_value_spans_lines() {
-        let m = parse("OPTIONS sip:x SIP/2.0\r\nSubject: a\r\n  b\r\nTo :\r\n <sip:y>\r\n\r\n").unwrap();
+        let m = parse("OPTIONS sip:x SIP/2.0\r\nSubject: a\r\n  b\r\nTo :\r\n <sip:y>\r\n\r\n")
+            .unwrap();
         assert_eq!(m.first(HeaderName::Subject), Some("a\r\n  b"));
         assert_eq!(m.first(HeaderName::To), Some("<sip:y>"));
     }
@@ -353,12 +401,25 @@ mod tests {
     fn content_length_frames_body_and_ignores_trailing() {
         let m = parse("MESSAGE sip:x SIP/2.0\r\nl: 3\r\n\r\nabcdef").unwrap();
         assert_eq!(&m.body()[..], b"abc");
-        assert_eq!(m.as_bytes().len(), "MESSAGE sip:x SIP/2.0\r\nl: 3\r\n\r\nabc".len());
+        assert_eq!(
+            m.as_bytes().len(),
+            "MESSAGE sip:x SIP/2.0\r\nl: 3\r\n\r\nabc".len()
+        );
         let r = parse("MESSAGE sip:x SIP/2.0\r\nContent-Length: 9\r\n\r\nabc").unwrap_err();
         assert_eq!(r.error, ParseError::Framing);
         assert!(r.head.is_some(), "head kept so a 400 can be sent");
-        assert_eq!(parse("MESSAGE sip:x SIP/2.0\r\nl: -1\r\n\r\n").unwrap_err().error, ParseError::Framing);
-        assert_eq!(parse("MESSAGE sip:x SIP/2.0\r\nl: 0\r\nl: 0\r\n\r\n").unwrap_err().error, ParseError::Framing);
+        assert_eq!(
+            parse("MESSAGE sip:x SIP/2.0\r\nl: -1\r\n\r\n")
+                .unwrap_err()
+                .error,
+            ParseError::Framing
+        );
+        assert_eq!(
+            parse("MESSAGE sip:x SIP/2.0\r\nl: 0\r\nl: 0\r\n\r\n")
+                .unwrap_err()
+                .error,
+            ParseError::Framing
+        );
     }
 
     #[test]
@@ -372,7 +433,11 @@ mod tests {
             "SIP/2.0 099 Low\r\n\r\n",
             "INVITE sip:x HTTP/1.1\r\n\r\n",
         ] {
-            assert_eq!(parse(bad).unwrap_err().error, ParseError::StartLine, "{bad:?}");
+            assert_eq!(
+                parse(bad).unwrap_err().error,
+                ParseError::StartLine,
+                "{bad:?}"
+            );
         }
         let m = parse("SIP/2.0 100 \r\n\r\n").unwrap();
         assert_eq!((m.status(), m.reason()), (Some(100), Some("")));
@@ -385,10 +450,21 @@ mod tests {
             many.push_str(&format!("X-{i}: y\r\n"));
         }
         many.push_str("\r\n");
-        assert_eq!(parse(&many).unwrap_err().error, ParseError::TooLarge(Cap::HeaderCount));
+        assert_eq!(
+            parse(&many).unwrap_err().error,
+            ParseError::TooLarge(Cap::HeaderCount)
+        );
         let long = format!("OPTIONS sip:x SIP/2.0\r\nX: {}\r\n\r\n", "a".repeat(10_000));
-        assert_eq!(parse(&long).unwrap_err().error, ParseError::TooLarge(Cap::Line));
-        assert_eq!(parse("OPTIONS sip:x SIP/2.0\r\nX: y\r\n").unwrap_err().error, ParseError::Unterminated);
+        assert_eq!(
+            parse(&long).unwrap_err().error,
+            ParseError::TooLarge(Cap::Line)
+        );
+        assert_eq!(
+            parse("OPTIONS sip:x SIP/2.0\r\nX: y\r\n")
+                .unwrap_err()
+                .error,
+            ParseError::Unterminated
+        );
         assert_eq!(parse("\r\n\r\n").unwrap_err().error, ParseError::Empty);
     }
 }

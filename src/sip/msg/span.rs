@@ -14,7 +14,10 @@ impl Span {
     /// The span `start..end`.
     pub fn new(start: usize, end: usize) -> Self {
         debug_assert!(start <= end);
-        Span { start: start as u32, end: end as u32 }
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
 
     /// The bytes this span covers in `buf`.

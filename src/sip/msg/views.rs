@@ -16,7 +16,8 @@ impl SipMessage {
 
     /// Every Via element, top first.
     pub fn vias(&self) -> impl Iterator<Item = Result<Via<'_>, HeaderError>> {
-        self.list(HeaderName::Via).map(|v| Via::parse(v).ok_or(HeaderError::new("Via")))
+        self.list(HeaderName::Via)
+            .map(|v| Via::parse(v).ok_or(HeaderError::new("Via")))
     }
 
     /// The topmost Via.
@@ -61,7 +62,11 @@ impl SipMessage {
     ) -> Result<Option<T>, HeaderError> {
         match self.count(name) {
             0 => Ok(None),
-            1 => self.first(name).and_then(parse).map(Some).ok_or(HeaderError::new(name.canonical())),
+            1 => self
+                .first(name)
+                .and_then(parse)
+                .map(Some)
+                .ok_or(HeaderError::new(name.canonical())),
             _ => Err(HeaderError::new(name.canonical())),
         }
     }
@@ -69,7 +74,8 @@ impl SipMessage {
     /// Contact elements; `*` (RFC 3261 §10.2.2) is reported by [`SipMessage::is_contact_star`]
     /// and not yielded here.
     pub fn contacts(&self) -> impl Iterator<Item = Result<NameAddr<'_>, HeaderError>> {
-        self.name_addrs(HeaderName::Contact).filter(|r| r != &Err(HeaderError::new("*")))
+        self.name_addrs(HeaderName::Contact)
+            .filter(|r| r != &Err(HeaderError::new("*")))
     }
 
     /// Whether the Contact is the wildcard `*`.
@@ -87,7 +93,10 @@ impl SipMessage {
         self.name_addrs(HeaderName::RecordRoute)
     }
 
-    fn name_addrs(&self, name: HeaderName) -> impl Iterator<Item = Result<NameAddr<'_>, HeaderError>> {
+    fn name_addrs(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<NameAddr<'_>, HeaderError>> {
         self.list(name).map(move |v| {
             if v == "*" {
                 return Err(HeaderError::new("*"));

@@ -24,7 +24,9 @@ impl<'a> AuthParams<'a> {
 
     /// The value of `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&'a str> {
-        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 }
 
@@ -49,7 +51,8 @@ impl<'a> Credentials<'a> {
             // token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
             let ok = !rest.is_empty()
                 && rest.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
                 });
             if !ok {
                 return None;
@@ -74,7 +77,10 @@ impl<'a> Challenge<'a> {
     /// Parses a challenge value.
     pub fn parse(s: &'a str) -> Option<Challenge<'a>> {
         let (scheme, rest) = split_scheme(s)?;
-        Some(Challenge { scheme, params: AuthParams(rest) })
+        Some(Challenge {
+            scheme,
+            params: AuthParams(rest),
+        })
     }
 }
 
@@ -94,14 +100,25 @@ mod tests {
             "Digest username=\"alice\", realm=\"sw\",\r\n nonce=\"a,b\", uri=\"sip:sw\", response=\"0f\", qop=auth, nc=00000001",
         )
         .unwrap();
-        let Credentials::Digest(p) = c else { panic!("digest expected") };
+        let Credentials::Digest(p) = c else {
+            panic!("digest expected")
+        };
         assert_eq!(p.get("USERNAME"), Some("alice"));
         assert_eq!(p.get("nonce"), Some("a,b"));
         assert_eq!(p.get("qop"), Some("auth"));
-        assert_eq!(Credentials::parse("Bearer eyJ.a-b_c.d"), Some(Credentials::Bearer("eyJ.a-b_c.d")));
+        assert_eq!(
+            Credentials::parse("Bearer eyJ.a-b_c.d"),
+            Some(Credentials::Bearer("eyJ.a-b_c.d"))
+        );
         assert_eq!(Credentials::parse("Bearer a b"), None);
-        assert!(matches!(Credentials::parse("NoOneKnowsThisScheme opaque-data=here"), Some(Credentials::Other(..))));
+        assert!(matches!(
+            Credentials::parse("NoOneKnowsThisScheme opaque-data=here"),
+            Some(Credentials::Other(..))
+        ));
         let ch = Challenge::parse("Bearer realm=\"sw\", error=\"invalid_token\"").unwrap();
-        assert_eq!((ch.scheme, ch.params.get("error")), ("Bearer", Some("invalid_token")));
+        assert_eq!(
+            (ch.scheme, ch.params.get("error")),
+            ("Bearer", Some("invalid_token"))
+        );
     }
 }

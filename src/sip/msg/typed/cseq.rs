@@ -25,7 +25,11 @@ impl<'a> CSeq<'a> {
         if !sc.at_end() {
             return None;
         }
-        Some(CSeq { seq, method: Method::from_bytes(method_str.as_bytes()), method_str })
+        Some(CSeq {
+            seq,
+            method: Method::from_bytes(method_str.as_bytes()),
+            method_str,
+        })
     }
 }
 

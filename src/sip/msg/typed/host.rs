@@ -47,7 +47,9 @@ impl<'a> Host<'a> {
         if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             return s.parse().ok().map(Host::V4);
         }
-        let ok = s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        let ok = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
             && !s.starts_with(['-', '.']);
         ok.then_some(Host::Domain(s))
     }
@@ -103,7 +105,10 @@ mod tests {
 
     #[test]
     fn hostports() {
-        assert_eq!(Host::parse_hostport("a.example.com:5070"), Some((Host::Domain("a.example.com"), Some(5070))));
+        assert_eq!(
+            Host::parse_hostport("a.example.com:5070"),
+            Some((Host::Domain("a.example.com"), Some(5070)))
+        );
         assert_eq!(
             Host::parse_hostport("[2001:db8::10:5070]"),
             Some((Host::V6("2001:db8::10:5070".parse().unwrap()), None))

@@ -62,9 +62,10 @@ impl<'a> NameAddr<'a> {
             (Some(d), Self::bracketed(&mut sc)?)
         } else if let Some(lt) = find_unquoted(sc.rest(), b'<') {
             let d = trim(&sc.rest()[..lt]);
-            if !d.split(|c: char| c.is_ascii() && super::scanner::is_lws(c as u8)).all(|w| {
-                w.is_empty() || w.bytes().all(crate::sip::msg::parse::is_token_char)
-            }) {
+            if !d
+                .split(|c: char| c.is_ascii() && super::scanner::is_lws(c as u8))
+                .all(|w| w.is_empty() || w.bytes().all(crate::sip::msg::parse::is_token_char))
+            {
                 return None;
             }
             sc.until_any(b"<");
@@ -72,7 +73,10 @@ impl<'a> NameAddr<'a> {
             ((!d.is_empty()).then_some(d), Self::bracketed(&mut sc)?)
         } else {
             let spec = sc.until_any(b";");
-            if spec.bytes().any(|b| matches!(b, b'?' | b',') || super::scanner::is_lws(b)) {
+            if spec
+                .bytes()
+                .any(|b| matches!(b, b'?' | b',') || super::scanner::is_lws(b))
+            {
                 return None;
             }
             (None, spec)
@@ -82,7 +86,12 @@ impl<'a> NameAddr<'a> {
         if !params.validate() {
             return None;
         }
-        Some(NameAddr { display, uri_text, uri, params })
+        Some(NameAddr {
+            display,
+            uri_text,
+            uri,
+            params,
+        })
     }
 
     fn bracketed(sc: &mut Scanner<'a>) -> Option<&'a str> {
@@ -125,10 +134,14 @@ mod tests {
 
     #[test]
     fn forms() {
-        let n = NameAddr::parse("\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8").unwrap();
+        let n = NameAddr::parse(
+            "\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8",
+        )
+        .unwrap();
         assert_eq!(n.display, Some("J Rosenberg \\\\\\\""));
         assert_eq!(n.tag(), Some("98asjd8"));
-        let n = NameAddr::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        let n =
+            NameAddr::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
         assert_eq!(n.tag(), Some("1918181833n"));
         let n = NameAddr::parse("caller<sip:caller@example.com>;tag=323").unwrap();
         assert_eq!(n.display, Some("caller"));

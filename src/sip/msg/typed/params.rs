@@ -30,7 +30,9 @@ impl<'a> Params<'a> {
 
     /// The parameter named `name` (case-insensitive): `Some(None)` if present without value.
     pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
-        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     /// Whether a parameter is present.

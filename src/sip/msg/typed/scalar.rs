@@ -47,9 +47,15 @@ mod tests {
     fn scalars() {
         assert_eq!(parse_max_forwards("0068"), Some(68));
         assert_eq!(parse_max_forwards("300"), None);
-        assert_eq!(parse_delta_seconds("10000000000000000000000"), Some(u32::MAX));
+        assert_eq!(
+            parse_delta_seconds("10000000000000000000000"),
+            Some(u32::MAX)
+        );
         assert_eq!(parse_call_id("a@b"), Some("a@b"));
         assert_eq!(parse_call_id("a b"), None);
-        assert_eq!(tokens("100rel ,timer").collect::<Vec<_>>(), ["100rel", "timer"]);
+        assert_eq!(
+            tokens("100rel ,timer").collect::<Vec<_>>(),
+            ["100rel", "timer"]
+        );
     }
 }

@@ -62,7 +62,9 @@ impl<'a> SipUri<'a> {
         if !matches!(scheme, Scheme::Sip | Scheme::Sips) {
             return None;
         }
-        if s.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"') {
+        if s.bytes()
+            .any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"')
+        {
             return None;
         }
         let rest = &s[s.find(':')? + 1..];
@@ -92,7 +94,15 @@ impl<'a> SipUri<'a> {
             None => (hostpart, ""),
         };
         let (host, port) = Host::parse_hostport(hostport)?;
-        Some(SipUri { scheme, user, password, host, port, params: Params(params), headers })
+        Some(SipUri {
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            params: Params(params),
+            headers,
+        })
     }
 }
 
@@ -102,7 +112,8 @@ mod tests {
 
     #[test]
     fn parts() {
-        let u = SipUri::parse("sips:alice:pw@[2001:db8::1]:5061;transport=tcp;lr?Subject=x").unwrap();
+        let u =
+            SipUri::parse("sips:alice:pw@[2001:db8::1]:5061;transport=tcp;lr?Subject=x").unwrap();
         assert_eq!(u.scheme, Scheme::Sips);
         assert_eq!((u.user, u.password), (Some("alice"), Some("pw")));
         assert_eq!(u.port, Some(5061));

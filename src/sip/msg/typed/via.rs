@@ -44,7 +44,14 @@ impl<'a> Via<'a> {
         if !params.validate() {
             return None;
         }
-        Some(Via { protocol, version, transport, host, port, params })
+        Some(Via {
+            protocol,
+            version,
+            transport,
+            host,
+            port,
+            params,
+        })
     }
 
     /// The branch parameter.
@@ -55,7 +62,8 @@ impl<'a> Via<'a> {
     /// The branch, if it carries the RFC 3261 magic cookie with something after it.
     /// RFC 4475 `badbranch` has a bare `z9hG4bK`, which we treat as no RFC 3261 branch.
     pub fn rfc3261_branch(&self) -> Option<&'a str> {
-        self.branch().filter(|b| b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE))
+        self.branch()
+            .filter(|b| b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE))
     }
 
     /// The `received` parameter.
@@ -65,7 +73,9 @@ impl<'a> Via<'a> {
 
     /// RFC 3581: `Some(None)` when the client asked for rport, `Some(Some(p))` once filled.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params.get("rport").map(|v| v.and_then(|p| p.parse().ok()))
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| p.parse().ok()))
     }
 
     /// Whether the transport is a reliable one (everything but UDP, for our purposes).
@@ -85,7 +95,10 @@ mod tests {
         assert_eq!(v.host, Host::V4("192.0.2.2".parse().unwrap()));
         assert_eq!(v.branch(), Some("390skdjuw"));
         assert_eq!(v.rfc3261_branch(), None);
-        let v = Via::parse("SIP/2.0/TCP [2001:db8::9:1]:5070;branch=z9hG4bKx;rport;received=2001:db8::9:255").unwrap();
+        let v = Via::parse(
+            "SIP/2.0/TCP [2001:db8::9:1]:5070;branch=z9hG4bKx;rport;received=2001:db8::9:255",
+        )
+        .unwrap();
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.rport(), Some(None));
         assert_eq!(v.received(), Some("2001:db8::9:255"));

@@ -1,0 +1,230 @@
+//! The engine: one shard per UDP socket, each a task that drives its own sans-IO
+//! [`TransactionLayer`] with bytes from the network and the clock, and executes what it asks
+//! for. Shards share nothing but the TCP connection table, so they scale with cores.
+//!
+//! This is the one place that reads the clock for the SIP core.
+//!
+//! The transaction user here is the switch as a SIP element: it answers OPTIONS itself and
+//! refuses what it does not handle yet with the status RFC 3261 prescribes. Later layers
+//! (registrar, calls) plug in at [`Shard::on_request`].
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::sip::msg::{Limits, Rejected, ResponseBuilder, SipMessage, parse_datagram};
+use crate::sip::screen::{self, ACCEPTED_BODIES, Refusal, SUPPORTED_EXTENSIONS, Verdict};
+use crate::sip::transaction::{Input, Output, Timers, TransactionKey, TransactionLayer, TuEvent};
+use crate::sip::{Method, Peer, Transport, peer::response_destination};
+use crate::transport::{Connections, Inbound};
+
+/// Methods the switch accepts today, for Allow (RFC 3261 §20.5). Grows as the registrar
+/// and call handling land.
+pub const ALLOW: &str = "OPTIONS, ACK, CANCEL";
+
+/// What every shard needs to know.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    /// RFC 3261 T1/T2/T4.
+    pub timers: Timers,
+    /// Message caps.
+    pub limits: Limits,
+    /// Our Server header value.
+    pub server_name: Arc<str>,
+}
+
+/// One engine shard.
+pub struct Shard {
+    layer: TransactionLayer,
+    udp: UdpSocket,
+    conns: Arc<Connections>,
+    inbound: mpsc::Receiver<Inbound>,
+    config: ShardConfig,
+    /// Stateless answers (refusals) waiting to be sent.
+    stateless: VecDeque<(Peer, Bytes)>,
+}
+
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
+}
+
+impl Shard {
+    /// A shard on `udp`, also receiving stream messages on `inbound`.
+    pub fn new(
+        udp: UdpSocket,
+        conns: Arc<Connections>,
+        inbound: mpsc::Receiver<Inbound>,
+        config: ShardConfig,
+    ) -> Self {
+        Shard {
+            layer: TransactionLayer::new(config.timers),
+            udp,
+            conns,
+            inbound,
+            config,
+            stateless: VecDeque::new(),
+        }
+    }
+
+    /// Runs until the inbound channel closes (server shutdown).
+    pub async fn run(mut self) {
+        // One receive buffer for the life of the shard; each datagram is copied once into
+        // its own `Bytes`, which then backs the parsed message with no further copies.
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let deadline = self
+                .layer
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
+            tokio::select! {
+                r = self.udp.recv_from(&mut buf) => match r {
+                    Ok((n, src)) => {
+                        let parsed = parse_datagram(Bytes::copy_from_slice(&buf[..n]), &self.config.limits);
+                        self.on_message(parsed, Peer::udp(src));
+                    }
+                    // ICMP port-unreachable from an earlier send surfaces here on Linux.
+                    Err(e) => tracing::debug!(error = %e, "udp receive error"),
+                },
+                inbound = self.inbound.recv() => match inbound {
+                    Some(Inbound { parsed, from }) => self.on_message(parsed, from),
+                    None => return,
+                },
+                () = sleep_until(deadline) => self.layer.handle_timeout(now()),
+            }
+            self.drain().await;
+        }
+    }
+
+    fn on_message(&mut self, parsed: Result<SipMessage, Rejected>, from: Peer) {
+        match screen::judge(parsed) {
+            Verdict::Deliver(msg) => self.layer.handle(now(), Input::Received { msg, from }),
+            Verdict::Refuse { request, refusal } => {
+                tracing::debug!(peer = %from.addr, code = refusal.code, reason = %refusal.reason, "refusing request");
+                // A refused request gets no transaction: if it is retransmitted it is simply
+                // refused again, which costs no state (what a stateless proxy does).
+                let to = request
+                    .top_via()
+                    .map_or(from, |v| response_destination(&v, &from));
+                let bytes = self.response(&request, &from, refusal.code, &refusal);
+                self.stateless.push_back((to, bytes));
+            }
+            Verdict::Drop(class) => tracing::debug!(peer = %from.addr, class, "dropping message"),
+        }
+    }
+
+    /// Runs the layer's outputs (and our reactions to its events) until it is quiet.
+    async fn drain(&mut self) {
+        loop {
+            if let Some((to, bytes)) = self.stateless.pop_front() {
+                self.send(to, bytes).await;
+                continue;
+            }
+            match self.layer.poll_output() {
+                Some(Output::Send { to, bytes }) => self.send(to, bytes).await,
+                Some(Output::Event(event)) => self.on_event(event),
+                None => return,
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: TuEvent) {
+        match event {
+            TuEvent::Request { key, request, from } => self.on_request(key, &request, &from),
+            TuEvent::Cancelled { invite } => {
+                // No INVITE is ever left pending today (they are answered at once), so a
+                // CANCEL can only race with an answer already sent.
+                tracing::debug!(?invite, "CANCEL for an INVITE already answered");
+            }
+            TuEvent::Ack { from, .. } => {
+                tracing::debug!(peer = %from.addr, "ACK outside a transaction")
+            }
+            TuEvent::Response { key, .. } => {
+                tracing::debug!(?key, "response for a client transaction")
+            }
+            TuEvent::Timeout { key } => tracing::debug!(?key, "transaction timed out"),
+            TuEvent::StrayResponse { from, .. } => {
+                tracing::debug!(peer = %from.addr, "stray response dropped")
+            }
+        }
+    }
+
+    /// The transaction user: what the switch does with a well-formed request.
+    fn on_request(&mut self, key: TransactionKey, request: &SipMessage, from: &Peer) {
+        let code = match request.method() {
+            Some(Method::Options) => 200,
+            // Requests inside a dialog we do not have (RFC 3261 §12.2.2).
+            Some(Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Notify) => {
+                481
+            }
+            // Recognised, but not served by this element yet (RFC 3261 §8.2.1).
+            _ => 405,
+        };
+        let response = self.response(request, from, code, &Refusal::default());
+        self.layer.handle(now(), Input::Respond { key, response });
+    }
+
+    /// Builds a response with the headers RFC 3261 asks of each status.
+    fn response(&self, request: &SipMessage, from: &Peer, code: u16, refusal: &Refusal) -> Bytes {
+        let tag = crate::ids::tag();
+        let mut b = ResponseBuilder::new(request, code)
+            .to_tag(&tag)
+            .received_from(from.addr);
+        if !refusal.reason.is_empty() {
+            b = b.reason(&refusal.reason);
+        }
+        for (name, value) in &refusal.headers {
+            b = b.header(name, value.clone());
+        }
+        // §11.2: an OPTIONS answer lists what we allow, accept and support; §8.2.1: so
+        // does a 405.
+        if code == 200 || code == 405 {
+            b = b.header("Allow", ALLOW);
+        }
+        if code == 200 {
+            b = b
+                .header("Accept", ACCEPTED_BODIES.join(", "))
+                .header("Accept-Encoding", "identity")
+                .header("Accept-Language", "en")
+                .header("Supported", SUPPORTED_EXTENSIONS.join(", "));
+        }
+        b.header("Server", self.config.server_name.to_string())
+            .build()
+    }
+
+    async fn send(&self, to: Peer, bytes: Bytes) {
+        match to.transport {
+            Transport::Udp => {
+                if let Err(e) = self.udp.send_to(&bytes, to.addr).await {
+                    tracing::debug!(peer = %to.addr, error = %e, "udp send failed");
+                }
+            }
+            Transport::Tcp => {
+                let writer = to.conn.and_then(|id| self.conns.writer(id));
+                match writer {
+                    // A full queue means the peer stopped reading: drop rather than stall
+                    // every other call on this shard.
+                    Some(w) => {
+                        if w.try_send(bytes).is_err() {
+                            tracing::warn!(peer = %to.addr, "tcp write queue full or closed; message dropped");
+                        }
+                    }
+                    None => {
+                        tracing::debug!(peer = %to.addr, "tcp connection gone; message dropped")
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

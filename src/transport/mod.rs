@@ -1,0 +1,110 @@
+//! Sockets: UDP and TCP listeners that feed bytes to the engine shards and send what the
+//! sans-IO core asks for (`Output::Send`).
+
+pub mod tcp;
+pub mod udp;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::sip::ConnectionId;
+use crate::sip::Peer;
+use crate::sip::msg::{Rejected, SipMessage};
+
+/// A message (or a rejected one) that arrived on a stream, for an engine shard.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The parse result.
+    pub parsed: Result<SipMessage, Rejected>,
+    /// Who sent it.
+    pub from: Peer,
+}
+
+/// The open stream connections, so a shard can answer on the connection a request came in
+/// on. Holds only channel handles; the lock is never held across an `.await`.
+#[derive(Debug, Default)]
+pub struct Connections {
+    inner: Mutex<ConnTable>,
+}
+
+#[derive(Debug, Default)]
+struct ConnTable {
+    writers: HashMap<ConnectionId, mpsc::Sender<Bytes>>,
+    per_ip: HashMap<IpAddr, usize>,
+    next_id: ConnectionId,
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// `tcp.max_connections` reached.
+    Total,
+    /// `tcp.max_connections_per_ip` reached for this address.
+    PerIp,
+}
+
+impl Connections {
+    /// Admits a connection from `ip` under the caps, returning its id.
+    pub fn admit(
+        &self,
+        ip: IpAddr,
+        writer: mpsc::Sender<Bytes>,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> Result<ConnectionId, Refused> {
+        let mut t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if t.writers.len() >= max_total {
+            return Err(Refused::Total);
+        }
+        let n = t.per_ip.entry(ip).or_insert(0);
+        if *n >= max_per_ip {
+            return Err(Refused::PerIp);
+        }
+        *n += 1;
+        t.next_id += 1;
+        let id = t.next_id;
+        t.writers.insert(id, writer);
+        Ok(id)
+    }
+
+    /// Forgets a closed connection.
+    pub fn remove(&self, id: ConnectionId, ip: IpAddr) {
+        let mut t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if t.writers.remove(&id).is_some()
+            && let Some(n) = t.per_ip.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                t.per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// The writer of a connection, cloned out so no lock is held while sending.
+    pub fn writer(&self, id: ConnectionId) -> Option<mpsc::Sender<Bytes>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .writers
+            .get(&id)
+            .cloned()
+    }
+
+    /// Open connections.
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .writers
+            .len()
+    }
+
+    /// Whether none are open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

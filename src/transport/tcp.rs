@@ -1,0 +1,159 @@
+//! TCP: an accept loop with connection caps, and one task per connection that frames the
+//! byte stream (RFC 3261 §18.3) and writes what the engine sends back on it.
+//!
+//! A framing error closes the connection (RFC 4475 §3.1.2.3: once a length is wrong,
+//! nothing after it can be found). A connection idle for `idle_timeout` is closed, which
+//! also ends slow-loris peers that never finish a message.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::{Connections, Inbound};
+use crate::sip::Peer;
+use crate::sip::msg::{Frame, Limits, StreamFramer};
+
+/// Settings for stream connections.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpSettings {
+    /// Close a connection that sends nothing for this long.
+    pub idle_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Most connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Message size caps.
+    pub limits: Limits,
+}
+
+/// Messages queued for one connection before we consider it stuck.
+const WRITE_QUEUE: usize = 256;
+
+/// Binds a TCP listener with SO_REUSEADDR (so a restart does not wait out TIME_WAIT).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Accepts connections forever, handing each to the shard `id % shards.len()`.
+pub async fn accept_loop(
+    listener: TcpListener,
+    shards: Vec<mpsc::Sender<Inbound>>,
+    conns: Arc<Connections>,
+    settings: TcpSettings,
+) {
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "tcp accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let id = match conns.admit(
+            addr.ip(),
+            tx,
+            settings.max_connections,
+            settings.max_connections_per_ip,
+        ) {
+            Ok(id) => id,
+            Err(why) => {
+                tracing::warn!(peer = %addr, ?why, "tcp connection refused by cap");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shard = shards[(id as usize) % shards.len()].clone();
+        let conns = conns.clone();
+        tokio::spawn(async move {
+            connection(stream, addr, id, shard, rx, settings).await;
+            conns.remove(id, addr.ip());
+            tracing::debug!(peer = %addr, conn = id, "tcp connection closed");
+        });
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    id: u64,
+    shard: mpsc::Sender<Inbound>,
+    mut outgoing: mpsc::Receiver<Bytes>,
+    settings: TcpSettings,
+) {
+    let (mut reader, mut writer) = stream.into_split();
+    let (pong_tx, mut pong_rx) = mpsc::channel::<()>(4);
+    let write = async move {
+        loop {
+            let bytes = tokio::select! {
+                b = outgoing.recv() => match b { Some(b) => b, None => break },
+                p = pong_rx.recv() => match p { Some(()) => Bytes::from_static(b"\r\n"), None => break },
+            };
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    };
+    let read = async move {
+        let mut framer = StreamFramer::new(settings.limits);
+        let peer = Peer::tcp(addr, id);
+        loop {
+            loop {
+                match framer.next_frame() {
+                    Ok(Some(Frame::Message(msg))) => {
+                        if shard
+                            .send(Inbound {
+                                parsed: Ok(msg),
+                                from: peer,
+                            })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    // RFC 5626 §4.4.1: answer a CRLFCRLF ping with a CRLF pong.
+                    Ok(Some(Frame::KeepAlive)) => {
+                        let _ = pong_tx.try_send(());
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::info!(peer = %addr, error = %e, class = e.class(), "closing tcp connection: bad framing");
+                        return;
+                    }
+                }
+            }
+            let buf = framer.buffer();
+            buf.reserve(4096);
+            match tokio::time::timeout(settings.idle_timeout, reader.read_buf(buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => {}
+                Err(_) => {
+                    tracing::debug!(peer = %addr, "closing idle tcp connection");
+                    return;
+                }
+            }
+        }
+    };
+    // When the reader ends (EOF, error, framing fault, idle) the connection is over; the
+    // writer task is dropped with it, closing the socket.
+    tokio::select! {
+        () = read => {}
+        () = write => {}
+    }
+}

@@ -1,0 +1,24 @@
+//! UDP sockets bound with SO_REUSEPORT, so each engine shard owns one socket on the same
+//! port and the kernel spreads datagrams across them by 4-tuple (a given peer always lands
+//! on the same shard, where its transactions live).
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Receive buffer we ask for: bursts of thousands of requests per second must queue in the
+/// kernel rather than be dropped while a shard is busy.
+const RECV_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Binds a non-blocking UDP socket with SO_REUSEADDR and SO_REUSEPORT.
+pub fn bind(addr: SocketAddr) -> io::Result<tokio::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    // Best effort: the kernel caps it at net.core.rmem_max.
+    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(socket.into())
+}
