@@ -2,6 +2,10 @@
 //! synchronous test UAs in `harness/`. Timeouts here are generous upper bounds for "never
 //! arrived", not performance claims.
 
+// These tests talk to a real process over real sockets, so they read the real clock
+// (for receive deadlines only; nothing asserts a duration).
+#![allow(clippy::disallowed_methods)]
+
 #[path = "harness/mod.rs"]
 mod harness;
 

@@ -309,7 +309,7 @@ proptest! {
         for (a, b) in first.headers().iter().zip(second.headers()) {
             prop_assert_eq!(a.name, b.name);
             prop_assert_eq!(first.raw_name(a).eq_ignore_ascii_case(second.raw_name(b)) || a.name != HeaderName::Other, true);
-            let unfold = |s: &str| s.split(|c| c == '\r' || c == '\n').map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
+            let unfold = |s: &str| s.split(['\r', '\n']).map(str::trim).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ");
             prop_assert_eq!(unfold(first.value(a)), unfold(second.value(b)));
         }
         prop_assert_eq!(first.body(), second.body());

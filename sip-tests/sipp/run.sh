@@ -15,6 +15,11 @@ repo=$(cd "$here/../.." && pwd)
 calls=${SIPP_CALLS:-10000}
 rate=${SIPP_RATE:-2000}
 
+if ! command -v sipp >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "run.sh: installing SIPp (Debian package sip-tester)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester >/dev/null
+fi
 if ! command -v sipp >/dev/null 2>&1; then
     echo "run.sh: sipp not found. Install SIPp (Debian/Ubuntu package 'sip-tester':" \
         "apt-get update && apt-get install -y sip-tester) and run again." >&2

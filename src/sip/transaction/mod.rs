@@ -270,16 +270,19 @@ impl TransactionLayer {
             tracing::debug!("request without usable top Via dropped");
             return;
         };
+        if msg.method() == Some(Method::Ack) {
+            return self.on_ack(now, key, msg, from);
+        }
+        if let Some(&id) = self.servers.get(&key) {
+            // A retransmission (of a CANCEL too: it has its own transaction).
+            self.run(now, id, |machine, fx| match machine {
+                Machine::ServerInvite(m) => m.on_retransmission(fx),
+                Machine::ServerNonInvite(m) => m.on_retransmission(fx),
+                _ => {}
+            });
+            return;
+        }
         match msg.method() {
-            Some(Method::Ack) => self.on_ack(now, key, msg, from),
-            _ if self.servers.contains_key(&key) => {
-                let id = self.servers[&key];
-                self.run(now, id, |machine, fx| match machine {
-                    Machine::ServerInvite(m) => m.on_retransmission(fx),
-                    Machine::ServerNonInvite(m) => m.on_retransmission(fx),
-                    _ => {}
-                });
-            }
             Some(Method::Cancel) => self.on_cancel(now, key, msg, from),
             Some(Method::Invite) => {
                 let reliable = from.transport.is_reliable();
