@@ -12,6 +12,7 @@ pub mod api;
 pub mod config;
 pub mod engine;
 pub mod ids;
+pub mod registrar;
 pub mod server;
 pub mod sip;
 pub mod transport;
