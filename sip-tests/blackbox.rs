@@ -602,3 +602,55 @@ fn check_reports_misspelled_server_key_with_position() {
         "expected `:` after the column: {stderr}"
     );
 }
+
+/// Waits until the switch's stderr contains `needle` (logs arrive asynchronously).
+fn wait_for_log(sw: &Switch, needle: &str) -> String {
+    for _ in 0..100 {
+        let log = sw.stderr();
+        if log.contains(needle) {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("switch never logged {needle:?}; stderr:\n{}", sw.stderr());
+}
+
+fn sighup(sw: &Switch) {
+    let status = std::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(sw.pid().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -HUP failed");
+}
+
+/// SIGHUP with a broken file: the reload is refused with `file:line:col: why`, the switch
+/// keeps its old config and keeps answering; with a good file the reload is applied.
+#[test]
+fn sighup_reload_refuses_a_bad_config_and_applies_a_good_one() {
+    let conf = std::fs::read_to_string(harness::default_config()).unwrap();
+    let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("switchboard-hup-")));
+    std::fs::write(&path, &conf).unwrap();
+    let mut sw = Switch::start_with_config(&path);
+
+    let (bad, line) = misspell_server_key(&conf);
+    std::fs::write(&path, &bad).unwrap();
+    sighup(&sw);
+    let log = wait_for_log(&sw, "config reload failed");
+    let position = format!("{}:{line}:", path.display());
+    assert!(
+        log.contains(&position),
+        "the refusal names {position}COL; stderr:\n{log}"
+    );
+    sw.assert_alive("after a refused reload");
+    let ua = sw.udp();
+    let (req, resp) = udp_options(&sw, &ua, &[]);
+    assert_status(&resp, 200, &req);
+
+    std::fs::write(&path, &conf).unwrap();
+    sighup(&sw);
+    wait_for_log(&sw, "config reloaded");
+    let (req, resp) = udp_options(&sw, &ua, &[]);
+    assert_status(&resp, 200, &req);
+    let _ = std::fs::remove_file(&path);
+}

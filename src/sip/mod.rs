@@ -5,6 +5,7 @@
 //! clock with injected loss (see `transaction`).
 #![warn(missing_docs)]
 
+pub mod dialog;
 pub mod method;
 pub mod msg;
 pub mod peer;
