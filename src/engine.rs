@@ -16,15 +16,17 @@ use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::metrics::Metrics;
+use crate::registrar::register::Registrar;
 use crate::sip::msg::{Limits, Rejected, ResponseBuilder, SipMessage, parse_datagram};
-use crate::sip::screen::{self, ACCEPTED_BODIES, Refusal, SUPPORTED_EXTENSIONS, Verdict};
+use crate::sip::screen::{self, ACCEPTED_BODIES, SUPPORTED_EXTENSIONS, Verdict};
 use crate::sip::transaction::{Input, Output, Timers, TransactionKey, TransactionLayer, TuEvent};
 use crate::sip::{Method, Peer, Transport, peer::response_destination};
 use crate::transport::{Connections, Inbound};
 
-/// Methods the switch accepts today, for Allow (RFC 3261 §20.5). Grows as the registrar
-/// and call handling land.
-pub const ALLOW: &str = "OPTIONS, ACK, CANCEL";
+/// Methods the switch accepts today, for Allow (RFC 3261 §20.5). Grows as call handling
+/// lands.
+pub const ALLOW: &str = "OPTIONS, REGISTER, ACK, CANCEL";
 
 /// What every shard needs to know.
 #[derive(Debug, Clone)]
@@ -35,6 +37,10 @@ pub struct ShardConfig {
     pub limits: Limits,
     /// Our Server header value.
     pub server_name: Arc<str>,
+    /// REGISTER handling and the location store.
+    pub registrar: Arc<Registrar>,
+    /// Counters for /metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 /// One engine shard.
@@ -51,6 +57,15 @@ pub struct Shard {
 #[allow(clippy::disallowed_methods)]
 fn now() -> Instant {
     Instant::now()
+}
+
+/// Wall-clock seconds, for expiries that outlive the process's monotonic clock (tokens,
+/// registrations).
+#[allow(clippy::disallowed_methods)]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Shard {
@@ -101,6 +116,7 @@ impl Shard {
     }
 
     fn on_message(&mut self, parsed: Result<SipMessage, Rejected>, from: Peer) {
+        self.config.metrics.message_received(from.transport);
         match screen::judge(parsed) {
             Verdict::Deliver(msg) => self.layer.handle(now(), Input::Received { msg, from }),
             Verdict::Refuse { request, refusal } => {
@@ -110,10 +126,19 @@ impl Shard {
                 let to = request
                     .top_via()
                     .map_or(from, |v| response_destination(&v, &from));
-                let bytes = self.response(&request, &from, refusal.code, &refusal);
+                let bytes = self.response(
+                    &request,
+                    &from,
+                    refusal.code,
+                    &refusal.reason,
+                    &refusal.headers,
+                );
                 self.stateless.push_back((to, bytes));
             }
-            Verdict::Drop(class) => tracing::debug!(peer = %from.addr, class, "dropping message"),
+            Verdict::Drop(class) => {
+                self.config.metrics.message_dropped(class);
+                tracing::debug!(peer = %from.addr, class, "dropping message");
+            }
         }
     }
 
@@ -155,29 +180,42 @@ impl Shard {
 
     /// The transaction user: what the switch does with a well-formed request.
     fn on_request(&mut self, key: TransactionKey, request: &SipMessage, from: &Peer) {
-        let code = match request.method() {
-            Some(Method::Options) => 200,
+        let response = match request.method() {
+            Some(Method::Options) => self.response(request, from, 200, "", &[]),
+            Some(Method::Register) => {
+                let reply = self.config.registrar.handle(request, from, unix_now());
+                self.config.metrics.register_outcome(reply.outcome);
+                tracing::debug!(peer = %from.addr, code = reply.code, outcome = ?reply.outcome, "REGISTER");
+                self.response(request, from, reply.code, reply.reason, &reply.headers)
+            }
             // Requests inside a dialog we do not have (RFC 3261 §12.2.2).
             Some(Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Notify) => {
-                481
+                self.response(request, from, 481, "", &[])
             }
             // Recognised, but not served by this element yet (RFC 3261 §8.2.1).
-            _ => 405,
+            _ => self.response(request, from, 405, "", &[]),
         };
-        let response = self.response(request, from, code, &Refusal::default());
         self.layer.handle(now(), Input::Respond { key, response });
     }
 
-    /// Builds a response with the headers RFC 3261 asks of each status.
-    fn response(&self, request: &SipMessage, from: &Peer, code: u16, refusal: &Refusal) -> Bytes {
+    /// Builds a response with the headers RFC 3261 asks of each status. An empty `reason`
+    /// means the standard phrase.
+    fn response(
+        &self,
+        request: &SipMessage,
+        from: &Peer,
+        code: u16,
+        reason: &str,
+        headers: &[(&'static str, String)],
+    ) -> Bytes {
         let tag = crate::ids::tag();
         let mut b = ResponseBuilder::new(request, code)
             .to_tag(&tag)
             .received_from(from.addr);
-        if !refusal.reason.is_empty() {
-            b = b.reason(&refusal.reason);
+        if !reason.is_empty() {
+            b = b.reason(reason);
         }
-        for (name, value) in &refusal.headers {
+        for (name, value) in headers {
             b = b.header(name, value.clone());
         }
         // §11.2: an OPTIONS answer lists what we allow, accept and support; §8.2.1: so

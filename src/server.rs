@@ -14,6 +14,10 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, Live};
 use crate::engine::{Shard, ShardConfig};
+use crate::metrics::Metrics;
+use crate::registrar::location::{LocationStore, MemoryStore};
+use crate::registrar::presence::Presence;
+use crate::registrar::register::Registrar;
 use crate::sip::msg::Limits;
 use crate::sip::transaction::Timers;
 use crate::transport::tcp::TcpSettings;
@@ -30,6 +34,9 @@ pub struct RunArgs {
     pub http: Option<SocketAddr>,
 }
 
+/// How often expired bindings are swept out (presence turns offline within this).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// Stream messages a shard may have queued before a TCP reader waits.
 const SHARD_QUEUE: usize = 4096;
 
@@ -45,7 +52,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let shard_config = shard_config(&cfg);
+    // One store, presence table, metrics set and registrar for the whole process: the
+    // shards write them, the REST API and the sweeper read them.
+    let shared = Shared::new(&cfg)?;
+    let shard_config = shard_config(&cfg, &shared);
     let tcp_settings = TcpSettings {
         idle_timeout: Duration::from_secs(cfg.server.tcp.idle_timeout_secs),
         max_connections: cfg.server.tcp.max_connections,
@@ -85,21 +95,44 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {http_addr}"))?;
     writeln!(out, "listening http {}", http.local_addr()?)?;
-    tokio::spawn(crate::api::serve(http, live.clone()));
+    let api_state = Arc::new(crate::api::ApiState {
+        live: live.clone(),
+        store: shared.store.clone(),
+        presence: shared.presence.clone(),
+        metrics: shared.metrics.clone(),
+    });
+    tokio::spawn(crate::api::serve(http, api_state));
+    // Accounts with a presence_callback URL learn when their clients come and go.
+    let webhooks = Arc::new(
+        crate::webhook::WebhookClient::new(&cfg.webhooks).context("building the webhook client")?,
+    );
+    crate::webhook::presence_callback::spawn(&shared.presence, live.clone(), webhooks);
+    // Bindings lapse on their own (a token's expiry ends its registration): sweep them out
+    // and let presence go offline.
+    tokio::spawn(crate::registrar::presence::run_sweeper(
+        shared.presence.clone(),
+        shared.store.clone(),
+        SWEEP_EVERY,
+        crate::engine::unix_now,
+    ));
+    // Handlers go in before `ready`: a SIGHUP that arrives earlier would otherwise take the
+    // default action and end the process.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     writeln!(out, "ready")?;
     out.flush()?;
     drop(out);
     tracing::info!(shards_per_address = shards_per_addr, "switchboard ready");
-
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
             _ = hup.recv() => match live.reload() {
-                // Listen addresses, workers and timers are read at start; the dial plan
-                // and accounts are read per request from the live config.
-                Ok(_) => tracing::info!(path = %live.path().display(), "config reloaded"),
+                // Listen addresses, workers and timers are read at start; accounts, keys
+                // and SIP users are rebuilt here; the rest is read per request.
+                Ok(cfg) => match shared.registrar.reload(&cfg) {
+                    Ok(()) => tracing::info!(path = %live.path().display(), "config reloaded"),
+                    Err(e) => tracing::warn!(error = %e, "config reloaded, but its keys are unusable; keeping the old keys"),
+                },
                 Err(e) => tracing::warn!(error = %e, "config reload failed; keeping the old config"),
             },
             _ = term.recv() => break,
@@ -110,7 +143,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn shard_config(cfg: &Config) -> ShardConfig {
+/// State shared by every shard and the API.
+struct Shared {
+    store: Arc<dyn LocationStore>,
+    presence: Arc<Presence>,
+    metrics: Arc<Metrics>,
+    registrar: Arc<Registrar>,
+}
+
+impl Shared {
+    fn new(cfg: &Config) -> anyhow::Result<Shared> {
+        let store: Arc<dyn LocationStore> = Arc::new(MemoryStore::new());
+        let presence = Arc::new(Presence::new());
+        let registrar = Registrar::new(cfg, store.clone(), presence.clone())
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("setting up token and Digest verification")?;
+        Ok(Shared {
+            store,
+            presence,
+            metrics: Arc::new(Metrics::new()),
+            registrar: Arc::new(registrar),
+        })
+    }
+}
+
+fn shard_config(cfg: &Config, shared: &Shared) -> ShardConfig {
     let t = &cfg.server.timers;
     ShardConfig {
         timers: Timers {
@@ -123,6 +180,8 @@ fn shard_config(cfg: &Config) -> ShardConfig {
             ..Limits::default()
         },
         server_name: cfg.server.user_agent.as_str().into(),
+        registrar: shared.registrar.clone(),
+        metrics: shared.metrics.clone(),
     }
 }
 

@@ -1,7 +1,23 @@
-//! The HTTP side: `/health` now; the Twilio-shaped REST API and `/metrics` later. Plain
-//! hyper 1 over HTTP/1.1, one task per connection.
+//! The HTTP side: the Twilio-shaped REST API, `/metrics` and `/health`. Plain hyper 1 over
+//! HTTP/1.1, one task per connection.
+//!
+//! - `accounts`: `/2010-04-01/Accounts/{AccountSid}/…` (Basic auth, `auth`), dispatching
+//!   to `clients` (`Clients.json`, `Clients/{Identity}.json`).
+//! - `prometheus`: `GET /metrics`, no auth.
+//! - `health`: `GET /health`, no auth.
+//! - `reply` (JSON and Twilio error documents), `percent`, `time` (RFC 3339): helpers.
+//!
+//! Handlers only read shared state (`ApiState`) and never hold a lock across an `.await`:
+//! `respond` is synchronous.
 
+mod accounts;
+mod auth;
+mod clients;
 mod health;
+mod percent;
+mod prometheus;
+mod reply;
+mod time;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -9,16 +25,36 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::config::Live;
+use crate::metrics::Metrics;
+use crate::registrar::location::LocationStore;
+use crate::registrar::presence::Presence;
 
-type Body = Full<Bytes>;
+/// Response body type of every handler.
+pub type Body = Full<Bytes>;
+
+/// What the HTTP side reads: the same instances the SIP side writes.
+pub struct ApiState {
+    pub live: Arc<Live>,
+    pub store: Arc<dyn LocationStore>,
+    pub presence: Arc<Presence>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("live", &self.live)
+            .field("presence", &self.presence)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Serve HTTP on `listener` until the task is dropped (the server aborts it on shutdown).
 ///
@@ -26,7 +62,7 @@ type Body = Full<Bytes>;
 /// anything else (typically EMFILE, out of file descriptors) is logged and retried after a
 /// short pause, because it passes once other connections close and a dead API would be
 /// worse. The `Result` leaves room for startup work that can fail.
-pub async fn serve(listener: TcpListener, live: Arc<Live>) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Result<()> {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -37,11 +73,11 @@ pub async fn serve(listener: TcpListener, live: Arc<Live>) -> std::io::Result<()
                 continue;
             }
         };
-        let live = Arc::clone(&live);
+        let state = Arc::clone(&state);
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let live = Arc::clone(&live);
-                async move { Ok::<_, Infallible>(route(req, &live)) }
+                let resp = respond(&req, &state, crate::engine::unix_now());
+                async move { Ok::<_, Infallible>(resp) }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -62,70 +98,19 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
-fn route(req: Request<Incoming>, _live: &Live) -> Response<Body> {
-    match req.uri().path() {
+/// Answer one request at `now` (unix seconds). Every route so far is a read that needs
+/// only the request head, so the body is never read.
+pub fn respond<B>(req: &Request<B>, state: &ApiState, now: u64) -> Response<Body> {
+    let path = req.uri().path();
+    match path {
         "/health" => health::handle(req.method()),
-        _ => json_bytes(StatusCode::NOT_FOUND, health::NOT_FOUND),
+        "/metrics" => prometheus::handle(req.method(), state),
+        _ if path.starts_with(accounts::PREFIX) => {
+            accounts::handle(req.method(), req.uri(), req.headers(), state, now)
+        }
+        _ => reply::not_found(path),
     }
-}
-
-fn json(status: StatusCode, body: &'static str) -> Response<Body> {
-    json_bytes(status, Bytes::from_static(body.as_bytes()))
-}
-
-fn json_bytes(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    resp
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    async fn get(addr: std::net::SocketAddr, req: &str) -> String {
-        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        s.write_all(req.as_bytes()).await.expect("write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.expect("read");
-        out
-    }
-
-    #[tokio::test]
-    async fn health_and_404() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let live = Arc::new(Live::new("unused.toml", crate::config::Config::default()));
-        let server = tokio::spawn(serve(listener, live));
-
-        let ok = get(
-            addr,
-            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        )
-        .await;
-        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
-        assert!(ok.contains("content-type: application/json"), "{ok}");
-        assert!(ok.ends_with(r#"{"status":"ok"}"#), "{ok}");
-
-        let nf = get(
-            addr,
-            "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        )
-        .await;
-        assert!(nf.starts_with("HTTP/1.1 404 Not Found\r\n"), "{nf}");
-        assert!(nf.contains(r#""status":404"#), "{nf}");
-
-        let m = get(
-            addr,
-            "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        )
-        .await;
-        assert!(m.starts_with("HTTP/1.1 405 "), "{m}");
-        server.abort();
-    }
-}
+mod tests;

@@ -3,4 +3,6 @@
 
 pub mod digest;
 pub mod location;
+pub mod presence;
+pub mod register;
 pub mod token;

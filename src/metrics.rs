@@ -1,0 +1,364 @@
+//! Metric names and label sets in one place, counted with plain atomics and rendered in the
+//! Prometheus text format 0.0.4 for `GET /metrics`.
+//!
+//! Every label takes its value from a fixed enum, so a hostile peer cannot grow the number
+//! of series: an unknown drop class counts as `other`.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `sip_messages_received_total` | counter | `transport` = udp, tcp |
+//! | `sip_messages_dropped_total` | counter | `class` = [`DropClass`] |
+//! | `sip_register_total` | counter | `outcome` = [`RegisterOutcomeLabel`] |
+//! | `registrar_bindings` | gauge | (from `LocationStore::binding_count`) |
+//! | `registrar_aors_available`, `_busy`, `_offline` | gauge | (from `Presence::counts`) |
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::registrar::location::RegisterError;
+use crate::registrar::presence::PresenceCounts;
+use crate::sip::peer::Transport;
+
+/// The `Content-Type` of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// How a REGISTER ended, for `sip_register_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegisterOutcomeLabel {
+    /// 200 with at least one binding left.
+    Ok,
+    /// 200 that removed the last binding (`Expires: 0` or `*`).
+    Unregistered,
+    /// 401 with a challenge: no credentials were sent.
+    Challenge,
+    /// 401 `error="invalid_token"`, or failed Digest credentials.
+    InvalidToken,
+    /// 403: valid credentials, but not for this AOR or without the incoming grant, or too
+    /// many contacts.
+    Forbidden,
+    /// 423 Interval Too Brief.
+    IntervalTooBrief,
+    /// 500: `RegisterError::OutOfOrder`.
+    OutOfOrder,
+    /// `RegisterError::TooManyContacts`.
+    TooManyContacts,
+    /// 400: a malformed Contact, To or Expires.
+    BadRequest,
+}
+
+impl RegisterOutcomeLabel {
+    pub const ALL: [RegisterOutcomeLabel; 9] = [
+        RegisterOutcomeLabel::Ok,
+        RegisterOutcomeLabel::Unregistered,
+        RegisterOutcomeLabel::Challenge,
+        RegisterOutcomeLabel::InvalidToken,
+        RegisterOutcomeLabel::Forbidden,
+        RegisterOutcomeLabel::IntervalTooBrief,
+        RegisterOutcomeLabel::OutOfOrder,
+        RegisterOutcomeLabel::TooManyContacts,
+        RegisterOutcomeLabel::BadRequest,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RegisterOutcomeLabel::Ok => "ok",
+            RegisterOutcomeLabel::Unregistered => "unregistered",
+            RegisterOutcomeLabel::Challenge => "challenge",
+            RegisterOutcomeLabel::InvalidToken => "invalid_token",
+            RegisterOutcomeLabel::Forbidden => "forbidden",
+            RegisterOutcomeLabel::IntervalTooBrief => "interval_too_brief",
+            RegisterOutcomeLabel::OutOfOrder => "out_of_order",
+            RegisterOutcomeLabel::TooManyContacts => "too_many_contacts",
+            RegisterOutcomeLabel::BadRequest => "bad_request",
+        }
+    }
+}
+
+impl From<RegisterError> for RegisterOutcomeLabel {
+    fn from(e: RegisterError) -> Self {
+        match e {
+            RegisterError::OutOfOrder => RegisterOutcomeLabel::OutOfOrder,
+            RegisterError::TooManyContacts { .. } => RegisterOutcomeLabel::TooManyContacts,
+        }
+    }
+}
+
+/// Why a received message was dropped unanswered, for `sip_messages_dropped_total{class}`:
+/// the classes of `ParseError::class` and `screen::Verdict::Drop`, plus `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropClass {
+    StartLine,
+    HeaderSyntax,
+    Unterminated,
+    Framing,
+    TooLarge,
+    Empty,
+    BadResponse,
+    NoVia,
+    BadAck,
+    Other,
+}
+
+impl DropClass {
+    pub const ALL: [DropClass; 10] = [
+        DropClass::StartLine,
+        DropClass::HeaderSyntax,
+        DropClass::Unterminated,
+        DropClass::Framing,
+        DropClass::TooLarge,
+        DropClass::Empty,
+        DropClass::BadResponse,
+        DropClass::NoVia,
+        DropClass::BadAck,
+        DropClass::Other,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DropClass::StartLine => "start_line",
+            DropClass::HeaderSyntax => "header_syntax",
+            DropClass::Unterminated => "unterminated",
+            DropClass::Framing => "framing",
+            DropClass::TooLarge => "too_large",
+            DropClass::Empty => "empty",
+            DropClass::BadResponse => "bad_response",
+            DropClass::NoVia => "no_via",
+            DropClass::BadAck => "bad_ack",
+            DropClass::Other => "other",
+        }
+    }
+
+    /// The class named `class` (a `class()` string from the SIP layer), or `Other`.
+    pub fn from_class(class: &str) -> DropClass {
+        DropClass::ALL
+            .into_iter()
+            .find(|c| c.as_str() == class)
+            .unwrap_or(DropClass::Other)
+    }
+}
+
+const TRANSPORTS: [Transport; 2] = [Transport::Udp, Transport::Tcp];
+
+const fn transport_index(t: Transport) -> usize {
+    match t {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
+    }
+}
+
+const fn transport_label(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+    }
+}
+
+/// Values read at render time from their owners rather than counted here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Gauges {
+    /// `LocationStore::binding_count()`.
+    pub bindings: usize,
+    /// `Presence::counts()`.
+    pub presence: PresenceCounts,
+}
+
+/// The switch's counters. Share one through an `Arc`; every method takes `&self`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    received: [AtomicU64; TRANSPORTS.len()],
+    dropped: [AtomicU64; DropClass::ALL.len()],
+    register: [AtomicU64; RegisterOutcomeLabel::ALL.len()],
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One SIP message (datagram or stream frame) received.
+    pub fn message_received(&self, transport: Transport) {
+        self.received[transport_index(transport)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One message dropped unanswered; `class` as the SIP layer names it.
+    pub fn message_dropped(&self, class: &str) {
+        self.dropped[DropClass::from_class(class) as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One REGISTER answered.
+    pub fn register_outcome(&self, outcome: RegisterOutcomeLabel) {
+        self.register[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Everything, in the Prometheus text format 0.0.4 (serve as [`CONTENT_TYPE`]).
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(2048);
+        header(
+            &mut out,
+            "sip_messages_received_total",
+            "counter",
+            "SIP messages received, by transport.",
+        );
+        for t in TRANSPORTS {
+            let v = load(&self.received[transport_index(t)]);
+            sample(
+                &mut out,
+                "sip_messages_received_total",
+                ("transport", transport_label(t)),
+                v,
+            );
+        }
+        header(
+            &mut out,
+            "sip_messages_dropped_total",
+            "counter",
+            "SIP messages dropped without an answer, by class.",
+        );
+        for c in DropClass::ALL {
+            let v = load(&self.dropped[c as usize]);
+            sample(
+                &mut out,
+                "sip_messages_dropped_total",
+                ("class", c.as_str()),
+                v,
+            );
+        }
+        header(
+            &mut out,
+            "sip_register_total",
+            "counter",
+            "REGISTER requests answered, by outcome.",
+        );
+        for o in RegisterOutcomeLabel::ALL {
+            let v = load(&self.register[o as usize]);
+            sample(&mut out, "sip_register_total", ("outcome", o.as_str()), v);
+        }
+        let gauges = [
+            (
+                "registrar_bindings",
+                "Registered contacts held, including expired ones not yet swept.",
+                gauges.bindings,
+            ),
+            (
+                "registrar_aors_available",
+                "Client identities registered and not in a call.",
+                gauges.presence.available,
+            ),
+            (
+                "registrar_aors_busy",
+                "Client identities registered and in a call.",
+                gauges.presence.busy,
+            ),
+            (
+                "registrar_aors_offline",
+                "Client identities seen before and now without a registration.",
+                gauges.presence.offline,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            header(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// One sample line. Label values come from the enums above: none needs escaping.
+fn sample(out: &mut String, name: &str, (label, value): (&str, &str), v: u64) {
+    let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {v}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::new();
+        m.message_received(Transport::Udp);
+        m.message_received(Transport::Udp);
+        m.message_received(Transport::Tcp);
+        m.message_dropped("header_syntax");
+        m.message_dropped("something we never heard of");
+        m.register_outcome(RegisterOutcomeLabel::Ok);
+        m.register_outcome(RegisterError::OutOfOrder.into());
+        let text = m.render(&Gauges {
+            bindings: 7,
+            presence: PresenceCounts {
+                available: 3,
+                busy: 1,
+                offline: 2,
+            },
+        });
+        for line in [
+            "# HELP sip_messages_received_total SIP messages received, by transport.",
+            "# TYPE sip_messages_received_total counter",
+            "sip_messages_received_total{transport=\"udp\"} 2",
+            "sip_messages_received_total{transport=\"tcp\"} 1",
+            "sip_messages_dropped_total{class=\"header_syntax\"} 1",
+            "sip_messages_dropped_total{class=\"other\"} 1",
+            "sip_messages_dropped_total{class=\"framing\"} 0",
+            "sip_register_total{outcome=\"ok\"} 1",
+            "sip_register_total{outcome=\"out_of_order\"} 1",
+            "sip_register_total{outcome=\"interval_too_brief\"} 0",
+            "# TYPE registrar_bindings gauge",
+            "registrar_bindings 7",
+            "registrar_aors_available 3",
+            "registrar_aors_busy 1",
+            "registrar_aors_offline 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(text.ends_with('\n'));
+        // Every line is a comment or `name{labels} value` / `name value`, each metric has
+        // exactly one TYPE line before its samples, and no series repeats.
+        let mut typed = std::collections::HashSet::new();
+        let mut series = std::collections::HashSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap();
+                assert!(typed.insert(name.to_owned()), "two TYPE lines for {name}");
+                continue;
+            }
+            if line.starts_with("# HELP ") {
+                continue;
+            }
+            let (key, value) = line.rsplit_once(' ').expect("name value");
+            value.parse::<u64>().expect("integer value");
+            let name = key.split('{').next().unwrap();
+            assert!(typed.contains(name), "{name} sampled before its TYPE");
+            assert!(series.insert(key.to_owned()), "series {key} twice");
+        }
+        assert_eq!(
+            series.len(),
+            2 + DropClass::ALL.len() + RegisterOutcomeLabel::ALL.len() + 4
+        );
+    }
+
+    #[test]
+    fn drop_classes_round_trip() {
+        for c in DropClass::ALL {
+            assert_eq!(DropClass::from_class(c.as_str()), c);
+        }
+        // Everything the parser can say has its own label.
+        use crate::sip::msg::ParseError;
+        for e in [
+            ParseError::StartLine,
+            ParseError::HeaderSyntax,
+            ParseError::Unterminated,
+            ParseError::Framing,
+            ParseError::Empty,
+        ] {
+            assert_ne!(DropClass::from_class(e.class()), DropClass::Other, "{e:?}");
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! What the location service stores: one `Binding` per registered contact, grouped under the
+//! address of record (`AorKey`) it was registered for.
+//!
+//! Memory matters here (the target is under 1 KB per registration, Kamailio needs about
+//! 1.1 KB): strings are `Box<str>` (no spare capacity, 8 bytes smaller than `String`), the
+//! Path list is a boxed slice (empty costs nothing), and a binding is about 170 bytes inline
+//! plus its strings. `examples/binding_memory.rs` measures the whole cost per AOR.
+
+use std::net::SocketAddr;
+
+use crate::sip::peer::{ConnectionId, Transport};
+
+/// An address of record: `sip:<identity>@<realm>` within one account.
+///
+/// The realm is not part of the key: an account's identities share one namespace, whatever
+/// realm a client registered through.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AorKey {
+    /// The account (`AC…`).
+    pub account: Box<str>,
+    /// The client identity (the AOR's user part, the token's `grants.identity`).
+    pub identity: Box<str>,
+}
+
+impl AorKey {
+    pub fn new(account: impl Into<Box<str>>, identity: impl Into<Box<str>>) -> Self {
+        AorKey {
+            account: account.into(),
+            identity: identity.into(),
+        }
+    }
+}
+
+/// One registered contact of an AOR (RFC 3261 §10.3, RFC 5626 flows, RFC 3327 Path).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    /// The Contact URI, as the client sent it (without the `<>` and contact params).
+    pub contact: Box<str>,
+    /// When the binding lapses, unix seconds. A binding with `expires_at <= now` is gone.
+    pub expires_at: u64,
+    /// Call-ID and CSeq of the REGISTER that made or last refreshed it (RFC 3261 §10.3
+    /// step 7 orders requests with the same Call-ID by CSeq).
+    pub call_id: Box<str>,
+    pub cseq: u32,
+    /// `+sip.instance` (RFC 5626 §4.1), e.g. `<urn:uuid:…>`, as sent.
+    pub instance: Option<Box<str>>,
+    /// `reg-id` (RFC 5626 §4.2): one per flow of an instance.
+    pub reg_id: Option<u32>,
+    /// The Path header values (RFC 3327), first to last as received; requests to this
+    /// contact carry them as a Route set.
+    pub path: Box<[Box<str>]>,
+    /// Where the REGISTER came from (the flow to send requests back on, behind NAT).
+    pub source: SocketAddr,
+    pub transport: Transport,
+    /// The stream connection the REGISTER came in on, for TCP.
+    pub conn: Option<ConnectionId>,
+    pub user_agent: Option<Box<str>>,
+    /// The contact's `q` preference, 0.0..=1.0.
+    pub q: Option<f32>,
+    /// When this contact (this URI, or this instance and reg-id) was first registered,
+    /// unix seconds. A refresh keeps the original value (see `update`).
+    pub registered_at: u64,
+}
+
+impl Binding {
+    /// Whether the binding is still in force at `now`.
+    pub fn is_live(&self, now: u64) -> bool {
+        self.expires_at > now
+    }
+
+    /// Seconds left at `now` (0 once expired).
+    pub fn seconds_left(&self, now: u64) -> u64 {
+        self.expires_at.saturating_sub(now)
+    }
+}

@@ -1,0 +1,29 @@
+//! The location service (RFC 3261 §10.3): which contacts each address of record is
+//! registered at, with RFC 5626 flows (`+sip.instance`, `reg-id`) and RFC 3327 Path.
+//!
+//! - `binding`: what is stored (`Binding`, `AorKey`).
+//! - `store`: the `LocationStore` contract and its request/outcome types.
+//! - `update`: the REGISTER rules (matching, ordering, wildcard, limits), pure.
+//! - `uri`: Contact URI equality, simplified.
+//! - `memory`: `MemoryStore`, sharded maps in process.
+//!
+//! Who calls what: the registrar (engine side) builds a `RegisterRequest` from an
+//! authenticated REGISTER and calls `register`, answering 200 with `outcome.bindings`,
+//! 500 for `OutOfOrder`, 403 for `TooManyContacts`; then it tells presence
+//! `Presence::on_bindings(&key, outcome.bindings.len(), now)`. A periodic task calls
+//! `Presence::sweep(store, now)` (which calls `store.sweep`). Call routing uses `lookup`;
+//! the REST API uses `lookup` and `list`.
+
+mod binding;
+mod memory;
+pub(crate) mod shards;
+mod store;
+mod update;
+pub mod uri;
+
+pub use binding::{AorKey, Binding};
+pub use memory::MemoryStore;
+pub use store::{ContactUpdate, LocationStore, RegisterError, RegisterOutcome, RegisterRequest};
+
+#[cfg(test)]
+mod tests;

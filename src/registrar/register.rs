@@ -1,0 +1,419 @@
+//! REGISTER handling (RFC 3261 §10.3 with RFC 8898 bearer tokens and RFC 3261 §22 Digest):
+//! authenticate, authorize the address of record, grant expiries, update the location
+//! store, and answer with every current binding.
+//!
+//! | situation | answer |
+//! | --- | --- |
+//! | no credentials, or a scheme we do not take | 401, `Bearer realm="…"` (+ Digest challenges when the realm has SIP users) |
+//! | bad, expired or not-yet-valid token | 401 with `error="invalid_token"` |
+//! | valid token without the incoming grant, or AOR user ≠ identity | 403 |
+//! | Digest: unknown user or wrong password | the same 401 (no user enumeration) |
+//! | expiry below the minimum | 423 with Min-Expires |
+//! | stale CSeq for a Call-ID | 500 (§10.3 step 7) |
+//! | more contacts than allowed | 403 |
+//! | otherwise | 200 with every binding and its remaining `expires`, never past the token's `exp` |
+//!
+//! Sans-IO in spirit: the caller passes `now` (unix seconds) and gets a [`Reply`] to send.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::digest::{DigestAuth, DigestError};
+use super::location::{
+    AorKey, Binding, ContactUpdate, LocationStore, RegisterError, RegisterRequest,
+};
+use super::presence::Presence;
+use super::token::TokenVerifier;
+use crate::config::Config;
+use crate::metrics::RegisterOutcomeLabel as Outcome;
+use crate::sip::Peer;
+use crate::sip::msg::typed::{Credentials, parse_delta_seconds};
+use crate::sip::msg::{HeaderName, SipMessage};
+
+/// Expiry rules (RFC 3261 §10.2.1.1, §10.3 step 7). Twilio's registrations last 600–3600 s;
+/// we allow down to 60 s so that NAT-bound UDP clients may refresh often.
+#[derive(Debug, Clone, Copy)]
+pub struct ExpiryPolicy {
+    /// Shortest non-zero expiry accepted (below it: 423 with Min-Expires).
+    pub min: u32,
+    /// Longest expiry granted (longer requests are shortened).
+    pub max: u32,
+    /// Used when the request names none.
+    pub default: u32,
+}
+
+impl Default for ExpiryPolicy {
+    fn default() -> Self {
+        ExpiryPolicy {
+            min: 60,
+            max: 3600,
+            default: 3600,
+        }
+    }
+}
+
+/// Most contacts one AOR may hold (Twilio allows 10).
+pub const MAX_CONTACTS: usize = 10;
+
+/// What to answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// Status code.
+    pub code: u16,
+    /// Reason phrase.
+    pub reason: &'static str,
+    /// Headers to add (WWW-Authenticate, Contact, Min-Expires, Path, ...).
+    pub headers: Vec<(&'static str, String)>,
+    /// For metrics.
+    pub outcome: Outcome,
+}
+
+impl Reply {
+    fn new(code: u16, reason: &'static str, outcome: Outcome) -> Self {
+        Reply {
+            code,
+            reason,
+            headers: Vec::new(),
+            outcome,
+        }
+    }
+}
+
+/// The authenticators, rebuilt on config reload.
+struct Auth {
+    realm: String,
+    tokens: TokenVerifier,
+    digest: DigestAuth,
+}
+
+/// Who a REGISTER authenticated as.
+struct Principal {
+    account: String,
+    identity: String,
+    /// A Digest username may differ from the identity it maps to; either names the AOR.
+    username: Option<String>,
+    incoming: bool,
+    /// Unix seconds after which no binding may last (the token's `exp`).
+    not_after: Option<u64>,
+}
+
+/// The registrar.
+pub struct Registrar {
+    auth: ArcSwap<Auth>,
+    digest_secret: [u8; 32],
+    store: Arc<dyn LocationStore>,
+    presence: Arc<Presence>,
+    policy: ExpiryPolicy,
+}
+
+impl std::fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registrar")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_secret() -> [u8; 32] {
+    let mut s = [0u8; 32];
+    for chunk in s.chunks_mut(8) {
+        chunk.copy_from_slice(&crate::ids::random_u64().to_be_bytes());
+    }
+    s
+}
+
+impl Registrar {
+    /// A registrar for `cfg`, storing bindings in `store`.
+    pub fn new(
+        cfg: &Config,
+        store: Arc<dyn LocationStore>,
+        presence: Arc<Presence>,
+    ) -> Result<Self, String> {
+        let digest_secret = random_secret();
+        let auth = Self::build_auth(cfg, digest_secret)?;
+        Ok(Registrar {
+            auth: ArcSwap::from_pointee(auth),
+            digest_secret,
+            store,
+            presence,
+            policy: ExpiryPolicy::default(),
+        })
+    }
+
+    fn build_auth(cfg: &Config, secret: [u8; 32]) -> Result<Auth, String> {
+        Ok(Auth {
+            realm: cfg.server.realm.clone(),
+            tokens: TokenVerifier::new(cfg)?,
+            digest: DigestAuth::new(cfg, secret),
+        })
+    }
+
+    /// Applies a reloaded config (keys, users, realm). Nonces stay valid: the Digest
+    /// secret lives as long as the process.
+    pub fn reload(&self, cfg: &Config) -> Result<(), String> {
+        self.auth
+            .store(Arc::new(Self::build_auth(cfg, self.digest_secret)?));
+        Ok(())
+    }
+
+    /// The location store.
+    pub fn store(&self) -> &Arc<dyn LocationStore> {
+        &self.store
+    }
+
+    /// Handles one REGISTER that passed screening.
+    pub fn handle(&self, req: &SipMessage, from: &Peer, now: u64) -> Reply {
+        let auth = self.auth.load();
+        let principal = match authenticate(&auth, req, now) {
+            Ok(p) => p,
+            Err(reply) => return reply,
+        };
+        let Ok(to) = req.to_header() else {
+            return Reply::new(400, "Bad To Header", Outcome::BadRequest);
+        };
+        let Some(aor_user) = to.uri.sip().and_then(|u| u.user) else {
+            return Reply::new(400, "To Has No User Part", Outcome::BadRequest);
+        };
+        // RFC 6750 §3.1 / RFC 8898: authenticated but not allowed is 403, not a new challenge.
+        if !principal.incoming {
+            return Reply::new(
+                403,
+                "Forbidden (token has no incoming grant)",
+                Outcome::Forbidden,
+            );
+        }
+        // The AOR user is %-escaped in the URI (RFC 3261 §19.1.2); identities are not.
+        let aor_user = percent_decode(aor_user);
+        if *aor_user != principal.identity && Some(&*aor_user) != principal.username.as_deref() {
+            return Reply::new(
+                403,
+                "Forbidden (AOR is not the authenticated identity)",
+                Outcome::Forbidden,
+            );
+        }
+        // A token inside its verification leeway but past `exp` may not create a binding
+        // that would already be over.
+        if principal.not_after.is_some_and(|t| t <= now) {
+            return challenge(
+                &auth,
+                now,
+                Some("invalid_token"),
+                false,
+                Outcome::InvalidToken,
+            );
+        }
+        let key = AorKey::new(principal.account.as_str(), principal.identity.as_str());
+        let (Ok(call_id), Ok(cseq)) = (req.call_id(), req.cseq()) else {
+            return Reply::new(400, "Bad Call-ID or CSeq", Outcome::BadRequest);
+        };
+        let header_expires = req.expires().ok().flatten();
+        let wildcard = req.is_contact_star();
+        if wildcard && (req.contacts().count() > 0 || header_expires != Some(0)) {
+            // §10.3 step 6: `*` only alone and only with Expires: 0.
+            return Reply::new(
+                400,
+                "Wildcard Contact Needs Expires 0 And No Other Contact",
+                Outcome::BadRequest,
+            );
+        }
+        let path: Box<[Box<str>]> = req.list(HeaderName::Path).map(Box::from).collect();
+        let user_agent = req.first(HeaderName::UserAgent).map(Box::from);
+        let mut updates = Vec::new();
+        for contact in req.contacts() {
+            let Ok(c) = contact else {
+                return Reply::new(400, "Bad Contact", Outcome::BadRequest);
+            };
+            let requested = match c.params.get("expires") {
+                Some(Some(v)) => parse_delta_seconds(v),
+                Some(None) => None,
+                None => header_expires,
+            }
+            .unwrap_or(self.policy.default);
+            let instance = c.params.get("+sip.instance").flatten().map(Box::from);
+            let reg_id = c
+                .params
+                .get("reg-id")
+                .flatten()
+                .and_then(|v| v.parse().ok());
+            if requested == 0 {
+                updates.push(ContactUpdate::Remove {
+                    contact: c.uri_text.into(),
+                    instance,
+                    reg_id,
+                    call_id: call_id.into(),
+                    cseq: cseq.seq,
+                });
+                continue;
+            }
+            if requested < self.policy.min {
+                let mut r = Reply::new(423, "Interval Too Brief", Outcome::IntervalTooBrief);
+                r.headers.push(("Min-Expires", self.policy.min.to_string()));
+                return r;
+            }
+            let mut expires_at = now + u64::from(requested.min(self.policy.max));
+            if let Some(limit) = principal.not_after {
+                // A registration never outlives the token that made it (RFC 8898 §2.1).
+                expires_at = expires_at.min(limit);
+            }
+            updates.push(ContactUpdate::Add(Binding {
+                contact: c.uri_text.into(),
+                expires_at,
+                call_id: call_id.into(),
+                cseq: cseq.seq,
+                instance,
+                reg_id,
+                path: path.clone(),
+                source: from.addr,
+                transport: from.transport,
+                conn: from.conn,
+                user_agent: user_agent.clone(),
+                q: c.params.get("q").flatten().and_then(|q| q.parse().ok()),
+                registered_at: now,
+            }));
+        }
+        let request = RegisterRequest {
+            key: key.clone(),
+            call_id: call_id.into(),
+            cseq: cseq.seq,
+            wildcard_remove: wildcard,
+            updates,
+            max_contacts: MAX_CONTACTS,
+            now,
+        };
+        match self.store.register(request) {
+            Ok(outcome) => {
+                self.presence.sync(&key, self.store.as_ref(), now);
+                let mut r = if outcome.bindings.is_empty() {
+                    Reply::new(200, "OK", Outcome::Unregistered)
+                } else {
+                    Reply::new(200, "OK", Outcome::Ok)
+                };
+                for b in &outcome.bindings {
+                    r.headers.push(("Contact", contact_value(b, now)));
+                }
+                // RFC 3327 §5.3: the registrar returns the Path it stored.
+                for p in path.iter() {
+                    r.headers.push(("Path", p.to_string()));
+                }
+                r
+            }
+            Err(RegisterError::OutOfOrder) => {
+                Reply::new(500, "Out Of Order REGISTER", Outcome::OutOfOrder)
+            }
+            Err(RegisterError::TooManyContacts { .. }) => {
+                Reply::new(403, "Too Many Contacts", Outcome::TooManyContacts)
+            }
+        }
+    }
+}
+
+/// `%XX` escapes decoded (invalid escapes are kept as written). Borrowed when there are none.
+fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('%') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|&c| hex(c)),
+                b.get(i + 2).and_then(|&c| hex(c)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `<uri>;expires=N` plus the RFC 5626 parameters that identify the flow.
+fn contact_value(b: &Binding, now: u64) -> String {
+    let mut v = format!("<{}>;expires={}", b.contact, b.seconds_left(now));
+    if let Some(i) = &b.instance {
+        v.push_str(";+sip.instance=");
+        v.push_str(i);
+    }
+    if let Some(r) = b.reg_id {
+        v.push_str(&format!(";reg-id={r}"));
+    }
+    v
+}
+
+/// The challenges of a 401: Bearer first (what client apps use), then Digest when the realm
+/// has SIP users (RFC 8898 §2.2 lets a 401 carry both).
+fn challenge(auth: &Auth, now: u64, error: Option<&str>, stale: bool, outcome: Outcome) -> Reply {
+    let mut r = Reply::new(401, "Unauthorized", outcome);
+    let bearer = match error {
+        Some(e) => format!("Bearer realm=\"{}\", error=\"{e}\"", auth.realm),
+        None => format!("Bearer realm=\"{}\"", auth.realm),
+    };
+    r.headers.push(("WWW-Authenticate", bearer));
+    if auth.digest.has_users() {
+        for c in auth.digest.challenges(now, stale) {
+            r.headers.push(("WWW-Authenticate", c));
+        }
+    }
+    r
+}
+
+fn authenticate(auth: &Auth, req: &SipMessage, now: u64) -> Result<Principal, Reply> {
+    let mut digest_creds = None;
+    for value in req.values(HeaderName::Authorization) {
+        match Credentials::parse(value) {
+            Some(Credentials::Bearer(token)) => {
+                return match auth.tokens.verify(token, now) {
+                    Ok(grant) => Ok(Principal {
+                        account: grant.account_sid.clone(),
+                        identity: grant.identity.clone(),
+                        username: None,
+                        incoming: grant.incoming,
+                        not_after: Some(grant.expires_at),
+                    }),
+                    Err(e) => {
+                        tracing::debug!(class = e.class(), "REGISTER with a bad token");
+                        Err(challenge(
+                            auth,
+                            now,
+                            Some("invalid_token"),
+                            false,
+                            Outcome::InvalidToken,
+                        ))
+                    }
+                };
+            }
+            // Only credentials for our realm are ours to check (never another's).
+            Some(Credentials::Digest(params))
+                if params.get("realm") == Some(auth.realm.as_str()) =>
+            {
+                digest_creds = Some(params);
+            }
+            _ => {}
+        }
+    }
+    let Some(params) = digest_creds else {
+        return Err(challenge(auth, now, None, false, Outcome::Challenge));
+    };
+    let uri = req.request_uri().unwrap_or("");
+    match auth.digest.verify("REGISTER", uri, &params, now) {
+        Ok(user) => Ok(Principal {
+            account: user.account,
+            identity: user.identity,
+            username: Some(user.username),
+            incoming: true,
+            not_after: None,
+        }),
+        Err(DigestError::Stale) => Err(challenge(auth, now, None, true, Outcome::Challenge)),
+        Err(e) => {
+            tracing::debug!(class = e.class(), "REGISTER with bad Digest credentials");
+            Err(challenge(auth, now, None, false, Outcome::InvalidToken))
+        }
+    }
+}
