@@ -437,3 +437,168 @@ fn rest_api_authenticates_and_scopes_to_the_account() {
     assert_eq!(status, "200");
     assert!(metrics.contains("sip_register_total"), "{metrics}");
 }
+
+/// One HTTP request read off `listener` (head and Content-Length body), answered 200.
+fn accept_one_post(
+    listener: &std::net::TcpListener,
+    within: Duration,
+) -> (String, Vec<(String, String)>) {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + within;
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "no presence callback arrived");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(REPLY)).unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let (head, body) = loop {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed before a full request");
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                break (head.to_string(), body[..len].to_string());
+            }
+        }
+    };
+    stream
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let params = form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    (head, params)
+}
+
+#[test]
+fn presence_changes_reach_the_account_callback_signed() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/presence",
+        listener.local_addr().unwrap().port()
+    );
+    let conf = std::fs::read_to_string(harness::default_config()).unwrap();
+    let with_callback = conf.replacen(
+        "friendly_name = \"Demo account\"",
+        &format!("friendly_name = \"Demo account\"\npresence_callback = \"{url}\""),
+        1,
+    );
+    assert_ne!(
+        conf, with_callback,
+        "the sample config names the demo account"
+    );
+    let path =
+        std::env::temp_dir().join(format!("{}.toml", harness::unique("switchboard-presence-")));
+    std::fs::write(&path, &with_callback).unwrap();
+    let sw = Switch::start_with_config(&path);
+    let ua = sw.udp();
+    let tok = token("dave", &["--incoming"]);
+    let r = send_udp(
+        &sw,
+        &ua,
+        &register(
+            ua.local_addr(),
+            "UDP",
+            "dave",
+            &[("Authorization", &format!("Bearer {tok}"))],
+        ),
+    );
+    assert_eq!(r.status(), Some(200), "{}", r.text());
+
+    let (head, params) = accept_one_post(&listener, Duration::from_secs(10));
+    assert!(head.starts_with("POST /presence HTTP/1.1"), "{head}");
+    let signature = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("X-Twilio-Signature: ")
+                .or_else(|| l.strip_prefix("x-twilio-signature: "))
+        })
+        .expect("X-Twilio-Signature header");
+    assert!(
+        switchboard::webhook::verify_twilio_signature(AUTH_TOKEN, &url, &params, signature),
+        "signature must verify with the account's auth token: {head}\n{params:?}"
+    );
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("AccountSid"), Some(ACCOUNT));
+    assert_eq!(get("Identity"), Some("dave"));
+    assert_eq!(get("Status"), Some("available"));
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A real softphone: baresip (libre) registers with Digest. libre aborts on any challenge
+/// it cannot parse (Bearer, and SHA-256 in Debian's 1.0), which is what `[server]
+/// challenges` is for; this test runs the configuration the README gives for it. CI
+/// installs baresip; elsewhere the test says it was skipped.
+#[test]
+fn baresip_registers_with_digest() {
+    let found = std::process::Command::new("baresip")
+        .arg("-h")
+        .output()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have baresip installed (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: baresip is not installed (apt-get install baresip)");
+        return;
+    }
+    let conf = std::fs::read_to_string(harness::default_config()).unwrap();
+    let for_libre = conf.replacen(
+        "challenges = [\"bearer\", \"digest-sha256\", \"digest-md5\"]",
+        "challenges = [\"digest-md5\"]",
+        1,
+    );
+    assert_ne!(conf, for_libre);
+    let dir = std::env::temp_dir().join(harness::unique("switchboard-baresip-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let switch_conf = dir.join("switchboard.toml");
+    std::fs::write(&switch_conf, for_libre).unwrap();
+    let sw = Switch::start_with_config(&switch_conf);
+    std::fs::write(
+        dir.join("accounts"),
+        format!(
+            "<sip:alice@{REALM}>;auth_pass=alice-secret;outbound=\"sip:{}\";regint=600\n",
+            sw.udp_addr()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("config"),
+        "sip_listen 127.0.0.1:0\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
+         module_app account.so\naudio_player none\naudio_source none\n",
+    )
+    .unwrap();
+    let mut phone = std::process::Command::new("baresip")
+        .arg("-f")
+        .arg(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start baresip");
+    let c = wait_status(&sw, "alice", "available", Duration::from_secs(15));
+    let _ = phone.kill();
+    let _ = phone.wait();
+    let ua = c["contacts"][0]["user_agent"].as_str().unwrap_or("");
+    assert!(ua.starts_with("baresip"), "registered by baresip: {c}");
+    assert_eq!(c["contacts"][0]["transport"], "udp");
+    let _ = std::fs::remove_dir_all(&dir);
+}

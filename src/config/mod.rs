@@ -22,9 +22,9 @@ use toml::de::DeTable;
 pub use error::{ConfigError, ErrorKind};
 pub use live::Live;
 pub use model::{
-    Account, Algorithm, ApiKey, Application, Config, HttpMethod, Issuer, LimitsConfig, Number,
-    Route, ServerConfig, SipUser, StoreConfig, StoreKind, TcpConfig, TimersConfig, Trunk,
-    WebhooksConfig,
+    Account, Algorithm, ApiKey, Application, ChallengeScheme, Config, HttpMethod, Issuer,
+    LimitsConfig, Number, Route, ServerConfig, SipUser, StoreConfig, StoreKind, TcpConfig,
+    TimersConfig, Trunk, WebhooksConfig,
 };
 pub use net::{Cidr, PortRange};
 

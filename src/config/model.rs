@@ -55,6 +55,26 @@ pub struct ServerConfig {
     pub timers: TimersConfig,
     pub tcp: TcpConfig,
     pub limits: LimitsConfig,
+    /// What a 401 to a REGISTER without credentials offers, in this order. The default is
+    /// Bearer (RFC 8898), then Digest SHA-256 and MD5 (RFC 8760 order); Digest is only
+    /// offered where the config has SIP users. Some clients abort on any challenge they
+    /// cannot parse (libre-based ones such as baresip: a Bearer or SHA-256 challenge), so
+    /// a deployment of those lists only what they understand.
+    pub challenges: Vec<ChallengeScheme>,
+}
+
+/// One `WWW-Authenticate` challenge kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum ChallengeScheme {
+    /// `Bearer realm="…"` (RFC 8898).
+    #[serde(rename = "bearer")]
+    Bearer,
+    /// `Digest … algorithm=SHA-256` (RFC 8760).
+    #[serde(rename = "digest-sha256")]
+    DigestSha256,
+    /// `Digest … algorithm=MD5` (RFC 3261).
+    #[serde(rename = "digest-md5")]
+    DigestMd5,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +91,11 @@ impl Default for ServerConfig {
             timers: TimersConfig::default(),
             tcp: TcpConfig::default(),
             limits: LimitsConfig::default(),
+            challenges: vec![
+                ChallengeScheme::Bearer,
+                ChallengeScheme::DigestSha256,
+                ChallengeScheme::DigestMd5,
+            ],
         }
     }
 }

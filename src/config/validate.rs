@@ -99,6 +99,21 @@ fn server(cfg: &mut Config, p: &mut Problems) {
         Err(why) => p.push(key_path!["server", "rtp_ports"], why),
     }
     // 0 means one per core; a huge count would fail thread creation at startup instead.
+    if s.challenges.is_empty() {
+        p.push(
+            key_path!["server", "challenges"],
+            "challenges must offer at least one of \"bearer\", \"digest-sha256\", \"digest-md5\"",
+        );
+    }
+    let mut seen_challenges = HashSet::new();
+    for (i, c) in s.challenges.iter().enumerate() {
+        if !seen_challenges.insert(*c) {
+            p.push(
+                key_path!["server", "challenges", i],
+                "this challenge is listed twice",
+            );
+        }
+    }
     if s.workers > MAX_WORKERS {
         p.push(
             key_path!["server", "workers"],

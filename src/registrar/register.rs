@@ -25,7 +25,7 @@ use super::location::{
 };
 use super::presence::Presence;
 use super::token::TokenVerifier;
-use crate::config::Config;
+use crate::config::{ChallengeScheme, Config};
 use crate::metrics::RegisterOutcomeLabel as Outcome;
 use crate::sip::Peer;
 use crate::sip::msg::typed::{Credentials, parse_delta_seconds};
@@ -83,6 +83,8 @@ impl Reply {
 /// The authenticators, rebuilt on config reload.
 struct Auth {
     realm: String,
+    /// What a 401 offers, in order (`[server] challenges`).
+    challenges: Vec<ChallengeScheme>,
     tokens: TokenVerifier,
     digest: DigestAuth,
 }
@@ -144,6 +146,7 @@ impl Registrar {
     fn build_auth(cfg: &Config, secret: [u8; 32]) -> Result<Auth, String> {
         Ok(Auth {
             realm: cfg.server.realm.clone(),
+            challenges: cfg.server.challenges.clone(),
             tokens: TokenVerifier::new(cfg)?,
             digest: DigestAuth::new(cfg, secret),
         })
@@ -347,18 +350,35 @@ fn contact_value(b: &Binding, now: u64) -> String {
     v
 }
 
-/// The challenges of a 401: Bearer first (what client apps use), then Digest when the realm
-/// has SIP users (RFC 8898 §2.2 lets a 401 carry both).
+/// The challenges of a 401, in the configured order (RFC 8898 §2.2 lets a 401 carry both
+/// schemes). Digest is offered only where the realm has SIP users; a client that presented
+/// a bearer token always gets its Bearer challenge back with the error, since it evidently
+/// speaks Bearer.
 fn challenge(auth: &Auth, now: u64, error: Option<&str>, stale: bool, outcome: Outcome) -> Reply {
     let mut r = Reply::new(401, "Unauthorized", outcome);
-    let bearer = match error {
+    let bearer = || match error {
         Some(e) => format!("Bearer realm=\"{}\", error=\"{e}\"", auth.realm),
         None => format!("Bearer realm=\"{}\"", auth.realm),
     };
-    r.headers.push(("WWW-Authenticate", bearer));
-    if auth.digest.has_users() {
-        for c in auth.digest.challenges(now, stale) {
-            r.headers.push(("WWW-Authenticate", c));
+    let offers = |s: ChallengeScheme| auth.challenges.contains(&s);
+    let mut digest_done = false;
+    if error.is_some() && !offers(ChallengeScheme::Bearer) {
+        r.headers.push(("WWW-Authenticate", bearer()));
+    }
+    for scheme in &auth.challenges {
+        match scheme {
+            ChallengeScheme::Bearer => r.headers.push(("WWW-Authenticate", bearer())),
+            // Both Digest algorithms share one nonce, so they are emitted together.
+            ChallengeScheme::DigestSha256 | ChallengeScheme::DigestMd5 => {
+                if !digest_done && auth.digest.has_users() {
+                    let sha = offers(ChallengeScheme::DigestSha256);
+                    let md5 = offers(ChallengeScheme::DigestMd5);
+                    for c in auth.digest.challenges_for(now, stale, sha, md5) {
+                        r.headers.push(("WWW-Authenticate", c));
+                    }
+                }
+                digest_done = true;
+            }
         }
     }
     r

@@ -182,11 +182,24 @@ impl DigestAuth {
     /// preferred algorithm first), sharing one fresh nonce. `stale` marks a re-challenge
     /// after [`DigestError::Stale`].
     pub fn challenges(&self, now_unix: u64, stale: bool) -> Vec<String> {
+        self.challenges_for(now_unix, stale, true, true)
+    }
+
+    /// Like [`DigestAuth::challenges`], offering only the chosen algorithms (SHA-256 first
+    /// when both, RFC 8760 §2.4).
+    pub fn challenges_for(
+        &self,
+        now_unix: u64,
+        stale: bool,
+        sha256: bool,
+        md5: bool,
+    ) -> Vec<String> {
         let nonce = self.nonces.mint(now_unix);
         let realm = quote(&self.realm);
         let stale = if stale { ", stale=true" } else { "" };
-        [Algorithm::Sha256, Algorithm::Md5]
+        [(Algorithm::Sha256, sha256), (Algorithm::Md5, md5)]
             .into_iter()
+            .filter_map(|(alg, on)| on.then_some(alg))
             .map(|alg| {
                 format!(
                     "Digest realm=\"{realm}\", nonce=\"{nonce}\", qop=\"auth\", algorithm={}{stale}",
