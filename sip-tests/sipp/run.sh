@@ -84,38 +84,77 @@ else
     echo "run.sh: switchboard pid $switch_pid listening on sip/udp $target"
 fi
 
-echo "run.sh: sipp $target -sf options_uac.xml -m $calls -r $rate -l $calls"
-rc=0
-# -timeout bounds the whole run; -timeout_error makes reaching it a failure.
-# The 4 MB socket buffer keeps SIPp's own socket from dropping at these rates.
-(cd "$work" && timeout 300 sipp "$target" -sf "$here/options_uac.xml" -i 127.0.0.1 -t u1 \
-    -m "$calls" -r "$rate" -l "$calls" -nostdin -timeout 120s -timeout_error \
-    -buff_size 4194304 -trace_stat -stf "$work/stat.csv" -fd 1 \
-    -trace_err -error_file "$work/errors.log" -trace_screen -screen_file "$work/screen.log" \
-    >"$work/sipp.out" 2>&1) || rc=$?
-
-# The last row of the statistics file is the final dump at exit.
-col() { # col NAME -> value of that column in the last row of stat.csv
-    awk -F';' -v name="$1" '
-        NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i; next }
-        { last = $c }
-        END { if (c) print last }' "$work/stat.csv" 2>/dev/null
-}
-ok=$(col 'SuccessfulCall(C)')
-failed=$(col 'FailedCall(C)')
-retrans=$(col 'Retransmissions(C)')
-elapsed=$(col 'ElapsedTime(C)')
-echo "run.sh: sipp exit $rc; successful $ok/$calls, failed ${failed:-?}, retransmissions ${retrans:-?}, elapsed ${elapsed:-?}"
-
-if [[ $rc -ne 0 || "$ok" != "$calls" || "${failed:-0}" != "0" ]]; then
-    echo "run.sh: FAILED" >&2
-    [[ -f "$work/screen.log" ]] && tail -n 60 "$work/screen.log" >&2
-    tail -n 20 "$work/sipp.out" >&2 || true
-    [[ -s "$work/errors.log" ]] && head -n 60 "$work/errors.log" >&2
-    if [[ -n "$switch_pid" ]]; then
-        echo "--- switchboard stderr (tail) ---" >&2
-        tail -n 50 "$work/switch.err" >&2 || true
+# scenario NAME XML COUNT RATE [extra sipp args...]: runs one SIPp scenario to completion
+# and fails the script unless every call succeeded.
+scenario() {
+    local name=$1 xml=$2 count=$3 rate=$4
+    shift 4
+    local out="$work/$name"
+    mkdir -p "$out"
+    echo "run.sh: [$name] sipp $target -sf $(basename "$xml") -m $count -r $rate $*"
+    local rc=0
+    # -timeout bounds the whole run; -timeout_error makes reaching it a failure.
+    # The 4 MB socket buffer keeps SIPp's own socket from dropping at these rates.
+    (cd "$out" && timeout 300 sipp "$target" -sf "$xml" -i 127.0.0.1 -t u1 \
+        -m "$count" -r "$rate" -l "$count" -nostdin -timeout 120s -timeout_error \
+        -buff_size 4194304 -trace_stat -stf "$out/stat.csv" -fd 1 \
+        -trace_err -error_file "$out/errors.log" -trace_screen -screen_file "$out/screen.log" \
+        "$@" >"$out/sipp.out" 2>&1) || rc=$?
+    # The last row of the statistics file is the final dump at exit.
+    col() { # col NAME -> value of that column in the last row of stat.csv
+        awk -F';' -v name="$1" '
+            NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i; next }
+            { last = $c }
+            END { if (c) print last }' "$out/stat.csv" 2>/dev/null || true
+    }
+    local ok failed retrans elapsed
+    ok=$(col 'SuccessfulCall(C)')
+    failed=$(col 'FailedCall(C)')
+    retrans=$(col 'Retransmissions(C)')
+    elapsed=$(col 'ElapsedTime(C)')
+    echo "run.sh: [$name] sipp exit $rc; successful $ok/$count, failed ${failed:-?}, retransmissions ${retrans:-?}, elapsed ${elapsed:-?}"
+    if [[ $rc -ne 0 || "$ok" != "$count" || "${failed:-0}" != "0" ]]; then
+        echo "run.sh: [$name] FAILED" >&2
+        [[ -f "$out/screen.log" ]] && tail -n 60 "$out/screen.log" >&2
+        tail -n 20 "$out/sipp.out" >&2 || true
+        [[ -s "$out/errors.log" ]] && head -n 60 "$out/errors.log" >&2
+        if [[ -n "$switch_pid" ]]; then
+            echo "--- switchboard stderr (tail) ---" >&2
+            tail -n 50 "$work/switch.err" >&2 || true
+        fi
+        exit 1
     fi
-    exit 1
+}
+
+scenario options "$here/options_uac.xml" "$calls" "$rate"
+echo "run.sh: OK: $calls of $calls OPTIONS answered 200 by the switch"
+
+# REGISTER: distinct users, each with its own token from `switchboard token`, in a SIPp
+# injection file; afterwards the REST API must list every one of them as available.
+if [[ -z "${SIPP_TARGET:-}" ]]; then
+    users=${SIPP_REG_USERS:-1000}
+    conf="$repo/conf/switchboard.toml"
+    echo "run.sh: minting $users tokens with switchboard token"
+    {
+        echo "SEQUENTIAL"
+        for i in $(seq -f '%06g' 1 "$users"); do
+            echo "r$i;$("$bin" token -c "$conf" --identity "r$i" --incoming --ttl 3600)"
+        done
+    } >"$work/users.csv"
+    scenario register "$here/register_uac.xml" "$users" 500 -inf "$work/users.csv" -key realm switchboard.local
+    http=$(sed -n 's|^listening http \(.*\)$|\1|p' "$work/switch.out" | head -n 1)
+    python3 - "$http" "$users" <<'PY'
+import base64, json, sys, urllib.request
+http, users = sys.argv[1], int(sys.argv[2])
+acct, token = "AC00000000000000000000000000000001", "demo-auth-token-change-me"
+req = urllib.request.Request(
+    f"http://{http}/2010-04-01/Accounts/{acct}/Clients.json?PageSize=1000000",
+    headers={"Authorization": "Basic " + base64.b64encode(f"{acct}:{token}".encode()).decode()})
+clients = json.load(urllib.request.urlopen(req, timeout=10))["clients"]
+available = {c["identity"] for c in clients if c["status"] == "available"}
+missing = [f"r{i:06d}" for i in range(1, users + 1) if f"r{i:06d}" not in available]
+print(f"run.sh: REST lists {len(available)} available clients; missing {len(missing)}")
+sys.exit(1 if missing else 0)
+PY
+    echo "run.sh: OK: $users distinct users registered with their own tokens and show available"
 fi
-echo "run.sh: OK: $ok of $calls OPTIONS answered 200 by the switch"
