@@ -23,8 +23,8 @@ pub use error::{ConfigError, ErrorKind};
 pub use live::Live;
 pub use model::{
     Account, Algorithm, ApiKey, Application, ChallengeScheme, Config, HttpMethod, Issuer,
-    LimitsConfig, Number, Route, ServerConfig, SipUser, StoreConfig, StoreKind, TcpConfig,
-    TimersConfig, Trunk, WebhooksConfig,
+    LimitsConfig, Number, RegistrarConfig, Route, ServerConfig, SipUser, StoreConfig, StoreKind,
+    TcpConfig, TimersConfig, Trunk, WebhooksConfig,
 };
 pub use net::{Cidr, PortRange};
 

@@ -28,6 +28,7 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub sip_users: Vec<SipUser>,
     pub webhooks: WebhooksConfig,
+    pub registrar: RegistrarConfig,
 }
 
 /// `[server]`: where the switch listens and how it presents itself.
@@ -354,6 +355,33 @@ pub struct SipUser {
     pub identity: String,
     /// Account sid.
     pub account: String,
+}
+
+/// `[registrar]`: how long registrations last and how many an address of record may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarConfig {
+    /// Shortest non-zero expiry accepted; shorter requests get 423 with Min-Expires.
+    pub min_expires: u32,
+    /// Longest expiry granted; longer requests are shortened to it.
+    pub max_expires: u32,
+    /// Expiry used when a REGISTER names none.
+    pub default_expires: u32,
+    /// Most contacts one client identity may have registered at once.
+    pub max_contacts: usize,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        // Twilio: registrations last 600–3600 s and at most 10 per AOR. We accept down to
+        // 60 s so clients behind NAT can refresh often.
+        RegistrarConfig {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            max_contacts: crate::registrar::register::MAX_CONTACTS,
+        }
+    }
 }
 
 /// `[webhooks]`: how call-instruction and callback fetches behave.

@@ -50,6 +50,7 @@ pub(crate) fn validate(cfg: &mut Config) -> Vec<Problem> {
     routes(cfg, &mut p);
     sip_users(cfg, &accounts, &mut p);
     webhooks(cfg, &mut p);
+    registrar(cfg, &mut p);
     p.0
 }
 
@@ -490,6 +491,40 @@ fn sip_users(cfg: &Config, accounts: &HashSet<String>, p: &mut Problems) {
             );
         }
         check_account(accounts, &u.account, at("account"), p);
+    }
+}
+
+fn registrar(cfg: &mut Config, p: &mut Problems) {
+    let r = &cfg.registrar;
+    if r.min_expires == 0 {
+        p.push(
+            key_path!["registrar", "min_expires"],
+            "min_expires must be at least 1",
+        );
+    }
+    if r.max_expires < r.min_expires {
+        p.push(
+            key_path!["registrar", "max_expires"],
+            format!(
+                "max_expires ({}) is below min_expires ({})",
+                r.max_expires, r.min_expires
+            ),
+        );
+    }
+    if r.default_expires < r.min_expires || r.default_expires > r.max_expires {
+        p.push(
+            key_path!["registrar", "default_expires"],
+            format!(
+                "default_expires must lie between min_expires ({}) and max_expires ({})",
+                r.min_expires, r.max_expires
+            ),
+        );
+    }
+    if r.max_contacts == 0 {
+        p.push(
+            key_path!["registrar", "max_contacts"],
+            "max_contacts must be at least 1",
+        );
     }
 }
 

@@ -25,35 +25,13 @@ use super::location::{
 };
 use super::presence::Presence;
 use super::token::TokenVerifier;
-use crate::config::{ChallengeScheme, Config};
+use crate::config::{ChallengeScheme, Config, RegistrarConfig};
 use crate::metrics::RegisterOutcomeLabel as Outcome;
 use crate::sip::Peer;
 use crate::sip::msg::typed::{Credentials, parse_delta_seconds};
 use crate::sip::msg::{HeaderName, SipMessage};
 
-/// Expiry rules (RFC 3261 §10.2.1.1, §10.3 step 7). Twilio's registrations last 600–3600 s;
-/// we allow down to 60 s so that NAT-bound UDP clients may refresh often.
-#[derive(Debug, Clone, Copy)]
-pub struct ExpiryPolicy {
-    /// Shortest non-zero expiry accepted (below it: 423 with Min-Expires).
-    pub min: u32,
-    /// Longest expiry granted (longer requests are shortened).
-    pub max: u32,
-    /// Used when the request names none.
-    pub default: u32,
-}
-
-impl Default for ExpiryPolicy {
-    fn default() -> Self {
-        ExpiryPolicy {
-            min: 60,
-            max: 3600,
-            default: 3600,
-        }
-    }
-}
-
-/// Most contacts one AOR may hold (Twilio allows 10).
+/// The default contact cap (`[registrar] max_contacts`; Twilio allows 10).
 pub const MAX_CONTACTS: usize = 10;
 
 /// What to answer.
@@ -83,6 +61,8 @@ impl Reply {
 /// The authenticators, rebuilt on config reload.
 struct Auth {
     realm: String,
+    /// Expiry bounds and the contact cap (`[registrar]`, RFC 3261 §10.2.1.1, §10.3 step 7).
+    limits: RegistrarConfig,
     /// What a 401 offers, in order (`[server] challenges`).
     challenges: Vec<ChallengeScheme>,
     tokens: TokenVerifier,
@@ -106,14 +86,11 @@ pub struct Registrar {
     digest_secret: [u8; 32],
     store: Arc<dyn LocationStore>,
     presence: Arc<Presence>,
-    policy: ExpiryPolicy,
 }
 
 impl std::fmt::Debug for Registrar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registrar")
-            .field("policy", &self.policy)
-            .finish_non_exhaustive()
+        f.debug_struct("Registrar").finish_non_exhaustive()
     }
 }
 
@@ -139,13 +116,13 @@ impl Registrar {
             digest_secret,
             store,
             presence,
-            policy: ExpiryPolicy::default(),
         })
     }
 
     fn build_auth(cfg: &Config, secret: [u8; 32]) -> Result<Auth, String> {
         Ok(Auth {
             realm: cfg.server.realm.clone(),
+            limits: cfg.registrar,
             challenges: cfg.server.challenges.clone(),
             tokens: TokenVerifier::new(cfg)?,
             digest: DigestAuth::new(cfg, secret),
@@ -232,7 +209,7 @@ impl Registrar {
                 Some(None) => None,
                 None => header_expires,
             }
-            .unwrap_or(self.policy.default);
+            .unwrap_or(auth.limits.default_expires);
             let instance = c.params.get("+sip.instance").flatten().map(Box::from);
             let reg_id = c
                 .params
@@ -249,12 +226,13 @@ impl Registrar {
                 });
                 continue;
             }
-            if requested < self.policy.min {
+            if requested < auth.limits.min_expires {
                 let mut r = Reply::new(423, "Interval Too Brief", Outcome::IntervalTooBrief);
-                r.headers.push(("Min-Expires", self.policy.min.to_string()));
+                r.headers
+                    .push(("Min-Expires", auth.limits.min_expires.to_string()));
                 return r;
             }
-            let mut expires_at = now + u64::from(requested.min(self.policy.max));
+            let mut expires_at = now + u64::from(requested.min(auth.limits.max_expires));
             if let Some(limit) = principal.not_after {
                 // A registration never outlives the token that made it (RFC 8898 §2.1).
                 expires_at = expires_at.min(limit);
@@ -281,7 +259,7 @@ impl Registrar {
             cseq: cseq.seq,
             wildcard_remove: wildcard,
             updates,
-            max_contacts: MAX_CONTACTS,
+            max_contacts: auth.limits.max_contacts,
             now,
         };
         match self.store.register(request) {
@@ -437,3 +415,7 @@ fn authenticate(auth: &Auth, req: &SipMessage, now: u64) -> Result<Principal, Re
         }
     }
 }
+
+#[cfg(test)]
+#[path = "register_tests.rs"]
+mod tests;
