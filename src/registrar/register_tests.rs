@@ -60,11 +60,13 @@ const NONCE: &str = "<nonce>";
 /// The UA's address.
 const UA: &str = "192.0.2.10:5060";
 
-fn config_text() -> String {
+/// The test config; `server_extra` goes into `[server]`, `tail` after everything else.
+fn config_text(server_extra: &str, tail: &str) -> String {
     format!(
         r#"
 [server]
 realm = "{REALM}"
+{server_extra}
 
 [[accounts]]
 sid = "{AC_A}"
@@ -99,6 +101,8 @@ username = "{SIP_USERNAME}"
 password = "{SIP_PASSWORD}"
 identity = "{SIP_IDENTITY}"
 account = "{AC_A}"
+
+{tail}
 "#
     )
 }
@@ -112,7 +116,11 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let cfg = config::parse("register-test.toml", &config_text()).expect("test config");
+        Fixture::with(&config_text("", ""))
+    }
+
+    fn with(config_text: &str) -> Fixture {
+        let cfg = config::parse("register-test.toml", config_text).expect("test config");
         let store: Arc<dyn LocationStore> = Arc::new(MemoryStore::new());
         let presence = Arc::new(Presence::new());
         let registrar =
@@ -280,6 +288,8 @@ struct Reg {
     contacts: Vec<String>,
     expires: Option<String>,
     authorization: Vec<String>,
+    /// Further header lines (`Name: value`).
+    extra: Vec<String>,
 }
 
 static BRANCH: AtomicU64 = AtomicU64::new(1);
@@ -294,12 +304,18 @@ impl Reg {
             contacts: vec![contact_uri(1)],
             expires: Some("3600".to_owned()),
             authorization: Vec::new(),
+            extra: Vec::new(),
         }
     }
 
     /// `new(user)` with `Authorization: Bearer <token>`.
     fn bearer(user: &str, token: &str) -> Reg {
         Reg::new(user).auth(&format!("Bearer {token}"))
+    }
+
+    fn header(mut self, line: &str) -> Reg {
+        self.extra.push(line.to_owned());
+        self
     }
 
     fn auth(mut self, value: &str) -> Reg {
@@ -346,6 +362,9 @@ impl Reg {
         if let Some(e) = &self.expires {
             t.push_str(&format!("Expires: {e}\r\n"));
         }
+        for line in &self.extra {
+            t.push_str(&format!("{line}\r\n"));
+        }
         for a in &self.authorization {
             t.push_str(&format!("Authorization: {a}\r\n"));
         }
@@ -370,6 +389,11 @@ fn contact_uri(n: usize) -> String {
 
 type Headers = Vec<(&'static str, String)>;
 
+/// The expected Digest challenge for `algorithm`.
+fn digest_challenge(algorithm: &str) -> String {
+    format!("Digest realm=\"{REALM}\", nonce=\"{NONCE}\", qop=\"auth\", algorithm={algorithm}")
+}
+
 /// The 401 challenge set: Bearer (with `error` when given), then Digest SHA-256 and MD5
 /// (the realm has a SIP user), in the default `[server] challenges` order.
 fn www(error: Option<&str>) -> Headers {
@@ -379,14 +403,8 @@ fn www(error: Option<&str>) -> Headers {
     };
     vec![
         ("WWW-Authenticate", bearer),
-        (
-            "WWW-Authenticate",
-            format!("Digest realm=\"{REALM}\", nonce=\"{NONCE}\", qop=\"auth\", algorithm=SHA-256"),
-        ),
-        (
-            "WWW-Authenticate",
-            format!("Digest realm=\"{REALM}\", nonce=\"{NONCE}\", qop=\"auth\", algorithm=MD5"),
-        ),
+        ("WWW-Authenticate", digest_challenge("SHA-256")),
+        ("WWW-Authenticate", digest_challenge("MD5")),
     ]
 }
 
@@ -846,20 +864,10 @@ fn authenticated_but_not_allowed_gets_403() {
             none(),
         ),
         refused(
-            "account B's token for the SIP user's identity",
-            Reg::bearer(
-                "carl",
-                &hs(
-                    Algorithm::HS256,
-                    &{
-                        let mut c = access_claims(SIP_IDENTITY, NOW + 3600);
-                        c["iss"] = json!(SK_B);
-                        c["sub"] = json!(AC_B);
-                        c
-                    },
-                    SECRET_B,
-                ),
-            ),
+            // The Digest username names the AOR only for Digest: a token whose identity
+            // is that username is not the identity it maps to.
+            "token identity = the SIP user's Digest username, AOR = its identity",
+            Reg::bearer(SIP_IDENTITY, &token(SIP_USERNAME)),
             403,
             Forbidden,
             none(),
@@ -1386,6 +1394,177 @@ fn binding_rules() {
     run(cases);
 }
 
+#[test]
+fn contact_forms_flows_and_path_come_back() {
+    use Outcome::Ok;
+    let alice = || Reg::bearer("alice", &token("alice"));
+    let instance = "\"<urn:uuid:00000000-0000-4000-8000-000000000001>\"";
+    let cases = vec![
+        // Without <>, the parameters belong to the header (RFC 3261 §20.10).
+        case(
+            "addr-spec Contact with an expires parameter",
+            vec![step(
+                alice().contacts(&[format!("{};expires=120", contact(1))]),
+                200,
+                Ok,
+                contacts(&[(1, 120)]),
+            )],
+        ),
+        case_then(
+            "display name, q, and a token-limited expiry",
+            vec![step(
+                Reg::bearer("alice", &access(&access_claims("alice", NOW + 300)))
+                    .contacts(&[format!("\"Alice\" {};q=0.5", contact_uri(1))]),
+                200,
+                Ok,
+                contacts(&[(1, 300)]),
+            )],
+            |f| assert_eq!(f.lookup(AC_A, "alice")[0].q, Some(0.5)),
+        ),
+        case_then(
+            "RFC 5626 flow: +sip.instance and reg-id are echoed; Path is returned",
+            vec![
+                step(
+                    alice()
+                        .contacts(&[format!(
+                            "{};+sip.instance={instance};reg-id=1",
+                            contact_uri(1)
+                        )])
+                        .header("Path: <sip:edge.example;lr>")
+                        .header("Supported: path, outbound"),
+                    200,
+                    Ok,
+                    vec![
+                        (
+                            "Contact",
+                            format!(
+                                "<{}>;expires=3600;+sip.instance={instance};reg-id=1",
+                                contact(1)
+                            ),
+                        ),
+                        ("Path", "<sip:edge.example;lr>".to_owned()),
+                    ],
+                ),
+                // The same flow from a new address replaces the binding (RFC 5626 §6).
+                step(
+                    alice()
+                        .call_id("after-reboot")
+                        .contacts(&[format!(
+                            "{};+sip.instance={instance};reg-id=1",
+                            contact_uri(2)
+                        )])
+                        .expires(Some("600")),
+                    200,
+                    Ok,
+                    vec![(
+                        "Contact",
+                        format!(
+                            "<{}>;expires=600;+sip.instance={instance};reg-id=1",
+                            contact(2)
+                        ),
+                    )],
+                ),
+            ],
+            |f| {
+                let b = f.lookup(AC_A, "alice");
+                assert_eq!(b.len(), 1);
+                assert_eq!(b[0].reg_id, Some(1));
+                assert!(b[0].path.is_empty(), "the second REGISTER had no Path");
+            },
+        ),
+    ];
+    run(cases);
+}
+
+#[test]
+fn configured_limits_and_challenges_apply_and_reload() {
+    use Outcome::{Challenge, IntervalTooBrief, InvalidToken, Ok, TooManyContacts};
+    let limits = "[registrar]\n\
+                  min_expires = 120\n\
+                  max_expires = 900\n\
+                  default_expires = 600\n\
+                  max_contacts = 2\n";
+    let alice = || Reg::bearer("alice", &token("alice"));
+    let f = Fixture::with(&config_text(
+        "challenges = [\"digest-md5\", \"bearer\"]",
+        limits,
+    ));
+    let md5 = digest_challenge("MD5");
+    let bearer = format!("Bearer realm=\"{REALM}\"");
+    let bearer_error = format!("Bearer realm=\"{REALM}\", error=\"invalid_token\"");
+    let steps = [
+        (
+            Reg::new("alice"),
+            401,
+            Challenge,
+            vec![
+                ("WWW-Authenticate", md5.clone()),
+                ("WWW-Authenticate", bearer),
+            ],
+        ),
+        (
+            Reg::bearer("alice", "not-a-jwt"),
+            401,
+            InvalidToken,
+            vec![
+                ("WWW-Authenticate", md5.clone()),
+                ("WWW-Authenticate", bearer_error.clone()),
+            ],
+        ),
+        (
+            alice().expires(Some("119")),
+            423,
+            IntervalTooBrief,
+            vec![("Min-Expires", "120".to_owned())],
+        ),
+        (alice().expires(None), 200, Ok, contacts(&[(1, 600)])),
+        (
+            alice().cseq(2).contacts(&[contact_uri(2)]),
+            200,
+            Ok,
+            contacts(&[(1, 600), (2, 900)]),
+        ),
+        (
+            alice().cseq(3).contacts(&[contact_uri(3)]),
+            403,
+            TooManyContacts,
+            none(),
+        ),
+    ];
+    for (i, (req, code, outcome, headers)) in steps.into_iter().enumerate() {
+        let reply = f.send(&req, NOW);
+        assert_eq!(
+            (reply.code, reply.outcome),
+            (code, outcome),
+            "step {}: {reply:?}",
+            i + 1
+        );
+        assert_eq!(normalized(&reply, NOW), headers, "step {}", i + 1);
+    }
+
+    // Without Bearer in the list, a client that sent a token still gets its Bearer error
+    // (first); the defaults come back for the limits.
+    let cfg = config::parse(
+        "reloaded.toml",
+        &config_text("challenges = [\"digest-sha256\"]", ""),
+    )
+    .expect("reloaded config");
+    f.registrar.reload(&cfg).expect("reload");
+    let reply = f.send(&Reg::bearer("alice", "not-a-jwt"), NOW);
+    assert_eq!(
+        normalized(&reply, NOW),
+        vec![
+            ("WWW-Authenticate", bearer_error),
+            ("WWW-Authenticate", digest_challenge("SHA-256")),
+        ]
+    );
+    let reply = f.send(&alice().cseq(4).contacts(&[contact_uri(3)]), NOW);
+    assert_eq!(
+        (reply.code, normalized(&reply, NOW)),
+        (200, contacts(&[(1, 600), (2, 900), (3, 3600)]))
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Digest (the SIP user)
 // ---------------------------------------------------------------------------------------
@@ -1499,11 +1678,28 @@ fn digest_user_registers_its_identity() {
     assert_eq!(normalized(&reply, NOW + 4), challenge());
     assert_eq!(f.lookup(AC_A, SIP_IDENTITY).len(), 1, "binding still there");
 
+    // The right password on a nonce past its 300 s: re-challenged with stale=true.
+    let stale = digest_credentials(SIP_USERNAME, REALM, SIP_PASSWORD, &fresh, 2, false);
+    let at = NOW + 4 + 301;
+    let reply = f.send(&Reg::new(SIP_IDENTITY).cseq(13).auth(&stale), at);
+    assert_eq!((reply.code, reply.outcome), (401, Outcome::Challenge));
+    assert_eq!(
+        normalized(&reply, at),
+        challenge()
+            .into_iter()
+            .map(|(n, v)| if v.starts_with("Digest ") {
+                (n, format!("{v}, stale=true"))
+            } else {
+                (n, v)
+            })
+            .collect::<Headers>()
+    );
+
     // Expires 0 with good credentials removes it and the identity goes offline.
     let good = digest_credentials(SIP_USERNAME, REALM, SIP_PASSWORD, &fresh, 1, false);
     let reply = f.send(
         &Reg::new(SIP_IDENTITY)
-            .cseq(13)
+            .cseq(14)
             .expires(Some("0"))
             .auth(&good),
         NOW + 5,
