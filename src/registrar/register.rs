@@ -61,6 +61,8 @@ impl Reply {
 /// The authenticators, rebuilt on config reload.
 struct Auth {
     realm: String,
+    /// The host part of `[server] public_address`, another name clients may use for us.
+    public_host: Option<String>,
     /// Expiry bounds and the contact cap (`[registrar]`, RFC 3261 §10.2.1.1, §10.3 step 7).
     limits: RegistrarConfig,
     /// What a 401 offers, in order (`[server] challenges`).
@@ -94,6 +96,14 @@ impl std::fmt::Debug for Registrar {
     }
 }
 
+/// `host` of a `host[:port]` public address (IPv6 stays bracketed, as in URIs).
+fn public_host(addr: &str) -> String {
+    match crate::sip::msg::typed::Host::parse_hostport(addr) {
+        Some((h, _)) => h.to_string(),
+        None => addr.to_string(),
+    }
+}
+
 fn random_secret() -> [u8; 32] {
     let mut s = [0u8; 32];
     for chunk in s.chunks_mut(8) {
@@ -122,6 +132,7 @@ impl Registrar {
     fn build_auth(cfg: &Config, secret: [u8; 32]) -> Result<Auth, String> {
         Ok(Auth {
             realm: cfg.server.realm.clone(),
+            public_host: cfg.server.public_address.as_deref().map(public_host),
             limits: cfg.registrar,
             challenges: cfg.server.challenges.clone(),
             tokens: TokenVerifier::new(cfg)?,
@@ -152,9 +163,24 @@ impl Registrar {
         let Ok(to) = req.to_header() else {
             return Reply::new(400, "Bad To Header", Outcome::BadRequest);
         };
-        let Some(aor_user) = to.uri.sip().and_then(|u| u.user) else {
+        let Some(to_uri) = to.uri.sip() else {
+            return Reply::new(400, "To Must Be A SIP URI", Outcome::BadRequest);
+        };
+        let Some(aor_user) = to_uri.user else {
             return Reply::new(400, "To Has No User Part", Outcome::BadRequest);
         };
+        // RFC 3261 §10.3 step 3: the AOR must belong to a domain this registrar serves.
+        if !aor_domain_ok(
+            &auth,
+            &to_uri.host.to_string(),
+            req.request_uri().unwrap_or(""),
+        ) {
+            return Reply::new(
+                404,
+                "Not Found (domain not served here)",
+                Outcome::BadRequest,
+            );
+        }
         // RFC 6750 §3.1 / RFC 8898: authenticated but not allowed is 403, not a new challenge.
         if !principal.incoming {
             return Reply::new(
@@ -289,6 +315,27 @@ impl Registrar {
     }
 }
 
+/// Whether an AOR host is ours (RFC 3261 §10.3 step 3). Ours are the realm, and the host
+/// the client addressed the REGISTER to when it names us directly: an IP literal (the
+/// client reached us at that address) or the configured public address. A client that uses
+/// the switch's address as its SIP domain therefore registers `sip:alice@203.0.113.10`
+/// fine, while an AOR in a foreign domain gets 404.
+fn aor_domain_ok(auth: &Auth, to_host: &str, request_uri: &str) -> bool {
+    if to_host.eq_ignore_ascii_case(&auth.realm) {
+        return true;
+    }
+    let Some(ruri) = crate::sip::msg::typed::SipUri::parse(request_uri) else {
+        return false;
+    };
+    let ruri_host = ruri.host.to_string();
+    let addressed_to_us = ruri.host.ip().is_some()
+        || auth
+            .public_host
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case(&ruri_host));
+    addressed_to_us && ruri_host.eq_ignore_ascii_case(to_host)
+}
+
 /// `%XX` escapes decoded (invalid escapes are kept as written). Borrowed when there are none.
 fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains('%') {
@@ -330,8 +377,9 @@ fn contact_value(b: &Binding, now: u64) -> String {
 
 /// The challenges of a 401, in the configured order (RFC 8898 §2.2 lets a 401 carry both
 /// schemes). Digest is offered only where the realm has SIP users; a client that presented
-/// a bearer token always gets its Bearer challenge back with the error, since it evidently
-/// speaks Bearer.
+/// a well-formed bearer token always gets its Bearer challenge back with the error, since
+/// it evidently speaks Bearer (a header that is not `Bearer <token68>` carries no usable
+/// authentication information, so RFC 6750 §3.1 gives it a plain challenge).
 fn challenge(auth: &Auth, now: u64, error: Option<&str>, stale: bool, outcome: Outcome) -> Reply {
     let mut r = Reply::new(401, "Unauthorized", outcome);
     let bearer = || match error {

@@ -290,6 +290,9 @@ struct Reg {
     authorization: Vec<String>,
     /// Further header lines (`Name: value`).
     extra: Vec<String>,
+    /// Hosts of the Request-URI and of the AOR in From/To (both `REALM` by default).
+    ruri_host: String,
+    aor_host: String,
 }
 
 static BRANCH: AtomicU64 = AtomicU64::new(1);
@@ -305,7 +308,16 @@ impl Reg {
             expires: Some("3600".to_owned()),
             authorization: Vec::new(),
             extra: Vec::new(),
+            ruri_host: REALM.to_owned(),
+            aor_host: REALM.to_owned(),
         }
+    }
+
+    /// The Request-URI host and the AOR host.
+    fn hosts(mut self, ruri: &str, aor: &str) -> Reg {
+        self.ruri_host = ruri.to_owned();
+        self.aor_host = aor.to_owned();
+        self
     }
 
     /// `new(user)` with `Authorization: Bearer <token>`.
@@ -345,16 +357,16 @@ impl Reg {
 
     fn text(&self) -> String {
         let branch = BRANCH.fetch_add(1, Ordering::Relaxed);
-        let aor = format!("<sip:{}@{REALM}>", self.user);
+        let aor = format!("<sip:{}@{}>", self.user, self.aor_host);
         let mut t = format!(
-            "REGISTER sip:{REALM} SIP/2.0\r\n\
+            "REGISTER sip:{} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {UA};branch=z9hG4bK-reg-{branch};rport\r\n\
              Max-Forwards: 70\r\n\
              From: {aor};tag=from-{branch}\r\n\
              To: {aor}\r\n\
              Call-ID: {}\r\n\
              CSeq: {} REGISTER\r\n",
-            self.call_id, self.cseq
+            self.ruri_host, self.call_id, self.cseq
         );
         for c in &self.contacts {
             t.push_str(&format!("Contact: {c}\r\n"));
@@ -1727,4 +1739,52 @@ fn a_token_is_used_even_beside_digest_credentials_for_another_realm() {
     );
     assert_eq!((reply.code, reply.outcome), (200, Outcome::Ok), "{reply:?}");
     assert_eq!(reply.headers, contacts(&[(1, 3600)]));
+}
+
+/// RFC 3261 §10.3 step 3: the AOR must be in a domain served here (404 otherwise).
+#[test]
+fn aor_domain_must_be_served_here() {
+    use Outcome::{BadRequest, Ok};
+    let cases = vec![
+        refused(
+            "AOR in a foreign domain",
+            Reg::bearer("alice", &token("alice")).hosts(REALM, "other.example"),
+            404,
+            BadRequest,
+            none(),
+        ),
+        refused(
+            "foreign domain in both Request-URI and AOR",
+            Reg::bearer("alice", &token("alice")).hosts("other.example", "other.example"),
+            404,
+            BadRequest,
+            none(),
+        ),
+        refused(
+            "AOR at an IP the REGISTER was not sent to",
+            Reg::bearer("alice", &token("alice")).hosts("192.0.2.1", "192.0.2.99"),
+            404,
+            BadRequest,
+            none(),
+        ),
+        case(
+            "the switch's IP as the client's domain",
+            vec![step(
+                Reg::bearer("alice", &token("alice")).hosts("192.0.2.1", "192.0.2.1"),
+                200,
+                Ok,
+                contacts(&[(1, 3600)]),
+            )],
+        ),
+        case(
+            "realm in another case",
+            vec![step(
+                Reg::bearer("alice", &token("alice")).hosts(REALM, &REALM.to_uppercase()),
+                200,
+                Ok,
+                contacts(&[(1, 3600)]),
+            )],
+        ),
+    ];
+    run(cases);
 }
