@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod registrar;
 pub mod server;
 pub mod sip;
+pub mod time;
 pub mod transport;
 pub mod webhook;

@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use super::time::rfc3339;
 use super::{ApiState, Body, percent, reply};
 use crate::registrar::location::{AorKey, Binding};
 use crate::registrar::presence::{PresenceState, PresenceStatus};
 use crate::sip::peer::Transport;
+use crate::time::rfc3339;
 
 /// `PageSize` when none is given, and the most allowed (Twilio's values).
 const DEFAULT_PAGE_SIZE: usize = 50;

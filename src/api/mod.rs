@@ -17,7 +17,6 @@ mod health;
 mod percent;
 mod prometheus;
 mod reply;
-mod time;
 
 use std::convert::Infallible;
 use std::sync::Arc;

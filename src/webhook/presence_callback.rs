@@ -143,32 +143,9 @@ pub fn params(change: &PresenceChange) -> Vec<(String, String)> {
         ("AccountSid".to_owned(), change.account.to_string()),
         ("Identity".to_owned(), change.identity.to_string()),
         ("Status".to_owned(), change.status.as_str().to_owned()),
-        ("Timestamp".to_owned(), rfc3339_utc(change.at)),
+        ("Timestamp".to_owned(), crate::time::rfc3339(change.at)),
         ("ApiVersion".to_owned(), API_VERSION.to_owned()),
     ]
-}
-
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339_utc(unix: u64) -> String {
-    let days = unix / 86_400;
-    let secs = unix % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`), in
-    // unsigned arithmetic since the epoch is the earliest input.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3_600,
-        secs % 3_600 / 60,
-        secs % 60
-    )
 }
 
 #[cfg(test)]
@@ -184,14 +161,6 @@ mod tests {
 
     const AC: &str = "AC0123456789abcdef0123456789abcdef";
     const AC_QUIET: &str = "AC1123456789abcdef0123456789abcdef";
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339_utc(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
 
     fn account(sid: &str, token: &str, callback: Option<String>) -> Account {
         Account {

@@ -1,8 +1,8 @@
 //! RFC 3339 timestamps (`2024-05-01T12:34:56Z`) from unix seconds, without a date crate:
-//! the REST API is the only place that shows wall-clock times.
+//! the REST API and webhook parameters are the only places that show wall-clock times.
 
 /// `unix` seconds as an RFC 3339 UTC timestamp.
-pub(super) fn rfc3339(unix: u64) -> String {
+pub fn rfc3339(unix: u64) -> String {
     let days = unix / 86_400;
     let secs = unix % 86_400;
     let (y, m, d) = civil_from_days(days as i64);
