@@ -127,8 +127,27 @@ impl<'r> ResponseBuilder<'r> {
             .map(|(n, v)| n.len() + v.len() + 4)
             .sum();
         let body_len = self.body.as_ref().map_or(0, |(_, b)| b.len());
-        let mut out =
-            BytesMut::with_capacity(req.as_bytes().len().min(2048) + extra + body_len + 128);
+        // Size the buffer from what is copied, not from the request: a server transaction
+        // keeps this response for retransmission (Timer J, 32 s on UDP), and a buffer sized
+        // from a REGISTER carrying a large token would pin that much memory per transaction.
+        let copied: usize = req
+            .headers()
+            .iter()
+            .filter(|h| {
+                matches!(
+                    h.name,
+                    HeaderName::Via
+                        | HeaderName::To
+                        | HeaderName::From
+                        | HeaderName::CallId
+                        | HeaderName::CSeq
+                )
+            })
+            .map(|h| h.value.len() + 16)
+            .sum();
+        // Start line, To tag, received/rport, Content-Type/Length lines.
+        const SLACK: usize = 200;
+        let mut out = BytesMut::with_capacity(copied + extra + body_len + SLACK);
         let reason = self.reason.unwrap_or_else(|| reason_phrase(self.code));
         let _ = write!(out, "SIP/2.0 {} {}\r\n", self.code, reason);
         let mut first_via = true;
@@ -275,5 +294,47 @@ impl SipMessage {
         let _ = write!(out, "Content-Length: {}\r\n\r\n", self.body_len());
         out.put_slice(&self.body());
         out.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The response a transaction keeps must not carry the request's size: a REGISTER
+    /// with a 2 KB token gets a small 200.
+    #[test]
+    fn response_buffer_is_sized_from_what_it_copies() {
+        let token = "x".repeat(2000);
+        let req = SipMessage::parse(
+            format!(
+                "REGISTER sip:sw SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport\r\n\
+                 From: <sip:a@sw>;tag=1\r\nTo: <sip:a@sw>\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n\
+                 Authorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
+            )
+            .into_bytes(),
+        )
+        .unwrap();
+        let resp = ResponseBuilder::new(&req, 200)
+            .to_tag("abc")
+            .received_from("198.51.100.1:40000".parse().unwrap())
+            .header("Contact", "<sip:a@192.0.2.1>;expires=3600")
+            .build();
+        let bytes = resp.clone();
+        let parsed = SipMessage::parse(bytes).unwrap();
+        assert_eq!(parsed.status(), Some(200));
+        assert!(
+            parsed
+                .first(HeaderName::Via)
+                .unwrap()
+                .contains("received=198.51.100.1;rport=40000")
+        );
+        // The frozen Bytes owns a Vec of the buffer's capacity; converting back to a Vec
+        // without copying shows that capacity.
+        let capacity = Vec::from(resp).capacity();
+        assert!(
+            capacity < 600,
+            "response buffer capacity {capacity} tracks the request size"
+        );
     }
 }
