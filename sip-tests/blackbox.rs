@@ -654,3 +654,27 @@ fn sighup_reload_refuses_a_bad_config_and_applies_a_good_one() {
     assert_status(&resp, 200, &req);
     let _ = std::fs::remove_file(&path);
 }
+
+/// A client that sends its request and half-closes (as `nc -N` and scripted health checks
+/// do) still gets the answer before the switch closes the connection. On an idle loopback
+/// the shard usually answers before the reader even sees the EOF, so this guards the
+/// requirement rather than proving the writer's linger (`transport/tcp.rs` LINGER), which
+/// matters when the shard is busy.
+#[test]
+fn tcp_reply_survives_the_peers_half_close() {
+    use std::io::{Read, Write};
+    let sw = Switch::start();
+    let mut s = std::net::TcpStream::connect(sw.tcp_addr()).unwrap();
+    s.set_read_timeout(Some(REPLY)).unwrap();
+    let local = s.local_addr().unwrap();
+    let req = request("OPTIONS", &ruri(sw.tcp_addr()), local, "TCP", &[], "");
+    s.write_all(req.as_bytes()).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = String::new();
+    let _ = s.read_to_string(&mut got);
+    assert!(
+        got.starts_with("SIP/2.0 200 OK\r\n"),
+        "no reply after half-close: {got:?}"
+    );
+    assert!(got.contains(&call_id(&req)), "{got}");
+}

@@ -63,6 +63,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         limits: shard_config.limits,
     };
     let conns = Arc::new(Connections::default());
+    // Tasks the switch cannot work without. None of them ends on its own; if one does (a
+    // panic, a listener failure), the process exits non-zero so a supervisor restarts it,
+    // rather than running on with a dead shard that TCP connections are still handed to.
+    let mut essential = tokio::task::JoinSet::new();
     let mut out = std::io::stdout().lock();
 
     for want in sip_addrs {
@@ -80,9 +84,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             };
             let (tx, rx) = mpsc::channel(SHARD_QUEUE);
             senders.push(tx);
-            tokio::spawn(Shard::new(socket, conns.clone(), rx, shard_config.clone()).run());
+            essential.spawn(Shard::new(socket, conns.clone(), rx, shard_config.clone()).run());
         }
-        tokio::spawn(tcp::accept_loop(
+        essential.spawn(tcp::accept_loop(
             listener,
             senders,
             conns.clone(),
@@ -101,7 +105,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         presence: shared.presence.clone(),
         metrics: shared.metrics.clone(),
     });
-    tokio::spawn(crate::api::serve(http, api_state));
+    essential.spawn(async move {
+        if let Err(e) = crate::api::serve(http, api_state).await {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    });
     // Accounts with a presence_callback URL learn when their clients come and go.
     let webhooks = Arc::new(
         crate::webhook::WebhookClient::new(&cfg.webhooks).context("building the webhook client")?,
@@ -109,7 +117,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::webhook::presence_callback::spawn(&shared.presence, live.clone(), webhooks);
     // Bindings lapse on their own (a token's expiry ends its registration): sweep them out
     // and let presence go offline.
-    tokio::spawn(crate::registrar::presence::run_sweeper(
+    essential.spawn(crate::registrar::presence::run_sweeper(
         shared.presence.clone(),
         shared.store.clone(),
         SWEEP_EVERY,
@@ -135,6 +143,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 },
                 Err(e) => tracing::warn!(error = %e, "config reload failed; keeping the old config"),
             },
+            ended = essential.join_next() => {
+                let why = match ended {
+                    Some(Err(e)) if e.is_panic() => "panicked",
+                    _ => "stopped",
+                };
+                tracing::error!(why, "an essential task ended; stopping the switch");
+                anyhow::bail!("an essential task {why}");
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }

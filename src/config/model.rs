@@ -136,7 +136,9 @@ pub struct TcpConfig {
 impl Default for TcpConfig {
     fn default() -> Self {
         TcpConfig {
-            idle_timeout_secs: 600,
+            // Above the longest registration (3600 s), as Kamailio deployments set
+            // tcp_connection_lifetime = 3605: closing the flow of a live binding strands it.
+            idle_timeout_secs: 3605,
             max_connections: 4096,
             max_connections_per_ip: 256,
         }

@@ -231,9 +231,10 @@ impl Registrar {
                 return Reply::new(400, "Bad Contact", Outcome::BadRequest);
             };
             let requested = match c.params.get("expires") {
-                Some(Some(v)) => parse_delta_seconds(v),
-                Some(None) => None,
-                None => header_expires,
+                // A malformed parameter counts as absent, so `Expires: 0` beside a broken
+                // `;expires=x` still unregisters instead of registering for an hour.
+                Some(Some(v)) => parse_delta_seconds(v).or(header_expires),
+                Some(None) | None => header_expires,
             }
             .unwrap_or(auth.limits.default_expires);
             let instance = c.params.get("+sip.instance").flatten().map(Box::from);

@@ -33,6 +33,9 @@ pub struct TcpSettings {
     pub limits: Limits,
 }
 
+/// How long a connection whose peer stopped sending still delivers queued replies.
+const LINGER: Duration = Duration::from_millis(500);
+
 /// Messages queued for one connection before we consider it stuck.
 const WRITE_QUEUE: usize = 256;
 
@@ -150,10 +153,14 @@ async fn connection(
             }
         }
     };
-    // When the reader ends (EOF, error, framing fault, idle) the connection is over; the
-    // writer task is dropped with it, closing the socket.
+    // When the reader ends (EOF, a half-close, a framing fault, idle) the connection is
+    // over, but replies to what was already read may still be on their way from a shard:
+    // let the writer run a moment longer before the socket closes.
+    tokio::pin!(write);
     tokio::select! {
-        () = read => {}
-        () = write => {}
+        () = read => {
+            let _ = tokio::time::timeout(LINGER, &mut write).await;
+        }
+        () = &mut write => {}
     }
 }

@@ -16,8 +16,18 @@ pub fn bind(addr: SocketAddr) -> io::Result<tokio::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
-    // Best effort: the kernel caps it at net.core.rmem_max.
+    // The kernel silently caps this at net.core.rmem_max (about 208 KiB by default); a
+    // smaller buffer drops bursts in the kernel, so say so once at start.
     let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    if let Ok(got) = socket.recv_buffer_size()
+        && got < RECV_BUFFER
+    {
+        tracing::warn!(
+            requested = RECV_BUFFER,
+            got,
+            "UDP receive buffer capped by the kernel; raise net.core.rmem_max for load bursts"
+        );
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     tokio::net::UdpSocket::from_std(socket.into())

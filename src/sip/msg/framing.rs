@@ -50,18 +50,19 @@ impl StreamFramer {
     /// The next complete frame, `Ok(None)` if more bytes are needed, or an error after
     /// which the connection must be closed.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ParseError> {
-        let crlf = skip_leading_crlf(&self.buf);
-        if crlf > 0 {
-            let ping = self.buf.starts_with(b"\r\n\r\n");
-            self.buf.advance(if ping { 4 } else { crlf.min(2) });
-            if ping {
-                return Ok(Some(Frame::KeepAlive));
-            }
-            if self.buf.iter().all(|&b| b == b'\r' || b == b'\n') {
-                return Ok(None);
-            }
-            return self.next_frame();
+        // Leading line ends: a CRLFCRLF keep-alive ping (RFC 5626 §3.5.1), or stray CRLFs
+        // before a message (RFC 3261 §7.5). Only line ends so far may be half a ping split
+        // across reads, so they wait for more (keeping at most the last two bytes).
+        if self.buf.starts_with(b"\r\n\r\n") {
+            self.buf.advance(4);
+            return Ok(Some(Frame::KeepAlive));
         }
+        let crlf = skip_leading_crlf(&self.buf);
+        if crlf == self.buf.len() {
+            self.buf.advance(crlf.saturating_sub(2));
+            return Ok(None);
+        }
+        self.buf.advance(crlf);
         if self.buf.is_empty() {
             return Ok(None);
         }
@@ -121,6 +122,20 @@ mod tests {
             (&b"hello"[..], &b"world!"[..])
         );
         assert!(f.next_frame().unwrap().is_none());
+    }
+
+    #[test]
+    fn split_ping_still_gets_a_pong_and_line_ends_never_recurse() {
+        let mut f = StreamFramer::new(Limits::default());
+        f.push(b"\r\n");
+        assert!(f.next_frame().unwrap().is_none(), "half a ping waits");
+        f.push(b"\r\n");
+        assert!(matches!(f.next_frame().unwrap(), Some(Frame::KeepAlive)));
+        f.push(&vec![b'\n'; 200_000]);
+        assert!(f.next_frame().unwrap().is_none());
+        assert!(f.buffer().len() <= 2, "a flood of line ends is not kept");
+        f.push(b"MESSAGE sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n");
+        assert!(matches!(f.next_frame().unwrap(), Some(Frame::Message(_))));
     }
 
     #[test]
