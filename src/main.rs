@@ -1,6 +1,6 @@
 //! `switchboard` command line: `run` starts the switch, `check` validates a config.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -61,6 +61,19 @@ enum Command {
         #[arg(long, value_name = "APP_SID")]
         outgoing: Option<String>,
     },
+    /// Dry-run the dial plan for an INVITE from IP to NUMBER: prints the decision and why;
+    /// exits 0 when the call would be accepted, 1 when refused (403/404).
+    Route {
+        /// Config file.
+        #[arg(short, long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Source address of the INVITE (IPv4 or IPv6).
+        #[arg(long, value_name = "IP")]
+        from: IpAddr,
+        /// Called number, matched exactly (E.164 numbers are written with their leading +).
+        #[arg(long, value_name = "NUMBER")]
+        to: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +95,7 @@ fn main() -> ExitCode {
             outgoing.as_deref(),
         ),
         Command::Run { config, sip, http } => run(config, sip, http),
+        Command::Route { config, from, to } => route(config, from, &to),
     }
 }
 
@@ -96,6 +110,22 @@ fn check(path: PathBuf) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `switchboard route`: the dial plan's decision for one call, on stdout; config errors
+/// go to stderr as `file:line:col: why` with exit status 1, as for `check`.
+fn route(path: PathBuf, from: IpAddr, to: &str) -> ExitCode {
+    let cfg = match config::load(&path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let plan = config::dialplan::DialPlan::new(&cfg);
+    let (code, text) = config::dialplan::explain(&plan, from, to);
+    print!("{text}");
+    ExitCode::from(code)
 }
 
 fn run(config_path: PathBuf, sip: Option<SocketAddr>, http: Option<SocketAddr>) -> ExitCode {

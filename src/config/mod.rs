@@ -6,6 +6,7 @@
 //! typed `Config` from it (unknown keys, wrong types), then validate, looking up each
 //! problem's position in the same tree. Every error reads `file:line:col: why`.
 
+pub mod dialplan;
 mod error;
 mod live;
 mod locate;

@@ -1,0 +1,826 @@
+//! The compiled dial plan: who a call comes from and where it goes, decided from the config
+//! alone (pure: no I/O, no clock), so the switch and `switchboard route` take the same
+//! decision and can say why.
+//!
+//! Inbound (an INVITE from the network):
+//! - The source address picks the trunk: the trunk with a CIDR in `inbound_cidrs` that
+//!   contains it. Several may: the most specific block (longest prefix) wins, then config
+//!   order (trunk, then block within the trunk). IPv4-mapped IPv6 sources (`::ffff:a.b.c.d`)
+//!   match IPv4 blocks. No trunk: `UnknownSource` (403); such a call is never routed out.
+//! - The called number picks the application from `[[numbers]]`, matched **exactly**: numbers
+//!   are configured as E.164 with a leading `+`, and the called number is not normalised (no
+//!   `+` added, no separators stripped), so `15550100001` or `+1 555 0100001` do not match
+//!   `+15550100001`. Whoever extracts the number from the Request-URI / To header owns any
+//!   rewriting; the dry-run points out the near miss of a missing `+`.
+//!   No number: `UnknownNumber` (404); a number restricted to another trunk:
+//!   `NumberNotOnThisTrunk` (404). A carrier call is never routed out again.
+//!
+//! Outbound (a number to dial through a trunk): the `[[routes]]` pattern that is the longest
+//! prefix of the number wins; `*` matches anything and ranks below every prefix; routes with
+//! the same pattern go by `priority` (lower first, unset last), then config order.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use super::model::Config;
+use super::net::Cidr;
+
+/// The config's routing rules, compiled for lookups. Owns its data, so it outlives the
+/// `Config` it was built from and can be swapped with it.
+#[derive(Debug, Clone)]
+pub struct DialPlan {
+    /// Every trunk CIDR, most specific first, then config order.
+    nets: Vec<InboundNet>,
+    numbers: Vec<NumberRule>,
+    /// Routes in decision order: longest prefix first, `*` last, then priority, then config
+    /// order. The first match is the answer.
+    routes: Vec<RouteRule>,
+}
+
+#[derive(Debug, Clone)]
+struct InboundNet {
+    cidr: Cidr,
+    trunk: String,
+    account: String,
+}
+
+#[derive(Debug, Clone)]
+struct NumberRule {
+    number: String,
+    application: String,
+    application_name: Option<String>,
+    trunk: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct RouteRule {
+    pattern: String,
+    trunk: String,
+    outbound_uri: Option<String>,
+    priority: Option<u32>,
+    /// 1-based position in `[[routes]]`, for the explanation.
+    index: usize,
+    /// How many routes share this pattern.
+    same_pattern: usize,
+}
+
+/// Where an INVITE from the network goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundDecision {
+    /// A carrier call for `account`, answered by `application`.
+    Carrier {
+        source: IpAddr,
+        trunk: String,
+        /// The trunk block the source is in.
+        cidr: Cidr,
+        /// The trunk's account.
+        account: String,
+        /// Application sid.
+        application: String,
+        application_name: Option<String>,
+        number: String,
+    },
+    /// From a trunk, to a number that is not ours (404).
+    UnknownNumber {
+        source: IpAddr,
+        trunk: String,
+        cidr: Cidr,
+        number: String,
+        /// `+` + the number, when that is configured (a likely missing `+`).
+        did_you_mean: Option<String>,
+    },
+    /// From a trunk, to a number only accepted from `allowed_trunk` (404).
+    NumberNotOnThisTrunk {
+        source: IpAddr,
+        trunk: String,
+        cidr: Cidr,
+        number: String,
+        allowed_trunk: String,
+    },
+    /// From outside every trunk's `inbound_cidrs` (403).
+    UnknownSource { source: IpAddr },
+}
+
+impl InboundDecision {
+    /// The SIP status the switch answers with: 200 stands for "accepted and handed to the
+    /// application" (its final answer is the application's), 404 and 403 are final.
+    pub fn status(&self) -> u16 {
+        match self {
+            InboundDecision::Carrier { .. } => 200,
+            InboundDecision::UnknownNumber { .. }
+            | InboundDecision::NumberNotOnThisTrunk { .. } => 404,
+            InboundDecision::UnknownSource { .. } => 403,
+        }
+    }
+
+    /// One line per rule that took part in the decision.
+    pub fn reasons(&self) -> Vec<String> {
+        let from = |source: &IpAddr, trunk: &str, cidr: &Cidr| {
+            format!("source {source} is inside trunk `{trunk}` ({cidr})")
+        };
+        match self {
+            InboundDecision::Carrier {
+                source,
+                trunk,
+                cidr,
+                application,
+                application_name,
+                number,
+                ..
+            } => vec![
+                from(source, trunk, cidr),
+                format!(
+                    "{number} is a configured number → application {application}{}",
+                    name_suffix(application_name.as_deref())
+                ),
+            ],
+            InboundDecision::UnknownNumber {
+                source,
+                trunk,
+                cidr,
+                number,
+                did_you_mean,
+            } => {
+                let mut v = vec![
+                    from(source, trunk, cidr),
+                    format!(
+                        "{} is not in [[numbers]]; calls from a carrier are never routed out",
+                        shown(number)
+                    ),
+                ];
+                if let Some(plus) = did_you_mean {
+                    v.push(format!(
+                        "numbers match exactly, as E.164 with a leading +: {plus} is configured"
+                    ));
+                }
+                v
+            }
+            InboundDecision::NumberNotOnThisTrunk {
+                source,
+                trunk,
+                cidr,
+                number,
+                allowed_trunk,
+            } => vec![
+                from(source, trunk, cidr),
+                format!("{number} accepts calls only from trunk `{allowed_trunk}`"),
+            ],
+            InboundDecision::UnknownSource { source } => vec![format!(
+                "source {source} is not inside any trunk's inbound_cidrs; \
+                 calls from unknown sources are refused, never routed out"
+            )],
+        }
+    }
+
+    /// The reasons on one line.
+    pub fn why(&self) -> String {
+        self.reasons().join("; ")
+    }
+
+    /// The result in a few words, without the reasons.
+    pub fn summary(&self) -> String {
+        match self {
+            InboundDecision::Carrier {
+                trunk,
+                account,
+                application,
+                application_name,
+                ..
+            } => format!(
+                "carrier call on trunk `{trunk}` for account {account} → application \
+                 {application}{}",
+                name_suffix(application_name.as_deref())
+            ),
+            InboundDecision::UnknownNumber { trunk, number, .. } => {
+                format!(
+                    "{} is not a number of ours (from trunk `{trunk}`)",
+                    shown(number)
+                )
+            }
+            InboundDecision::NumberNotOnThisTrunk {
+                trunk,
+                number,
+                allowed_trunk,
+                ..
+            } => format!("{number} is not reachable from trunk `{trunk}` (only `{allowed_trunk}`)"),
+            InboundDecision::UnknownSource { source } => {
+                format!("{source} is not a known trunk")
+            }
+        }
+    }
+}
+
+/// Which trunk dials a number out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundDecision {
+    pub number: String,
+    pub trunk: String,
+    /// Where the INVITE goes; validation guarantees it for trunks that routes use, `None`
+    /// only for a hand-built config.
+    pub outbound_uri: Option<String>,
+    /// The winning route's pattern.
+    pub pattern: String,
+    /// One line naming the rule.
+    pub why: String,
+}
+
+impl OutboundDecision {
+    /// 200 when the trunk has somewhere to send the call, else 503 (a route to a trunk
+    /// without `outbound_uri`, which a validated config cannot have).
+    pub fn status(&self) -> u16 {
+        if self.outbound_uri.is_some() {
+            200
+        } else {
+            503
+        }
+    }
+
+    pub fn why(&self) -> String {
+        self.why.clone()
+    }
+}
+
+impl DialPlan {
+    /// Compile a (validated) config. Unparseable route patterns cannot occur after
+    /// validation; in a hand-built config they simply never match.
+    pub fn new(cfg: &Config) -> DialPlan {
+        let mut nets: Vec<(usize, InboundNet)> = Vec::new();
+        for t in &cfg.trunks {
+            for cidr in &t.inbound_nets {
+                let n = nets.len();
+                nets.push((
+                    n,
+                    InboundNet {
+                        cidr: *cidr,
+                        trunk: t.name.clone(),
+                        account: t.account.clone(),
+                    },
+                ));
+            }
+        }
+        // Stable on config order: most specific first.
+        nets.sort_by_key(|(i, n)| (std::cmp::Reverse(n.cidr.prefix()), *i));
+
+        let numbers = cfg
+            .numbers
+            .iter()
+            .map(|n| NumberRule {
+                number: n.number.clone(),
+                application: n.application.clone(),
+                application_name: cfg
+                    .applications
+                    .iter()
+                    .find(|a| a.sid == n.application)
+                    .and_then(|a| a.friendly_name.clone()),
+                trunk: n.trunk.clone(),
+            })
+            .collect();
+
+        let mut routes: Vec<RouteRule> = cfg
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| RouteRule {
+                pattern: r.pattern.clone(),
+                trunk: r.trunk.clone(),
+                outbound_uri: cfg
+                    .trunks
+                    .iter()
+                    .find(|t| t.name == r.trunk)
+                    .and_then(|t| t.outbound_uri.clone()),
+                priority: r.priority,
+                index: i + 1,
+                same_pattern: cfg.routes.iter().filter(|o| o.pattern == r.pattern).count(),
+            })
+            .collect();
+        // sort_by_key is stable, so config order breaks the last tie.
+        routes.sort_by_key(|r| {
+            (
+                std::cmp::Reverse(specificity(&r.pattern)),
+                r.priority.is_none(),
+                r.priority,
+            )
+        });
+
+        DialPlan {
+            nets: nets.into_iter().map(|(_, n)| n).collect(),
+            numbers,
+            routes,
+        }
+    }
+
+    /// Decide an INVITE from `source` to `called` (compared exactly; see the module docs).
+    pub fn inbound(&self, source: IpAddr, called: &str) -> InboundDecision {
+        let Some(net) = self.nets.iter().find(|n| n.cidr.contains(source)) else {
+            return InboundDecision::UnknownSource { source };
+        };
+        let (trunk, cidr) = (net.trunk.clone(), net.cidr);
+        let Some(rule) = self.number(called) else {
+            let did_you_mean = (!called.starts_with('+'))
+                .then(|| format!("+{called}"))
+                .filter(|plus| self.number(plus).is_some());
+            return InboundDecision::UnknownNumber {
+                source,
+                trunk,
+                cidr,
+                number: called.to_owned(),
+                did_you_mean,
+            };
+        };
+        match &rule.trunk {
+            Some(allowed) if *allowed != net.trunk => InboundDecision::NumberNotOnThisTrunk {
+                source,
+                trunk,
+                cidr,
+                number: called.to_owned(),
+                allowed_trunk: allowed.clone(),
+            },
+            _ => InboundDecision::Carrier {
+                source,
+                trunk,
+                cidr,
+                account: net.account.clone(),
+                application: rule.application.clone(),
+                application_name: rule.application_name.clone(),
+                number: called.to_owned(),
+            },
+        }
+    }
+
+    /// Whether `number` is one of our `[[numbers]]` (exact match).
+    pub fn is_our_number(&self, number: &str) -> bool {
+        self.number(number).is_some()
+    }
+
+    fn number(&self, number: &str) -> Option<&NumberRule> {
+        self.numbers.iter().find(|n| n.number == number)
+    }
+
+    /// The route an outbound call to `number` takes, if any.
+    pub fn outbound(&self, number: &str) -> Option<OutboundDecision> {
+        let r = self.routes.iter().find(|r| matches(&r.pattern, number))?;
+        let mut why = format!("{} → trunk `{}`", shown(number), r.trunk);
+        match &r.outbound_uri {
+            Some(uri) => {
+                let _ = write!(why, " ({uri})");
+            }
+            None => why.push_str(" (which has no outbound_uri)"),
+        }
+        let _ = write!(why, " by [[routes]] #{}: ", r.index);
+        if r.pattern == "*" {
+            why.push_str("no prefix route matches, `*` catches everything");
+        } else {
+            let _ = write!(why, "`{}` is the longest matching route prefix", r.pattern);
+        }
+        if r.same_pattern > 1 {
+            let prio = r
+                .priority
+                .map_or_else(|| "no priority".to_owned(), |p| format!("priority {p}"));
+            let _ = write!(
+                why,
+                " ({prio}, first of {} routes with that pattern)",
+                r.same_pattern
+            );
+        }
+        Some(OutboundDecision {
+            number: number.to_owned(),
+            trunk: r.trunk.clone(),
+            outbound_uri: r.outbound_uri.clone(),
+            pattern: r.pattern.clone(),
+            why,
+        })
+    }
+}
+
+/// Rank of a pattern: `*` below every prefix, longer prefixes above shorter ones.
+fn specificity(pattern: &str) -> i64 {
+    if pattern == "*" {
+        -1
+    } else {
+        i64::try_from(pattern.len()).unwrap_or(i64::MAX)
+    }
+}
+
+fn matches(pattern: &str, number: &str) -> bool {
+    pattern == "*" || (!pattern.is_empty() && number.starts_with(pattern))
+}
+
+fn name_suffix(name: Option<&str>) -> String {
+    name.map_or_else(String::new, |n| format!(" ({n})"))
+}
+
+/// A number as shown in messages: quoted when it would otherwise be invisible or ambiguous.
+fn shown(number: &str) -> String {
+    if number.is_empty() || number.bytes().any(|b| !b.is_ascii_graphic()) {
+        format!("{number:?}")
+    } else {
+        number.to_owned()
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        403 => "Forbidden",
+        404 => "Not Found",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// What `switchboard route --from SOURCE --to CALLED` prints, and its exit status: 0 when the
+/// call would be accepted, 1 when refused (403/404). The first line is the result, the
+/// following lines the reasons; when the called number is not ours, a last line says what an
+/// outbound call to it would use (informational: a call from the network is never routed
+/// out).
+pub fn explain(plan: &DialPlan, source: IpAddr, called: &str) -> (u8, String) {
+    let d = plan.inbound(source, called);
+    let status = d.status();
+    let verdict = if status < 300 { "accept" } else { "refuse" };
+    let mut out = format!(
+        "{verdict} {status} {}: {}\n",
+        reason_phrase(status),
+        d.summary()
+    );
+    for r in d.reasons() {
+        let _ = writeln!(out, "  because {r}");
+    }
+    if !plan.is_our_number(called) {
+        match plan.outbound(called) {
+            Some(o) => {
+                let _ = writeln!(out, "  if dialled out: {}", o.why);
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  if dialled out: no [[routes]] pattern matches {}, so no trunk would dial it",
+                    shown(called)
+                );
+            }
+        }
+    }
+    (if status < 300 { 0 } else { 1 }, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AC: &str = "AC0123456789abcdef0123456789abcdef";
+    const AC2: &str = "AC00000000000000000000000000000002";
+    const AP: &str = "AP0123456789abcdef0123456789abcdef";
+    const AP2: &str = "AP00000000000000000000000000000002";
+
+    fn plan(extra: &str) -> DialPlan {
+        let text = format!(
+            r#"
+[[accounts]]
+sid = "{AC}"
+auth_token = "t"
+
+[[accounts]]
+sid = "{AC2}"
+auth_token = "t2"
+
+[[applications]]
+sid = "{AP}"
+account = "{AC}"
+friendly_name = "Hello"
+twiml = "<Response/>"
+
+[[applications]]
+sid = "{AP2}"
+account = "{AC2}"
+twiml = "<Response/>"
+
+[[trunks]]
+name = "carrier"
+account = "{AC}"
+inbound_cidrs = ["127.0.0.0/8", "2001:db8::/32"]
+outbound_uri = "sip:127.0.0.1:5080"
+
+[[trunks]]
+name = "other"
+account = "{AC2}"
+inbound_cidrs = ["127.0.0.2/32", "2001:db8:1::/48"]
+outbound_uri = "sip:10.0.0.1:5060"
+
+[[trunks]]
+name = "backup"
+account = "{AC}"
+inbound_cidrs = ["10.0.0.0/8"]
+outbound_uri = "sip:10.9.9.9"
+
+[[numbers]]
+number = "+15550100001"
+application = "{AP}"
+
+[[numbers]]
+number = "+15550100002"
+application = "{AP2}"
+trunk = "other"
+{extra}"#
+        );
+        DialPlan::new(&super::super::parse("test.toml", &text).expect("valid test config"))
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn trunk_of(d: &InboundDecision) -> &str {
+        match d {
+            InboundDecision::Carrier { trunk, .. }
+            | InboundDecision::UnknownNumber { trunk, .. }
+            | InboundDecision::NumberNotOnThisTrunk { trunk, .. } => trunk,
+            InboundDecision::UnknownSource { .. } => "",
+        }
+    }
+
+    #[test]
+    fn carrier_call() {
+        let d = plan("").inbound(ip("127.0.0.1"), "+15550100001");
+        assert_eq!(
+            d,
+            InboundDecision::Carrier {
+                source: ip("127.0.0.1"),
+                trunk: "carrier".into(),
+                cidr: Cidr::parse("127.0.0.0/8").unwrap(),
+                account: AC.into(),
+                application: AP.into(),
+                application_name: Some("Hello".into()),
+                number: "+15550100001".into(),
+            }
+        );
+        assert_eq!(d.status(), 200);
+        assert_eq!(
+            d.why(),
+            format!(
+                "source 127.0.0.1 is inside trunk `carrier` (127.0.0.0/8); \
+                 +15550100001 is a configured number → application {AP} (Hello)"
+            )
+        );
+    }
+
+    #[test]
+    fn unknown_source_is_403() {
+        let p = plan("");
+        for src in ["203.0.113.9", "::1", "::ffff:203.0.113.9"] {
+            let d = p.inbound(ip(src), "+15550100001");
+            assert_eq!(d, InboundDecision::UnknownSource { source: ip(src) });
+            assert_eq!(d.status(), 403);
+            assert!(d.why().contains(&format!("source {src} is not inside")));
+        }
+    }
+
+    #[test]
+    fn unknown_number_is_404() {
+        let p = plan("");
+        let d = p.inbound(ip("127.0.0.1"), "+15550109999");
+        assert_eq!(d.status(), 404);
+        assert!(matches!(
+            &d,
+            InboundDecision::UnknownNumber { trunk, did_you_mean: None, .. } if trunk == "carrier"
+        ));
+        // Exact matching: no `+` is added, no separators are stripped; the near miss of a
+        // missing `+` is pointed out.
+        let d = p.inbound(ip("127.0.0.1"), "15550100001");
+        assert_eq!(d.status(), 404);
+        assert!(matches!(
+            &d,
+            InboundDecision::UnknownNumber { did_you_mean: Some(m), .. } if m == "+15550100001"
+        ));
+        assert!(d.why().contains("+15550100001 is configured"));
+        for near in ["+1 555 0100001", "+1-555-0100001", " +15550100001", ""] {
+            let d = p.inbound(ip("127.0.0.1"), near);
+            assert_eq!(d.status(), 404, "{near:?}");
+            assert!(matches!(
+                &d,
+                InboundDecision::UnknownNumber {
+                    did_you_mean: None,
+                    ..
+                }
+            ));
+        }
+    }
+
+    #[test]
+    fn restricted_number_only_from_its_trunk() {
+        let p = plan("");
+        let d = p.inbound(ip("127.0.0.1"), "+15550100002");
+        assert_eq!(
+            d,
+            InboundDecision::NumberNotOnThisTrunk {
+                source: ip("127.0.0.1"),
+                trunk: "carrier".into(),
+                cidr: Cidr::parse("127.0.0.0/8").unwrap(),
+                number: "+15550100002".into(),
+                allowed_trunk: "other".into(),
+            }
+        );
+        assert_eq!(d.status(), 404);
+        assert!(d.why().contains("only from trunk `other`"));
+        // From its own trunk it is accepted, for that trunk's account.
+        let d = p.inbound(ip("127.0.0.2"), "+15550100002");
+        assert!(matches!(
+            &d,
+            InboundDecision::Carrier { trunk, account, application, .. }
+                if trunk == "other" && account == AC2 && application == AP2
+        ));
+    }
+
+    #[test]
+    fn most_specific_cidr_wins_then_config_order() {
+        let p = plan("");
+        // 127.0.0.2/32 (other) beats 127.0.0.0/8 (carrier), though carrier comes first.
+        assert_eq!(
+            trunk_of(&p.inbound(ip("127.0.0.2"), "+15550100001")),
+            "other"
+        );
+        assert_eq!(
+            trunk_of(&p.inbound(ip("127.0.0.3"), "+15550100001")),
+            "carrier"
+        );
+        // Equal blocks: the trunk listed first.
+        let p = plan(&format!(
+            r#"
+[[trunks]]
+name = "dup"
+account = "{AC}"
+inbound_cidrs = ["10.0.0.0/8"]
+"#
+        ));
+        assert_eq!(
+            trunk_of(&p.inbound(ip("10.1.1.1"), "+15550100001")),
+            "backup"
+        );
+    }
+
+    #[test]
+    fn ipv6_and_mapped_sources() {
+        let p = plan("");
+        assert_eq!(
+            trunk_of(&p.inbound(ip("2001:db8::5"), "+15550100001")),
+            "carrier"
+        );
+        // The /48 beats the /32.
+        let d = p.inbound(ip("2001:db8:1::5"), "+15550100001");
+        assert_eq!(trunk_of(&d), "other");
+        assert!(d.why().contains("(2001:db8:1::/48)"));
+        // What a dual-stack socket reports for an IPv4 peer matches the IPv4 blocks.
+        let d = p.inbound(ip("::ffff:127.0.0.1"), "+15550100001");
+        assert_eq!(d.status(), 200);
+        assert!(
+            d.why()
+                .starts_with("source ::ffff:127.0.0.1 is inside trunk `carrier` (127.0.0.0/8)")
+        );
+        assert_eq!(trunk_of(&p.inbound(ip("::ffff:127.0.0.2"), "+1")), "other");
+    }
+
+    const ROUTES: &str = r#"
+[[routes]]
+pattern = "*"
+trunk = "backup"
+
+[[routes]]
+pattern = "+"
+trunk = "carrier"
+
+[[routes]]
+pattern = "+44"
+trunk = "other"
+
+[[routes]]
+pattern = "+1555"
+trunk = "backup"
+priority = 20
+
+[[routes]]
+pattern = "+1555"
+trunk = "other"
+
+[[routes]]
+pattern = "+1555"
+trunk = "carrier"
+priority = 10
+"#;
+
+    #[test]
+    fn outbound_longest_prefix() {
+        let p = plan(ROUTES);
+        let o = p.outbound("+442071234567").unwrap();
+        assert_eq!((o.trunk.as_str(), o.pattern.as_str()), ("other", "+44"));
+        assert_eq!(o.outbound_uri.as_deref(), Some("sip:10.0.0.1:5060"));
+        assert_eq!(o.status(), 200);
+        assert_eq!(
+            o.why(),
+            "+442071234567 → trunk `other` (sip:10.0.0.1:5060) by [[routes]] #3: `+44` is the \
+             longest matching route prefix"
+        );
+        let o = p.outbound("+33123456789").unwrap();
+        assert_eq!((o.trunk.as_str(), o.pattern.as_str()), ("carrier", "+"));
+    }
+
+    #[test]
+    fn outbound_star_is_the_fallback() {
+        let p = plan(ROUTES);
+        // `*` is listed first but ranks below every prefix; it takes what none matches.
+        let o = p.outbound("alice").unwrap();
+        assert_eq!((o.trunk.as_str(), o.pattern.as_str()), ("backup", "*"));
+        assert!(
+            o.why
+                .ends_with("by [[routes]] #1: no prefix route matches, `*` catches everything")
+        );
+        assert!(p.outbound("").is_some());
+        // Without `*`, a number no prefix matches has no route.
+        let p = plan("[[routes]]\npattern = \"+\"\ntrunk = \"carrier\"\n");
+        assert!(p.outbound("0044123").is_none());
+        assert!(p.outbound("+1").is_some());
+    }
+
+    #[test]
+    fn outbound_priority_then_config_order() {
+        let p = plan(ROUTES);
+        let o = p.outbound("+15551234567").unwrap();
+        assert_eq!((o.trunk.as_str(), o.pattern.as_str()), ("carrier", "+1555"));
+        assert!(
+            o.why
+                .contains("(priority 10, first of 3 routes with that pattern)")
+        );
+        // Unset priority sorts after every set one; equal ones go by config order.
+        let p = plan(
+            r#"
+[[routes]]
+pattern = "+1"
+trunk = "other"
+
+[[routes]]
+pattern = "+1"
+trunk = "backup"
+priority = 5
+
+[[routes]]
+pattern = "+1"
+trunk = "carrier"
+priority = 5
+"#,
+        );
+        assert_eq!(p.outbound("+1555").unwrap().trunk, "backup");
+        let p = plan(
+            r#"
+[[routes]]
+pattern = "+1"
+trunk = "other"
+
+[[routes]]
+pattern = "+1"
+trunk = "backup"
+"#,
+        );
+        assert_eq!(p.outbound("+1555").unwrap().trunk, "other");
+    }
+
+    #[test]
+    fn explain_accepts_and_refuses() {
+        let p = plan(ROUTES);
+        let (code, out) = explain(&p, ip("127.0.0.1"), "+15550100001");
+        assert_eq!(code, 0);
+        assert_eq!(
+            out,
+            format!(
+                "accept 200 OK: carrier call on trunk `carrier` for account {AC} → application \
+                 {AP} (Hello)\n  because source 127.0.0.1 is inside trunk `carrier` \
+                 (127.0.0.0/8)\n  because +15550100001 is a configured number → application \
+                 {AP} (Hello)\n"
+            )
+        );
+
+        let (code, out) = explain(&p, ip("127.0.0.1"), "+442071234567");
+        assert_eq!(code, 1);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "refuse 404 Not Found: +442071234567 is not a number of ours (from trunk `carrier`)"
+        );
+        assert!(lines[2].contains("never routed out"));
+        assert!(lines[3].starts_with("  if dialled out: +442071234567 → trunk `other`"));
+
+        let (code, out) = explain(&p, ip("203.0.113.9"), "+15550100001");
+        assert_eq!(code, 1);
+        assert!(out.starts_with("refuse 403 Forbidden: 203.0.113.9 is not a known trunk\n"));
+        // Our number: no outbound line.
+        assert_eq!(out.lines().count(), 2);
+
+        let (code, out) = explain(&p, ip("127.0.0.1"), "+15550100002");
+        assert_eq!(code, 1);
+        assert!(out.starts_with("refuse 404 Not Found: +15550100002 is not reachable"));
+
+        // No route at all for a number that is not ours.
+        let p = plan("");
+        let (code, out) = explain(&p, ip("203.0.113.9"), "+44");
+        assert_eq!(code, 1);
+        assert!(out.ends_with(
+            "  if dialled out: no [[routes]] pattern matches +44, so no trunk would dial it\n"
+        ));
+    }
+}
