@@ -134,13 +134,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(shards_per_address = shards_per_addr, "switchboard ready");
     loop {
         tokio::select! {
-            _ = hup.recv() => match live.reload() {
+            _ = hup.recv() => match live.reload_with(|cfg| shared.registrar.reload(cfg)) {
                 // Listen addresses, workers and timers are read at start; accounts, keys
                 // and SIP users are rebuilt here; the rest is read per request.
-                Ok(cfg) => match shared.registrar.reload(&cfg) {
-                    Ok(()) => tracing::info!(path = %live.path().display(), "config reloaded"),
-                    Err(e) => tracing::warn!(error = %e, "config reloaded, but its keys are unusable; keeping the old keys"),
-                },
+                Ok(_) => tracing::info!(path = %live.path().display(), "config reloaded"),
                 Err(e) => tracing::warn!(error = %e, "config reload failed; keeping the old config"),
             },
             ended = essential.join_next() => {

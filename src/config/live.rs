@@ -48,6 +48,31 @@ impl Live {
         self.config.store(Arc::clone(&config));
         Ok(config)
     }
+
+    /// Re-read the file and hand the new config to `apply` (which builds what depends on
+    /// it, such as the registrar's keys) before it comes into force: if either the file or
+    /// `apply` fails, the old config stays, so no part of the switch runs on a config
+    /// another part refused.
+    pub fn reload_with(
+        &self,
+        apply: impl FnOnce(&Config) -> Result<(), String>,
+    ) -> Result<Arc<Config>, ReloadError> {
+        let config = Arc::new(super::load(&self.path).map_err(ReloadError::Config)?);
+        apply(&config).map_err(ReloadError::Refused)?;
+        self.config.store(Arc::clone(&config));
+        Ok(config)
+    }
+}
+
+/// Why a reload did not take effect.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file is unreadable or invalid (`file:line:col: why`).
+    #[error(transparent)]
+    Config(ConfigError),
+    /// The file is valid but a part of the switch could not use it (e.g. unusable keys).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl std::fmt::Debug for Live {
@@ -88,6 +113,31 @@ mod tests {
         let new = live.reload().expect("good file");
         assert!(Arc::ptr_eq(&new, &live.current()));
         assert_eq!(live.current().server.realm, "three.example");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_refused_apply_keeps_the_old_config() {
+        let dir =
+            std::env::temp_dir().join(format!("switchboard-live-apply-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("live.toml");
+        std::fs::write(&file, "[server]\nrealm = \"one.example\"\n").expect("write");
+        let live = Live::load(&file).expect("first load");
+        std::fs::write(&file, "[server]\nrealm = \"two.example\"\n").expect("write");
+        let err = live
+            .reload_with(|cfg| Err(format!("keys for {} unusable", cfg.server.realm)))
+            .expect_err("refused");
+        assert!(
+            matches!(err, ReloadError::Refused(ref why) if why == "keys for two.example unusable")
+        );
+        assert_eq!(
+            live.current().server.realm,
+            "one.example",
+            "nothing swapped"
+        );
+        live.reload_with(|_| Ok(())).expect("accepted");
+        assert_eq!(live.current().server.realm, "two.example");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use toml::de::DeTable;
 
 pub use error::{ConfigError, ErrorKind};
-pub use live::Live;
+pub use live::{Live, ReloadError};
 pub use model::{
     Account, Algorithm, ApiKey, Application, ChallengeScheme, Config, HttpMethod, Issuer,
     LimitsConfig, Number, RegistrarConfig, Route, ServerConfig, SipUser, StoreConfig, StoreKind,
