@@ -12,6 +12,7 @@ pub mod api;
 pub mod config;
 pub mod engine;
 pub mod ids;
+pub mod instructions;
 pub mod metrics;
 pub mod registrar;
 pub mod server;

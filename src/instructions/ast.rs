@@ -1,0 +1,280 @@
+//! Our own TwiML AST. Defaults follow reference/twiml-and-twilio-client.md section 1.2.
+//! `loop_count == 0` means "repeat forever", as in Twilio.
+
+use super::error::Position;
+
+/// A parsed `<Response>`: the verbs in execution order plus non-fatal schema warnings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Document {
+    pub verbs: Vec<Verb>,
+    pub warnings: Vec<Warning>,
+}
+
+/// A non-fatal problem (Twilio 12200, "schema warning, call continues"); the item was skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub kind: WarningKind,
+    pub pos: Position,
+}
+
+impl Warning {
+    /// Twilio error code for every warning.
+    pub const TWILIO_CODE: u16 = 12200;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarningKind {
+    /// An element directly under `<Response>` that is not a Twilio voice verb.
+    UnknownVerb { name: String },
+    /// An attribute the element does not define.
+    UnknownAttribute { element: String, attribute: String },
+    /// A child element not allowed in this parent (e.g. `<Dial>` inside `<Gather>`).
+    UnexpectedChild { parent: String, child: String },
+    /// Character data where none is expected (e.g. directly in `<Response>`).
+    UnexpectedText { element: String },
+}
+
+/// HTTP method for callbacks; POST everywhere by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    Get,
+    #[default]
+    Post,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verb {
+    Say {
+        text: String,
+        voice: Option<String>,
+        language: Option<String>,
+        /// [1]; 0 = forever.
+        loop_count: u32,
+    },
+    Play {
+        url: String,
+        /// [1]; 0 = forever.
+        loop_count: u32,
+        /// DTMF to send instead of audio (`w` = 0.5 s pause).
+        digits: Option<String>,
+    },
+    Pause {
+        /// Seconds [1].
+        length: u32,
+    },
+    Gather(Gather),
+    Record(Record),
+    Dial(Dial),
+    Redirect {
+        url: String,
+        method: Method,
+    },
+    Hangup,
+    Reject {
+        reason: RejectReason,
+    },
+    /// A Twilio voice verb we recognise but do not execute (Enqueue, Leave, Connect, Start, ...).
+    /// Child elements are not kept.
+    Other {
+        name: String,
+        attributes: Vec<(String, String)>,
+        text: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RejectReason {
+    #[default]
+    Rejected,
+    Busy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatherInput {
+    Dtmf,
+    Speech,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpeechTimeout {
+    Auto,
+    Seconds(u32),
+}
+
+/// Verbs that may nest inside `<Gather>`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GatherNested {
+    Say(Verb),
+    Play(Verb),
+    Pause(Verb),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gather {
+    /// [dtmf].
+    pub input: Vec<GatherInput>,
+    /// [None = current document URL].
+    pub action: Option<String>,
+    pub method: Method,
+    /// Seconds [5].
+    pub timeout: u32,
+    /// ["#"]; empty = no finish key.
+    pub finish_on_key: String,
+    /// [None = unlimited].
+    pub num_digits: Option<u32>,
+    pub speech_timeout: Option<SpeechTimeout>,
+    /// [false].
+    pub action_on_empty_result: bool,
+    /// ["en-US"].
+    pub language: String,
+    /// Recognised attributes kept verbatim (hints, speechModel, bargeIn, ...).
+    pub extra: Vec<(String, String)>,
+    pub nested: Vec<GatherNested>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordTrim {
+    #[default]
+    TrimSilence,
+    DoNotTrim,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub action: Option<String>,
+    pub method: Method,
+    /// Seconds of silence [5].
+    pub timeout: u32,
+    /// ["1234567890*#"].
+    pub finish_on_key: String,
+    /// Seconds [3600].
+    pub max_length: u32,
+    /// [true].
+    pub play_beep: bool,
+    pub trim: RecordTrim,
+    pub recording_status_callback: Option<String>,
+    pub recording_status_callback_method: Method,
+    /// [completed].
+    pub recording_status_callback_event: Vec<String>,
+    /// [false].
+    pub transcribe: bool,
+    pub transcribe_callback: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DialRecord {
+    #[default]
+    DoNotRecord,
+    RecordFromAnswer,
+    RecordFromRinging,
+    RecordFromAnswerDual,
+    RecordFromRingingDual,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dial {
+    pub action: Option<String>,
+    pub method: Method,
+    /// Seconds [30].
+    pub timeout: u32,
+    pub caller_id: Option<String>,
+    /// Seconds [14400].
+    pub time_limit: u32,
+    /// [false].
+    pub answer_on_bridge: bool,
+    /// [false].
+    pub hangup_on_star: bool,
+    /// [do-not-record]; `true` = record-from-answer.
+    pub record: DialRecord,
+    pub ring_tone: Option<String>,
+    /// Recognised attributes kept verbatim (trim, recordingStatusCallback, sequential, ...).
+    pub extra: Vec<(String, String)>,
+    pub target: DialTarget,
+}
+
+/// What `<Dial>` calls: its body text (a number) or its nouns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DialTarget {
+    Number(String),
+    Nouns(Vec<DialNoun>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DialNoun {
+    Number(NumberNoun),
+    Client(ClientNoun),
+    Sip(SipNoun),
+    Conference(ConferenceNoun),
+    Queue(QueueNoun),
+}
+
+/// Attributes shared by Number, Client and Sip.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NounCallbacks {
+    /// Whisper TwiML run on the callee before bridging.
+    pub url: Option<String>,
+    pub method: Method,
+    pub status_callback: Option<String>,
+    /// Number: [completed]; Client: [none]; Sip: [none].
+    pub status_callback_event: Vec<String>,
+    pub status_callback_method: Method,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberNoun {
+    pub number: String,
+    pub send_digits: Option<String>,
+    pub callbacks: NounCallbacks,
+    pub extra: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientNoun {
+    /// Body text or the `<Identity>` child.
+    pub identity: String,
+    /// `<Parameter name value>` children.
+    pub parameters: Vec<(String, String)>,
+    pub callbacks: NounCallbacks,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SipNoun {
+    pub uri: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub callbacks: NounCallbacks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Beep {
+    #[default]
+    True,
+    False,
+    OnEnter,
+    OnExit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConferenceNoun {
+    pub name: String,
+    /// [false].
+    pub muted: bool,
+    pub beep: Beep,
+    /// [true].
+    pub start_conference_on_enter: bool,
+    /// [false].
+    pub end_conference_on_exit: bool,
+    pub wait_url: Option<String>,
+    pub wait_method: Method,
+    /// [250].
+    pub max_participants: u32,
+    /// Recognised attributes kept verbatim (record, statusCallback, coach, ...).
+    pub extra: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueNoun {
+    pub name: String,
+    pub url: Option<String>,
+    pub method: Method,
+}
