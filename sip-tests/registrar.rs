@@ -65,6 +65,11 @@ fn call_id(req: &str) -> String {
         .to_string()
 }
 
+/// A REGISTER for `user` over UDP from `ua`, and its final response.
+fn register_udp(sw: &Switch, ua: &harness::Udp, user: &str, extra: &[(&str, &str)]) -> Msg {
+    send_udp(sw, ua, &register(ua.local_addr(), "UDP", user, extra))
+}
+
 fn send_udp(sw: &Switch, ua: &harness::Udp, req: &str) -> Msg {
     ua.send(req);
     ua.recv_final(&call_id(req), REPLY)
@@ -139,7 +144,7 @@ fn token_register_over_udp_makes_the_client_available_then_offline() {
     );
 
     // No credentials: a Bearer challenge, and Digest ones too (the realm has a SIP user).
-    let r = send_udp(&sw, &ua, &register(ua.local_addr(), "UDP", "alice", &[]));
+    let r = register_udp(&sw, &ua, "alice", &[]);
     assert_eq!(r.status(), Some(401));
     let challenges = r.headers("WWW-Authenticate");
     assert!(
@@ -163,11 +168,7 @@ fn token_register_over_udp_makes_the_client_available_then_offline() {
 
     let tok = token("alice", &["--incoming"]);
     let auth = format!("Bearer {tok}");
-    let r = send_udp(
-        &sw,
-        &ua,
-        &register(ua.local_addr(), "UDP", "alice", &[("Authorization", &auth)]),
-    );
+    let r = register_udp(&sw, &ua, "alice", &[("Authorization", &auth)]);
     assert_eq!(r.status(), Some(200), "{}", r.text());
     let contacts = r.headers("Contact");
     assert_eq!(contacts.len(), 1, "{contacts:?}");
@@ -189,19 +190,15 @@ fn token_register_over_udp_makes_the_client_available_then_offline() {
     );
 
     // Expires: 0 removes the binding; presence follows.
-    let r = send_udp(
+    let r = register_udp(
         &sw,
         &ua,
-        &register(
-            ua.local_addr(),
-            "UDP",
-            "alice",
-            &[
-                ("Authorization", &auth),
-                ("Expires", "0"),
-                ("CSeq", "2 REGISTER"),
-            ],
-        ),
+        "alice",
+        &[
+            ("Authorization", &auth),
+            ("Expires", "0"),
+            ("CSeq", "2 REGISTER"),
+        ],
     );
     assert_eq!(r.status(), Some(200));
     assert!(r.headers("Contact").is_empty(), "no binding left");
@@ -232,15 +229,11 @@ fn the_binding_lapses_when_the_token_expires() {
     let sw = Switch::start();
     let ua = sw.udp();
     let tok = token("carol", &["--incoming", "--ttl", "3"]);
-    let r = send_udp(
+    let r = register_udp(
         &sw,
         &ua,
-        &register(
-            ua.local_addr(),
-            "UDP",
-            "carol",
-            &[("Authorization", &format!("Bearer {tok}"))],
-        ),
+        "carol",
+        &[("Authorization", &format!("Bearer {tok}"))],
     );
     assert_eq!(r.status(), Some(200), "{}", r.text());
     let e = expires_of(r.headers("Contact")[0]);
@@ -264,16 +257,7 @@ fn bad_tokens_and_wrong_grants_get_the_exact_answers() {
     tampered.pop();
     tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
     for bad in ["not.a.jwt", tampered.as_str()] {
-        let r = send_udp(
-            &sw,
-            &ua,
-            &register(
-                ua.local_addr(),
-                "UDP",
-                "alice",
-                &[("Authorization", &auth(bad))],
-            ),
-        );
+        let r = register_udp(&sw, &ua, "alice", &[("Authorization", &auth(bad))]);
         assert_eq!(r.status(), Some(401), "{bad}");
         assert!(
             r.headers("WWW-Authenticate")
@@ -285,39 +269,22 @@ fn bad_tokens_and_wrong_grants_get_the_exact_answers() {
     }
     // A valid token without the incoming grant: 403.
     let outgoing_only = token("alice", &[]);
-    let r = send_udp(
+    let r = register_udp(
         &sw,
         &ua,
-        &register(
-            ua.local_addr(),
-            "UDP",
-            "alice",
-            &[("Authorization", &auth(&outgoing_only))],
-        ),
+        "alice",
+        &[("Authorization", &auth(&outgoing_only))],
     );
     assert_eq!(r.status(), Some(403), "{}", r.text());
     // A valid token for alice registering bob's AOR: 403.
-    let r = send_udp(
-        &sw,
-        &ua,
-        &register(
-            ua.local_addr(),
-            "UDP",
-            "bob",
-            &[("Authorization", &auth(&good))],
-        ),
-    );
+    let r = register_udp(&sw, &ua, "bob", &[("Authorization", &auth(&good))]);
     assert_eq!(r.status(), Some(403), "{}", r.text());
     // Too brief an expiry: 423 with Min-Expires.
-    let r = send_udp(
+    let r = register_udp(
         &sw,
         &ua,
-        &register(
-            ua.local_addr(),
-            "UDP",
-            "alice",
-            &[("Authorization", &auth(&good)), ("Expires", "5")],
-        ),
+        "alice",
+        &[("Authorization", &auth(&good)), ("Expires", "5")],
     );
     assert_eq!(r.status(), Some(423));
     assert_eq!(r.header("Min-Expires"), Some("60"));
@@ -366,48 +333,36 @@ fn digest_user_registers_as_its_identity() {
         )
     };
     // A wrong password gets the same 401 an unknown user would.
-    let r = send_udp(
+    let r = register_udp(
         &sw,
         &ua,
-        &register(
-            ua.local_addr(),
-            "UDP",
-            "alice",
-            &[
-                ("Authorization", &answer("wrong", "00000001")),
-                ("CSeq", "2 REGISTER"),
-            ],
-        ),
+        "alice",
+        &[
+            ("Authorization", &answer("wrong", "00000001")),
+            ("CSeq", "2 REGISTER"),
+        ],
     );
     assert_eq!(r.status(), Some(401));
-    let r = send_udp(
+    let r = register_udp(
         &sw,
         &ua,
-        &register(
-            ua.local_addr(),
-            "UDP",
-            "alice",
-            &[
-                ("Authorization", &answer("alice-secret", "00000002")),
-                ("CSeq", "3 REGISTER"),
-            ],
-        ),
+        "alice",
+        &[
+            ("Authorization", &answer("alice-secret", "00000002")),
+            ("CSeq", "3 REGISTER"),
+        ],
     );
     assert_eq!(r.status(), Some(200), "{}", r.text());
     wait_status(&sw, "alice", "available", REPLY);
     // The same nonce count again is a replay.
-    let r = send_udp(
+    let r = register_udp(
         &sw,
         &ua,
-        &register(
-            ua.local_addr(),
-            "UDP",
-            "alice",
-            &[
-                ("Authorization", &answer("alice-secret", "00000002")),
-                ("CSeq", "4 REGISTER"),
-            ],
-        ),
+        "alice",
+        &[
+            ("Authorization", &answer("alice-secret", "00000002")),
+            ("CSeq", "4 REGISTER"),
+        ],
     );
     assert_eq!(r.status(), Some(401), "replayed nc");
 }
@@ -510,15 +465,11 @@ fn presence_changes_reach_the_account_callback_signed() {
     let sw = Switch::start_with_config(&path);
     let ua = sw.udp();
     let tok = token("dave", &["--incoming"]);
-    let r = send_udp(
+    let r = register_udp(
         &sw,
         &ua,
-        &register(
-            ua.local_addr(),
-            "UDP",
-            "dave",
-            &[("Authorization", &format!("Bearer {tok}"))],
-        ),
+        "dave",
+        &[("Authorization", &format!("Bearer {tok}"))],
     );
     assert_eq!(r.status(), Some(200), "{}", r.text());
 

@@ -426,6 +426,23 @@ mod tests {
         assert_eq!(p.counts().available, 2);
     }
 
+    /// Registers one binding for `key` at time 0 that lapses at 100.
+    fn register_until_100(store: &dyn LocationStore, key: &AorKey) {
+        let req = RegisterRequest {
+            key: key.clone(),
+            call_id: "c1".into(),
+            cseq: 1,
+            wildcard_remove: false,
+            updates: vec![crate::registrar::location::ContactUpdate::Add(binding(
+                "sip:alice@192.0.2.1",
+                100,
+            ))],
+            max_contacts: 10,
+            now: 0,
+        };
+        store.register(req).expect("registered");
+    }
+
     fn binding(contact: &str, expires_at: u64) -> Binding {
         Binding {
             contact: contact.into(),
@@ -449,19 +466,7 @@ mod tests {
         let store = MemoryStore::new();
         let p = Presence::new();
         let alice = key("alice");
-        let req = RegisterRequest {
-            key: alice.clone(),
-            call_id: "c1".into(),
-            cseq: 1,
-            wildcard_remove: false,
-            updates: vec![crate::registrar::location::ContactUpdate::Add(binding(
-                "sip:alice@192.0.2.1",
-                100,
-            ))],
-            max_contacts: 10,
-            now: 0,
-        };
-        store.register(req).expect("registered");
+        register_until_100(&store, &alice);
         let ch = p.sync(&alice, &store, 0).expect("online");
         assert_eq!(ch.status, PresenceStatus::Available);
         assert!(p.sweep(&store, 99).is_empty());
@@ -477,19 +482,7 @@ mod tests {
         let store: Arc<dyn LocationStore> = Arc::new(MemoryStore::new());
         let p = Arc::new(Presence::new());
         let alice = key("alice");
-        let req = RegisterRequest {
-            key: alice.clone(),
-            call_id: "c1".into(),
-            cseq: 1,
-            wildcard_remove: false,
-            updates: vec![crate::registrar::location::ContactUpdate::Add(binding(
-                "sip:alice@192.0.2.1",
-                100,
-            ))],
-            max_contacts: 10,
-            now: 0,
-        };
-        store.register(req).expect("registered");
+        register_until_100(store.as_ref(), &alice);
         p.sync(&alice, store.as_ref(), 0);
         let mut rx = p.subscribe();
         // A clock already past the expiry: the first tick sweeps it.
