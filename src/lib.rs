@@ -14,6 +14,7 @@ pub mod engine;
 pub mod ids;
 pub mod instructions;
 pub mod metrics;
+pub mod percent;
 pub mod registrar;
 pub mod server;
 pub mod sip;

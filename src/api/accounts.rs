@@ -53,7 +53,7 @@ pub(super) fn handle(
     };
     match route {
         Route::ClientList => clients::list(&ctx, uri.query()),
-        Route::Client(raw) => match super::percent::decode(raw) {
+        Route::Client(raw) => match crate::percent::decode(raw) {
             Some(identity) => clients::fetch(&ctx, &identity),
             None => reply::not_found(path),
         },

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use super::{ApiState, Body, percent, reply};
+use super::{ApiState, Body, reply};
 use crate::registrar::location::{AorKey, Binding};
 use crate::registrar::presence::{PresenceState, PresenceStatus};
 use crate::sip::peer::Transport;
@@ -126,7 +126,11 @@ fn base_uri(account: &str) -> String {
 }
 
 fn client_uri(account: &str, identity: &str) -> String {
-    format!("{}/{}.json", base_uri(account), percent::encode(identity))
+    format!(
+        "{}/{}.json",
+        base_uri(account),
+        crate::percent::encode(identity)
+    )
 }
 
 /// `GET Clients/{Identity}.json`

@@ -14,7 +14,6 @@ mod accounts;
 mod auth;
 mod clients;
 mod health;
-mod percent;
 mod prometheus;
 mod reply;
 

@@ -190,7 +190,8 @@ impl Registrar {
             );
         }
         // The AOR user is %-escaped in the URI (RFC 3261 §19.1.2); identities are not.
-        let aor_user = percent_decode(aor_user);
+        // A malformed escape names no identity, so it is refused like any other mismatch.
+        let aor_user = crate::percent::decode(aor_user).unwrap_or_default();
         if *aor_user != principal.identity && Some(&*aor_user) != principal.username.as_deref() {
             return Reply::new(
                 403,
@@ -335,32 +336,6 @@ fn aor_domain_ok(auth: &Auth, to_host: &str, request_uri: &str) -> bool {
             .as_deref()
             .is_some_and(|p| p.eq_ignore_ascii_case(&ruri_host));
     addressed_to_us && ruri_host.eq_ignore_ascii_case(to_host)
-}
-
-/// `%XX` escapes decoded (invalid escapes are kept as written). Borrowed when there are none.
-fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.contains('%') {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).and_then(|&c| hex(c)),
-                b.get(i + 2).and_then(|&c| hex(c)),
-            )
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// `<uri>;expires=N` plus the RFC 5626 parameters that identify the flow.

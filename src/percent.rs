@@ -1,10 +1,14 @@
-//! Percent-encoding for path segments (RFC 3986 §2.1). `+` is a plus here: form decoding
-//! (where it means a space) applies to query strings, not paths.
+//! Percent-encoding (RFC 3986 §2.1), as in REST path segments and the user part of SIP
+//! URIs (RFC 3261 §19.1.2). `+` is a plus here: form decoding (where it means a space)
+//! applies to query strings, not to these.
 
-/// Decode `%XX` escapes; `None` for a malformed escape or bytes that are not UTF-8.
-pub(super) fn decode(segment: &str) -> Option<String> {
+use std::borrow::Cow;
+
+/// Decode `%XX` escapes, borrowing when there are none; `None` for a malformed escape or
+/// bytes that are not UTF-8.
+pub fn decode(segment: &str) -> Option<Cow<'_, str>> {
     if !segment.contains('%') {
-        return Some(segment.to_owned());
+        return Some(Cow::Borrowed(segment));
     }
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -21,11 +25,11 @@ pub(super) fn decode(segment: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 /// Encode everything but RFC 3986 unreserved characters, for building URIs.
-pub(super) fn encode(segment: &str) -> String {
+pub fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for &b in segment.as_bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
