@@ -251,8 +251,9 @@ fn send_invite(sw: &Switch, ua: &harness::Udp) -> String {
     req
 }
 
-/// INVITE → 100 Trying first, then 405 with Allow. Returns the 405.
-fn invite_100_then_405(sw: &Switch, ua: &harness::Udp, req: &str) -> Msg {
+/// INVITE to a number the dial plan does not know (the sample trunk takes loopback
+/// sources) → 100 Trying first, then 404, answered statefully. Returns the 404.
+fn invite_100_then_404(sw: &Switch, ua: &harness::Udp, req: &str) -> Msg {
     let cid = call_id(req);
     let first = ua
         .recv_response_to(&cid, REPLY)
@@ -262,13 +263,8 @@ fn invite_100_then_405(sw: &Switch, ua: &harness::Udp, req: &str) -> Msg {
     let (fin, _) = ua
         .recv_final(&cid, REPLY)
         .expect("final response to INVITE");
-    assert_status(&fin, 405, req);
-    assert!(
-        fin.header("Allow").is_some(),
-        "405 without Allow\n{}",
-        fin.text()
-    );
-    assert!(fin.to_tag().is_some(), "405 without To tag\n{}", fin.text());
+    assert_status(&fin, 404, req);
+    assert!(fin.to_tag().is_some(), "404 without To tag\n{}", fin.text());
     fin
 }
 
@@ -285,11 +281,11 @@ fn count_finals(ua: &harness::Udp, cid: &str, window: Duration) -> usize {
 }
 
 #[test]
-fn udp_invite_100_then_405_and_ack_ends_it() {
+fn udp_invite_100_then_404_and_ack_ends_it() {
     let sw = Switch::start();
     let ua = sw.udp();
     let req = send_invite(&sw, &ua);
-    let fin = invite_100_then_405(&sw, &ua, &req);
+    let fin = invite_100_then_404(&sw, &ua, &req);
     ua.send(ack_for(&req, &fin));
     // Timer G would retransmit after T1 = 500 ms, then 1 s later; the ACK stops it.
     let n = count_finals(&ua, &call_id(&req), Duration::from_secs(3));
@@ -297,17 +293,17 @@ fn udp_invite_100_then_405_and_ack_ends_it() {
 }
 
 #[test]
-fn udp_invite_405_retransmitted_until_ack() {
+fn udp_invite_404_retransmitted_until_ack() {
     let sw = Switch::start();
     let ua = sw.udp();
     let req = send_invite(&sw, &ua);
     let cid = call_id(&req);
-    let fin = invite_100_then_405(&sw, &ua, &req);
+    let fin = invite_100_then_404(&sw, &ua, &req);
     // No ACK: timer G (T1 = 500 ms) must retransmit the same final response. Generous window.
     let (again, _) = ua
         .recv_final(&cid, Duration::from_secs(4))
-        .expect("405 not retransmitted without an ACK (timer G)");
-    assert_eq!(again.status(), Some(405), "{}", again.text());
+        .expect("404 not retransmitted without an ACK (timer G)");
+    assert_eq!(again.status(), Some(404), "{}", again.text());
     assert_eq!(
         again.to_tag(),
         fin.to_tag(),

@@ -8,7 +8,7 @@
 //! refuses what it does not handle yet with the status RFC 3261 prescribes. Later layers
 //! (registrar, calls) plug in at [`Shard::on_request`].
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,17 +16,20 @@ use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::call::router::CallInput;
+use crate::call::service::{CallService, Refusal};
 use crate::metrics::Metrics;
 use crate::registrar::register::Registrar;
 use crate::sip::msg::{Limits, Rejected, ResponseBuilder, SipMessage, parse_datagram};
 use crate::sip::screen::{self, ACCEPTED_BODIES, SUPPORTED_EXTENSIONS, Verdict};
 use crate::sip::transaction::{Input, Output, Timers, TransactionKey, TransactionLayer, TuEvent};
 use crate::sip::{Method, Peer, Transport, peer::response_destination};
+use crate::transport::sender::SipSender;
 use crate::transport::{Connections, Inbound};
 
-/// Methods the switch accepts today, for Allow (RFC 3261 §20.5). Grows as call handling
-/// lands.
-pub const ALLOW: &str = "OPTIONS, REGISTER, ACK, CANCEL";
+/// Methods the switch accepts, for Allow (RFC 3261 §20.5). INFO and UPDATE are passed
+/// between bridged legs.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE";
 
 /// What every shard needs to know.
 #[derive(Debug, Clone)]
@@ -41,17 +44,21 @@ pub struct ShardConfig {
     pub registrar: Arc<Registrar>,
     /// Counters for /metrics.
     pub metrics: Arc<Metrics>,
+    /// Calls: new INVITEs go here, and every message whose Call-ID a call owns.
+    pub calls: Option<Arc<CallService>>,
 }
 
 /// One engine shard.
 pub struct Shard {
     layer: TransactionLayer,
-    udp: UdpSocket,
-    conns: Arc<Connections>,
+    udp: Arc<UdpSocket>,
+    sender: SipSender,
     inbound: mpsc::Receiver<Inbound>,
     config: ShardConfig,
     /// Stateless answers (refusals) waiting to be sent.
     stateless: VecDeque<(Peer, Bytes)>,
+    /// INVITEs the call service refused, by server transaction, until answered.
+    refusals: HashMap<TransactionKey, Refusal>,
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -71,18 +78,22 @@ pub fn unix_now() -> u64 {
 impl Shard {
     /// A shard on `udp`, also receiving stream messages on `inbound`.
     pub fn new(
-        udp: UdpSocket,
+        udp: Arc<UdpSocket>,
         conns: Arc<Connections>,
         inbound: mpsc::Receiver<Inbound>,
         config: ShardConfig,
     ) -> Self {
         Shard {
             layer: TransactionLayer::new(config.timers),
+            sender: SipSender {
+                udp: udp.clone(),
+                conns,
+            },
             udp,
-            conns,
             inbound,
             config,
             stateless: VecDeque::new(),
+            refusals: HashMap::new(),
         }
     }
 
@@ -118,7 +129,11 @@ impl Shard {
     fn on_message(&mut self, parsed: Result<SipMessage, Rejected>, from: Peer) {
         self.config.metrics.message_received(from.transport);
         match screen::judge(parsed) {
-            Verdict::Deliver(msg) => self.layer.handle(now(), Input::Received { msg, from }),
+            Verdict::Deliver(msg) => {
+                if let Some(msg) = self.hand_to_call(msg, from) {
+                    self.layer.handle(now(), Input::Received { msg, from });
+                }
+            }
             Verdict::Refuse { request, refusal } => {
                 tracing::debug!(peer = %from.addr, code = refusal.code, reason = %refusal.reason, "refusing request");
                 // A refused request gets no transaction: if it is retransmitted it is simply
@@ -138,6 +153,40 @@ impl Shard {
             Verdict::Drop(class) => {
                 self.config.metrics.message_dropped(class);
                 tracing::debug!(peer = %from.addr, class, "dropping message");
+            }
+        }
+    }
+
+    /// Hands a message to the call that owns its Call-ID, or a new INVITE to the call
+    /// service. Returns the message if it stays with this shard.
+    fn hand_to_call(&mut self, msg: SipMessage, from: Peer) -> Option<SipMessage> {
+        let Some(calls) = &self.config.calls else {
+            return Some(msg);
+        };
+        if let Ok(call_id) = msg.call_id()
+            && let Some(inbox) = calls.router.route(call_id)
+        {
+            // A full inbox drops the message, as a full socket buffer would.
+            if inbox.try_send(CallInput { msg, from }).is_err() {
+                self.config.metrics.message_dropped("call_inbox_full");
+            }
+            return None;
+        }
+        let is_new_invite = msg.method() == Some(Method::Invite)
+            && msg.to_header().ok().is_some_and(|t| t.tag().is_none());
+        if !is_new_invite {
+            return Some(msg);
+        }
+        let key = TransactionKey::server(&msg)?;
+        if self.layer.has_server(&key) {
+            // A retransmission of an INVITE we refused: the transaction absorbs it.
+            return Some(msg);
+        }
+        match calls.on_new_invite(msg.clone(), from) {
+            None => None,
+            Some(refusal) => {
+                self.refusals.insert(key, refusal);
+                Some(msg)
             }
         }
     }
@@ -188,6 +237,13 @@ impl Shard {
                 tracing::debug!(peer = %from.addr, code = reply.code, outcome = ?reply.outcome, "REGISTER");
                 self.response(request, from, reply.code, reply.reason, &reply.headers)
             }
+            Some(Method::Invite) => match self.refusals.remove(&key) {
+                Some(r) => {
+                    let headers: Vec<(&'static str, String)> = r.headers.clone();
+                    self.response(request, from, r.code, &r.reason, &headers)
+                }
+                None => self.response(request, from, 405, "", &[]),
+            },
             // Requests inside a dialog we do not have (RFC 3261 §12.2.2).
             Some(Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Notify) => {
                 self.response(request, from, 481, "", &[])
@@ -236,24 +292,16 @@ impl Shard {
 
     async fn send(&self, to: Peer, bytes: Bytes) {
         match to.transport {
+            // The shard may wait for socket space (back-pressure on its own peers); call
+            // tasks may not, so theirs (`SipSender`) drops instead.
             Transport::Udp => {
                 if let Err(e) = self.udp.send_to(&bytes, to.addr).await {
                     tracing::debug!(peer = %to.addr, error = %e, "udp send failed");
                 }
             }
             Transport::Tcp => {
-                let writer = to.conn.and_then(|id| self.conns.writer(id));
-                match writer {
-                    // A full queue means the peer stopped reading: drop rather than stall
-                    // every other call on this shard.
-                    Some(w) => {
-                        if w.try_send(bytes).is_err() {
-                            tracing::warn!(peer = %to.addr, "tcp write queue full or closed; message dropped");
-                        }
-                    }
-                    None => {
-                        tracing::debug!(peer = %to.addr, "tcp connection gone; message dropped")
-                    }
+                if !self.sender.send(&to, &bytes) {
+                    tracing::warn!(peer = %to.addr, "tcp write queue full or closed; message dropped");
                 }
             }
         }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod call;
 pub mod config;
 pub mod engine;
 pub mod ids;

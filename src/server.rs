@@ -12,6 +12,9 @@ use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
+use crate::call::leg::Local;
+use crate::call::router::CallRouter;
+use crate::call::service::{CallService, ServiceOriginator};
 use crate::config::{Config, Live};
 use crate::engine::{Shard, ShardConfig};
 use crate::metrics::Metrics;
@@ -20,6 +23,7 @@ use crate::registrar::presence::Presence;
 use crate::registrar::register::Registrar;
 use crate::sip::msg::Limits;
 use crate::sip::transaction::Timers;
+use crate::transport::sender::SipSender;
 use crate::transport::tcp::TcpSettings;
 use crate::transport::{Connections, tcp, udp};
 
@@ -69,19 +73,52 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut essential = tokio::task::JoinSet::new();
     let mut out = std::io::stdout().lock();
 
+    // Bind everything first: the call service sends from the first UDP socket, and every
+    // shard hands it new INVITEs and the messages of its calls.
+    let mut bound_sets = Vec::new();
     for want in sip_addrs {
         let (first_udp, listener) = bind_pair(want)?;
         let bound = first_udp.local_addr()?;
         writeln!(out, "listening sip/udp {bound}")?;
         writeln!(out, "listening sip/tcp {}", listener.local_addr()?)?;
-        let mut senders = Vec::with_capacity(shards_per_addr);
-        let mut udp_socket = Some(first_udp);
-        for _ in 0..shards_per_addr {
-            let socket = match udp_socket.take() {
-                Some(s) => s,
-                None => udp::bind(bound)
-                    .with_context(|| format!("binding another UDP socket on {bound}"))?,
-            };
+        let mut sockets = vec![Arc::new(first_udp)];
+        for _ in 1..shards_per_addr {
+            let s = udp::bind(bound)
+                .with_context(|| format!("binding another UDP socket on {bound}"))?;
+            sockets.push(Arc::new(s));
+        }
+        bound_sets.push((bound, sockets, listener));
+    }
+    let webhooks = Arc::new(
+        crate::webhook::WebhookClient::new(&cfg.webhooks).context("building the webhook client")?,
+    );
+    let call_registry = Arc::new(
+        crate::call::registry::CallRegistry::from_config(&cfg).context("opening the CDR file")?,
+    );
+    let (first_bound, first_socket) = (bound_sets[0].0, bound_sets[0].1[0].clone());
+    let call_service = Arc::new(CallService::new(
+        live.clone(),
+        call_registry.clone(),
+        Arc::new(CallRouter::new()),
+        webhooks.clone(),
+        shared.store.clone(),
+        shared.presence.clone(),
+        shard_config.timers,
+        shard_config.server_name.clone(),
+        Local::new(cfg.server.public_address.as_deref(), first_bound),
+        SipSender {
+            udp: first_socket,
+            conns: conns.clone(),
+        },
+    ));
+    call_registry.set_originator(Arc::new(ServiceOriginator(call_service.clone())));
+    let shard_config = ShardConfig {
+        calls: Some(call_service),
+        ..shard_config
+    };
+    for (_, sockets, listener) in bound_sets {
+        let mut senders = Vec::with_capacity(sockets.len());
+        for socket in sockets {
             let (tx, rx) = mpsc::channel(SHARD_QUEUE);
             senders.push(tx);
             essential.spawn(Shard::new(socket, conns.clone(), rx, shard_config.clone()).run());
@@ -104,6 +141,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         store: shared.store.clone(),
         presence: shared.presence.clone(),
         metrics: shared.metrics.clone(),
+        calls: call_registry.clone(),
     });
     essential.spawn(async move {
         if let Err(e) = crate::api::serve(http, api_state).await {
@@ -111,9 +149,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     });
     // Accounts with a presence_callback URL learn when their clients come and go.
-    let webhooks = Arc::new(
-        crate::webhook::WebhookClient::new(&cfg.webhooks).context("building the webhook client")?,
-    );
     crate::webhook::presence_callback::spawn(&shared.presence, live.clone(), webhooks);
     // Bindings lapse on their own (a token's expiry ends its registration): sweep them out
     // and let presence go offline.
@@ -153,6 +188,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     tracing::info!("switchboard stopping");
+    // Every finished call's record on disk before the process goes.
+    call_registry.flush_cdr();
     Ok(())
 }
 
@@ -195,6 +232,7 @@ fn shard_config(cfg: &Config, shared: &Shared) -> ShardConfig {
         server_name: cfg.server.user_agent.as_str().into(),
         registrar: shared.registrar.clone(),
         metrics: shared.metrics.clone(),
+        calls: None,
     }
 }
 

@@ -7,6 +7,8 @@
 //! stderr; otherwise they are collected and shown when start-up fails.
 #![allow(dead_code)]
 
+pub mod customer_app;
+
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -262,6 +264,12 @@ impl Udp {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.sock.local_addr().unwrap()
+    }
+
+    /// Sends to `peer` from now on (a socket whose address had to be known before the
+    /// switch started, such as a trunk's).
+    pub fn set_peer(&mut self, peer: SocketAddr) {
+        self.peer = peer;
     }
 
     pub fn peer(&self) -> SocketAddr {

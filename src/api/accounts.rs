@@ -5,24 +5,20 @@
 //! account's path, or an unknown resource → 404; a known resource with a method it does
 //! not take → 405.
 
-use hyper::{HeaderMap, Method, Response, Uri};
+use bytes::Bytes;
+use hyper::{Method, Request, Response};
 
-use super::{ApiState, Body, clients, reply};
+use super::{ApiState, Body, calls, clients, reply};
 
 /// The API version prefix every REST path starts with.
 pub(super) const PREFIX: &str = "/2010-04-01/";
 
-pub(super) fn handle(
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    state: &ApiState,
-    now: u64,
-) -> Response<Body> {
+pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Response<Body> {
     let config = state.live.current();
-    let Some(account) = super::auth::authenticate(headers, &config) else {
+    let Some(account) = super::auth::authenticate(req.headers(), &config) else {
         return reply::unauthorized();
     };
+    let uri = req.uri();
     let path = uri.path();
     let Some(rest) = path
         .strip_prefix(PREFIX)
@@ -41,15 +37,35 @@ pub(super) fn handle(
             Some(identity) if !identity.is_empty() => Route::Client(identity),
             _ => return reply::not_found(path),
         },
+        ["Calls.json"] => Route::CallList,
+        // Call sids are `CA` + hex: nothing to percent-decode, and anything else is
+        // simply a call that does not exist.
+        ["Calls", file] => match file.strip_suffix(".json") {
+            Some(sid) if !sid.is_empty() => Route::Call(sid),
+            _ => return reply::not_found(path),
+        },
         _ => return reply::not_found(path),
     };
-    if !matches!(*method, Method::GET | Method::HEAD) {
-        return reply::method_not_allowed("GET, HEAD");
+    let method = req.method();
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    let write = *method == Method::POST;
+    match route {
+        Route::ClientList | Route::Client(_) if !read => {
+            return reply::method_not_allowed("GET, HEAD");
+        }
+        Route::CallList | Route::Call(_) if !read && !write => {
+            return reply::method_not_allowed("GET, HEAD, POST");
+        }
+        _ => {}
     }
     let ctx = clients::Ctx {
         account: &account.sid,
         state,
         now,
+    };
+    let calls_ctx = calls::Ctx {
+        account: &account.sid,
+        state,
     };
     match route {
         Route::ClientList => clients::list(&ctx, uri.query()),
@@ -57,6 +73,10 @@ pub(super) fn handle(
             Some(identity) => clients::fetch(&ctx, &identity),
             None => reply::not_found(path),
         },
+        Route::CallList if write => calls::create(&calls_ctx, req.body()),
+        Route::CallList => calls::list(&calls_ctx, uri.query()),
+        Route::Call(sid) if write => calls::modify(&calls_ctx, sid, path, req.body()),
+        Route::Call(sid) => calls::fetch(&calls_ctx, sid, path),
     }
 }
 
@@ -64,4 +84,6 @@ enum Route<'p> {
     ClientList,
     /// The identity as it appears in the path, still percent-encoded.
     Client(&'p str),
+    CallList,
+    Call(&'p str),
 }

@@ -2,16 +2,19 @@
 //! HTTP/1.1, one task per connection.
 //!
 //! - `accounts`: `/2010-04-01/Accounts/{AccountSid}/…` (Basic auth, `auth`), dispatching
-//!   to `clients` (`Clients.json`, `Clients/{Identity}.json`).
+//!   to `clients` (`Clients.json`, `Clients/{Identity}.json`) and `calls` (`Calls.json`,
+//!   `Calls/{CallSid}.json`: list, fetch, create, modify).
 //! - `prometheus`: `GET /metrics`, no auth.
 //! - `health`: `GET /health`, no auth.
 //! - `reply` (JSON and Twilio error documents), `percent`, `time` (RFC 3339): helpers.
 //!
-//! Handlers only read shared state (`ApiState`) and never hold a lock across an `.await`:
-//! `respond` is synchronous.
+//! Handlers only touch shared state (`ApiState`) through short std locks and never hold one
+//! across an `.await`: `respond` is synchronous. The one await, reading a request body
+//! (form-encoded `POST`s, capped at `MAX_BODY_BYTES`), happens in `serve` before it.
 
 mod accounts;
 mod auth;
+mod calls;
 mod clients;
 mod health;
 mod prometheus;
@@ -22,13 +25,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::call::registry::CallRegistry;
 use crate::config::Live;
 use crate::metrics::Metrics;
 use crate::registrar::location::LocationStore;
@@ -37,12 +42,19 @@ use crate::registrar::presence::Presence;
 /// Response body type of every handler.
 pub type Body = Full<Bytes>;
 
+/// Largest request body read. Twilio's biggest form (`POST Calls.json` with a 4000-char
+/// `Twiml`, percent-encoded) fits several times over.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// What the HTTP side reads: the same instances the SIP side writes.
 pub struct ApiState {
     pub live: Arc<Live>,
     pub store: Arc<dyn LocationStore>,
     pub presence: Arc<Presence>,
     pub metrics: Arc<Metrics>,
+    /// Live and recent calls; also how REST creates (`originate`) and modifies (`send`)
+    /// them.
+    pub calls: Arc<CallRegistry>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -50,6 +62,7 @@ impl std::fmt::Debug for ApiState {
         f.debug_struct("ApiState")
             .field("live", &self.live)
             .field("presence", &self.presence)
+            .field("calls", &self.calls)
             .finish_non_exhaustive()
     }
 }
@@ -73,9 +86,15 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Resu
         };
         let state = Arc::clone(&state);
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let resp = respond(&req, &state, crate::engine::unix_now());
-                async move { Ok::<_, Infallible>(resp) }
+            let service = service_fn(move |req: Request<Incoming>| {
+                let state = Arc::clone(&state);
+                async move {
+                    let resp = match read_body(req).await {
+                        Ok(req) => respond(&req, &state, crate::engine::unix_now()),
+                        Err(resp) => resp,
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -87,6 +106,37 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Resu
     }
 }
 
+/// The request with its whole body, at most `MAX_BODY_BYTES`; `Err` is the answer when
+/// the body is too large or cannot be read.
+async fn read_body(req: Request<Incoming>) -> Result<Request<Bytes>, Response<Body>> {
+    let (parts, body) = req.into_parts();
+    // A declared Content-Length over the cap is refused at once, without waiting for (or
+    // reading) a body we would throw away; `Limited` catches chunked bodies that grow past
+    // the cap.
+    if hyper::body::Body::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
+        return Err(too_large());
+    }
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(body) => Ok(Request::from_parts(parts, body.to_bytes())),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        // The client went away or broke the framing mid-body.
+        Err(_) => Err(reply::error(
+            StatusCode::BAD_REQUEST,
+            20001,
+            "Request body could not be read".into(),
+        )),
+    }
+}
+
+/// 413 for a request body over `MAX_BODY_BYTES`.
+fn too_large() -> Response<Body> {
+    reply::error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        20001,
+        format!("Request body larger than {MAX_BODY_BYTES} bytes"),
+    )
+}
+
 /// Errors about the one connection being accepted, not the listener.
 fn is_connection_error(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted};
@@ -96,16 +146,14 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
-/// Answer one request at `now` (unix seconds). Every route so far is a read that needs
-/// only the request head, so the body is never read.
-pub fn respond<B>(req: &Request<B>, state: &ApiState, now: u64) -> Response<Body> {
+/// Answer one request at `now` (unix seconds). The body was read already (`serve`), so
+/// handlers stay synchronous.
+pub fn respond(req: &Request<Bytes>, state: &ApiState, now: u64) -> Response<Body> {
     let path = req.uri().path();
     match path {
         "/health" => health::handle(req.method()),
         "/metrics" => prometheus::handle(req.method(), state),
-        _ if path.starts_with(accounts::PREFIX) => {
-            accounts::handle(req.method(), req.uri(), req.headers(), state, now)
-        }
+        _ if path.starts_with(accounts::PREFIX) => accounts::handle(req, state, now),
         _ => reply::not_found(path),
     }
 }

@@ -1,5 +1,7 @@
 //! REST, metrics and health: most cases call `respond` directly; one test goes over a real
-//! loopback listener to check the wire (headers, status line, connection handling).
+//! loopback listener to check the wire (headers, status line, connection handling, request
+//! bodies). Calls are created through a recording `Originator`: this is the REST layer's
+//! test; the real originator is exercised black-box in `sip-tests/calls.rs`.
 
 use base64::Engine as _;
 use http_body_util::BodyExt as _;
@@ -7,6 +9,11 @@ use hyper::{Method, StatusCode};
 use serde_json::Value;
 
 use super::*;
+use crate::call::registry::CallRegistry;
+use crate::call::{
+    CallCommand, CallInfo, CallStatus, Direction, OriginateError, OriginateRequest, Originator,
+};
+use crate::instructions::Method as InstrMethod;
 use crate::registrar::location::{AorKey, Binding, ContactUpdate, MemoryStore, RegisterRequest};
 use crate::sip::peer::Transport;
 
@@ -15,12 +22,18 @@ const AC2: &str = "AC00000000000000000000000000000002";
 const TOKEN1: &str = "token-one";
 const SK1: &str = "SK00000000000000000000000000000001";
 const NOW: u64 = 1_700_000_000;
+const AP1: &str = "AP00000000000000000000000000000001";
+const AP2: &str = "AP00000000000000000000000000000002";
 
 fn state() -> ApiState {
     let toml = format!(
         "[[accounts]]\nsid = \"{AC1}\"\nauth_token = \"{TOKEN1}\"\n\
          [[accounts.api_keys]]\nsid = \"{SK1}\"\nsecret = \"key-secret\"\n\
-         [[accounts]]\nsid = \"{AC2}\"\nauth_token = \"token-two\"\n"
+         [[accounts]]\nsid = \"{AC2}\"\nauth_token = \"token-two\"\n\
+         [[applications]]\nsid = \"{AP1}\"\naccount = \"{AC1}\"\n\
+         voice_url = \"https://app.example.com/voice\"\nvoice_method = \"GET\"\n\
+         status_callback = \"https://app.example.com/status\"\n\
+         [[applications]]\nsid = \"{AP2}\"\naccount = \"{AC2}\"\ntwiml = \"<Response/>\"\n"
     );
     let config = crate::config::parse("test.toml", &toml).expect("valid config");
     ApiState {
@@ -28,6 +41,7 @@ fn state() -> ApiState {
         store: Arc::new(MemoryStore::new()),
         presence: Arc::new(Presence::new()),
         metrics: Arc::new(Metrics::new()),
+        calls: Arc::new(CallRegistry::new(100, None)),
     }
 }
 
@@ -37,11 +51,34 @@ fn basic(user: &str, pass: &str) -> String {
 }
 
 fn get(state: &ApiState, path: &str, auth: Option<&str>) -> (StatusCode, hyper::HeaderMap, String) {
-    let mut req = Request::builder().method(Method::GET).uri(path);
+    send(state, Method::GET, path, auth, "")
+}
+
+fn post(
+    state: &ApiState,
+    path: &str,
+    auth: &str,
+    form: &str,
+) -> (StatusCode, hyper::HeaderMap, String) {
+    send(state, Method::POST, path, Some(auth), form)
+}
+
+fn send(
+    state: &ApiState,
+    method: Method,
+    path: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> (StatusCode, hyper::HeaderMap, String) {
+    let mut req = Request::builder().method(method).uri(path);
     if let Some(a) = auth {
         req = req.header("authorization", a);
     }
-    let resp = respond(&req.body(()).unwrap(), state, NOW);
+    if !body.is_empty() {
+        req = req.header("content-type", "application/x-www-form-urlencoded");
+    }
+    let req = req.body(Bytes::from(body.to_owned())).unwrap();
+    let resp = respond(&req, state, NOW);
     let (parts, body) = resp.into_parts();
     let bytes = futures_body(body);
     (
@@ -252,7 +289,7 @@ fn client_json_shape() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _, _) = get(
         &s,
-        &format!("/2010-04-01/Accounts/{AC1}/Calls.json"),
+        &format!("/2010-04-01/Accounts/{AC1}/Conferences.json"),
         Some(&auth),
     );
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -316,7 +353,7 @@ fn only_get_and_head() {
         .method(Method::POST)
         .uri(format!("/2010-04-01/Accounts/{AC1}/Clients.json"))
         .header("authorization", basic(AC1, TOKEN1))
-        .body(())
+        .body(Bytes::new())
         .unwrap();
     let resp = respond(&req, &s, NOW);
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
@@ -346,6 +383,523 @@ fn metrics_render_with_store_and_presence_gauges() {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Calls
+// ---------------------------------------------------------------------------------------
+
+fn calls_path(account: &str) -> String {
+    format!("/2010-04-01/Accounts/{account}/Calls.json")
+}
+
+fn call_path(account: &str, sid: &str) -> String {
+    format!("/2010-04-01/Accounts/{account}/Calls/{sid}.json")
+}
+
+fn sid(n: u64) -> String {
+    format!("CA{n:032x}")
+}
+
+/// A call created at `NOW` + `n` seconds, ringing.
+fn call(n: u64, account: &str) -> CallInfo {
+    CallInfo {
+        sid: sid(n),
+        account_sid: account.into(),
+        parent_call_sid: None,
+        from: "+15550100001".into(),
+        to: "client:alice".into(),
+        direction: Direction::Inbound,
+        status: CallStatus::Ringing,
+        created_ms: (NOW + n) * 1000,
+        answered_ms: None,
+        ended_ms: None,
+        trunk: Some("carrier".into()),
+        sip_call_id: Some(format!("cid-{n}")),
+        sip_response_code: None,
+        application_sid: None,
+    }
+}
+
+/// Remembers what it was asked and answers with a queued call, or a set error.
+#[derive(Default)]
+struct Recording {
+    requests: std::sync::Mutex<Vec<OriginateRequest>>,
+    fail: Option<OriginateError>,
+}
+
+impl Originator for Recording {
+    fn originate(&self, req: OriginateRequest) -> Result<CallInfo, OriginateError> {
+        self.requests.lock().unwrap().push(req.clone());
+        if let Some(e) = &self.fail {
+            return Err(e.clone());
+        }
+        Ok(CallInfo {
+            sid: sid(0xabc),
+            account_sid: req.account_sid,
+            parent_call_sid: None,
+            from: req.from,
+            to: req.to,
+            direction: Direction::OutboundApi,
+            status: CallStatus::Queued,
+            created_ms: NOW * 1000,
+            answered_ms: None,
+            ended_ms: None,
+            trunk: None,
+            sip_call_id: None,
+            sip_response_code: None,
+            application_sid: None,
+        })
+    }
+}
+
+fn with_originator(fail: Option<OriginateError>) -> (ApiState, Arc<Recording>) {
+    let s = state();
+    let rec = Arc::new(Recording {
+        fail,
+        ..Recording::default()
+    });
+    s.calls.set_originator(rec.clone());
+    (s, rec)
+}
+
+#[test]
+fn calls_need_auth_and_stay_in_their_account() {
+    let s = state();
+    s.calls.insert(call(1, AC1), None);
+    s.calls.insert(call(2, AC2), None);
+    let auth = basic(AC1, TOKEN1);
+    for path in [calls_path(AC1), call_path(AC1, &sid(1))] {
+        let (status, _, _) = get(&s, &path, None);
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        let (status, _, _) = post(&s, &path, &basic(AC1, "wrong"), "Status=completed");
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        let (status, _, _) = get(&s, &path, Some(&basic(SK1, "key-secret")));
+        assert_eq!(status, StatusCode::OK, "API keys work too: {path}");
+    }
+    // Another account's path, and another account's call under our path: 404 alike.
+    let (status, _, body) = get(&s, &calls_path(AC2), Some(&auth));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_twilio_error(&body, 20404, 404);
+    let (status, _, body) = get(&s, &call_path(AC1, &sid(2)), Some(&auth));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_twilio_error(&body, 20404, 404);
+    assert!(body.contains(&call_path(AC1, &sid(2))), "{body}");
+    let (status, _, _) = post(&s, &call_path(AC1, &sid(2)), &auth, "Status=completed");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Unknown sids and malformed paths.
+    for path in [
+        call_path(AC1, &sid(3)),
+        call_path(AC1, "nonsense"),
+        format!("/2010-04-01/Accounts/{AC1}/Calls/.json"),
+        format!("/2010-04-01/Accounts/{AC1}/Calls/{}", sid(1)),
+        format!(
+            "/2010-04-01/Accounts/{AC1}/Calls/{}/Recordings.json",
+            sid(1)
+        ),
+    ] {
+        let (status, _, _) = get(&s, &path, Some(&auth));
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    // Methods.
+    for path in [calls_path(AC1), call_path(AC1, &sid(1))] {
+        let (status, headers, body) = send(&s, Method::DELETE, &path, Some(&auth), "");
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(headers["allow"], "GET, HEAD, POST");
+        assert_twilio_error(&body, 20004, 405);
+    }
+    let (status, _, _) = send(&s, Method::HEAD, &calls_path(AC1), Some(&auth), "");
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn call_json_shape() {
+    let s = state();
+    let mut c = call(1, AC1);
+    c.parent_call_sid = Some(sid(9));
+    c.direction = Direction::OutboundDial;
+    s.calls.insert(c, None);
+    let auth = basic(AC1, TOKEN1);
+    let path = call_path(AC1, &sid(1));
+    let (status, headers, body) = get(&s, &path, Some(&auth));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(
+        json(&body),
+        serde_json::json!({
+            "sid": sid(1),
+            "date_created": "Tue, 14 Nov 2023 22:13:21 +0000",
+            "date_updated": "Tue, 14 Nov 2023 22:13:21 +0000",
+            "parent_call_sid": sid(9),
+            "account_sid": AC1,
+            "to": "client:alice",
+            "to_formatted": "client:alice",
+            "from": "+15550100001",
+            "from_formatted": "+15550100001",
+            "phone_number_sid": null,
+            "status": "ringing",
+            "start_time": "Tue, 14 Nov 2023 22:13:21 +0000",
+            "end_time": null,
+            "duration": null,
+            "price": null,
+            "price_unit": "USD",
+            "direction": "outbound-dial",
+            "answered_by": null,
+            "annotation": null,
+            "api_version": "2010-04-01",
+            "forwarded_from": null,
+            "group_sid": null,
+            "caller_name": null,
+            "queue_time": "0",
+            "trunk_sid": null,
+            "uri": path,
+            "subresource_uris": {},
+        })
+    );
+
+    // Answered, then finished: start is the answer, duration counts from it.
+    s.calls.update(&sid(1), |c| {
+        c.status = CallStatus::InProgress;
+        c.answered_ms = Some((NOW + 5) * 1000 + 250);
+    });
+    let v = json(&get(&s, &path, Some(&auth)).2);
+    assert_eq!(v["status"], "in-progress");
+    assert_eq!(v["start_time"], "Tue, 14 Nov 2023 22:13:25 +0000");
+    assert_eq!(v["duration"], Value::Null);
+    s.calls.finish(&sid(1), |c| {
+        c.status = CallStatus::Completed;
+        c.ended_ms = Some((NOW + 47) * 1000);
+    });
+    let v = json(&get(&s, &path, Some(&auth)).2);
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["end_time"], "Tue, 14 Nov 2023 22:14:07 +0000");
+    assert_eq!(v["date_updated"], "Tue, 14 Nov 2023 22:14:07 +0000");
+    assert_eq!(v["duration"], "41");
+
+    // Queued (not dialed yet): no start time. Unanswered and over: duration "0".
+    let mut q = call(2, AC1);
+    q.status = CallStatus::Queued;
+    s.calls.insert(q, None);
+    let v = json(&get(&s, &call_path(AC1, &sid(2)), Some(&auth)).2);
+    assert_eq!(v["start_time"], Value::Null);
+    s.calls.finish(&sid(2), |c| c.status = CallStatus::NoAnswer);
+    let v = json(&get(&s, &call_path(AC1, &sid(2)), Some(&auth)).2);
+    assert_eq!(v["status"], "no-answer");
+    assert_eq!(v["duration"], "0");
+}
+
+#[test]
+fn call_list_filters_and_pages() {
+    let s = state();
+    for n in 1..=6 {
+        let mut c = call(n, AC1);
+        if n % 2 == 0 {
+            c.to = "+15550100002".into();
+        }
+        if n >= 5 {
+            c.parent_call_sid = Some(sid(1));
+            c.from = "client:bob".into();
+        }
+        s.calls.insert(c, None);
+    }
+    s.calls.insert(call(7, AC2), None);
+    s.calls.finish(&sid(3), |c| c.status = CallStatus::Busy);
+    let auth = basic(AC1, TOKEN1);
+    let list = calls_path(AC1);
+    let sids = |v: &Value| -> Vec<String> {
+        v["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["sid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let (status, _, body) = get(&s, &list, Some(&auth));
+    assert_eq!(status, StatusCode::OK);
+    let v = json(&body);
+    assert_eq!(sids(&v), (1..=6).rev().map(sid).collect::<Vec<_>>());
+    assert_eq!(v["page"], 0);
+    assert_eq!(v["page_size"], 50);
+    assert_eq!(v["start"], 0);
+    assert_eq!(v["end"], 5);
+    assert_eq!(v["uri"], format!("{list}?PageSize=50&Page=0"));
+    assert_eq!(v["first_page_uri"], format!("{list}?PageSize=50&Page=0"));
+    assert_eq!(v["next_page_uri"], Value::Null);
+    assert_eq!(v["previous_page_uri"], Value::Null);
+
+    let q = |query: &str| json(&get(&s, &format!("{list}?{query}"), Some(&auth)).2);
+    assert_eq!(sids(&q("To=%2B15550100002")), [sid(6), sid(4), sid(2)]);
+    assert_eq!(sids(&q("From=client%3Abob")), [sid(6), sid(5)]);
+    assert_eq!(
+        sids(&q(&format!("ParentCallSid={}", sid(1)))),
+        [sid(6), sid(5)]
+    );
+    assert_eq!(sids(&q("Status=busy")), [sid(3)]);
+    assert_eq!(
+        sids(&q("Status=ringing&To=client%3Aalice")),
+        [sid(5), sid(1)]
+    );
+    assert!(sids(&q("To=nobody")).is_empty());
+
+    // Paging keeps the filters in its links.
+    let v = q("To=%2B15550100002&PageSize=2");
+    assert_eq!(sids(&v), [sid(6), sid(4)]);
+    assert_eq!(v["page_size"], 2);
+    assert_eq!(
+        v["next_page_uri"],
+        format!("{list}?To=%2B15550100002&PageSize=2&Page=1")
+    );
+    let v = q("To=%2B15550100002&PageSize=2&Page=1");
+    assert_eq!(sids(&v), [sid(2)]);
+    assert_eq!(v["start"], 2);
+    assert_eq!(v["end"], 2);
+    assert_eq!(v["next_page_uri"], Value::Null);
+    assert_eq!(
+        v["previous_page_uri"],
+        format!("{list}?To=%2B15550100002&PageSize=2&Page=0")
+    );
+    // PageSize is capped at 1000; junk falls back to 50.
+    assert_eq!(q("PageSize=5000")["page_size"], 1000);
+    assert_eq!(q("PageSize=lots")["page_size"], 50);
+
+    let (status, _, body) = get(&s, &format!("{list}?Status=on-hold"), Some(&auth));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_twilio_error(&body, 21200, 400);
+}
+
+#[test]
+fn create_call_passes_the_request_to_the_originator() {
+    let (s, rec) = with_originator(None);
+    let auth = basic(AC1, TOKEN1);
+    let form = "To=client%3Aalice&From=%2B1+%28555%29+010-0001\
+                &Url=https%3A%2F%2Fapp.example.com%2Fcall%3Fa%3D1&Method=get\
+                &FallbackUrl=https%3A%2F%2Fapp.example.com%2Ffallback&FallbackMethod=GET\
+                &StatusCallback=https%3A%2F%2Fapp.example.com%2Fstatus&StatusCallbackMethod=POST\
+                &StatusCallbackEvent=initiated+ringing&StatusCallbackEvent=answered\
+                &StatusCallbackEvent=completed&StatusCallbackEvent=ringing\
+                &Timeout=900&TimeLimit=120&Record=false";
+    let (status, _, body) = post(&s, &calls_path(AC1), &auth, form);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let v = json(&body);
+    assert_eq!(v["sid"], sid(0xabc));
+    assert_eq!(v["status"], "queued");
+    assert_eq!(v["direction"], "outbound-api");
+    assert_eq!(v["to"], "client:alice");
+    assert_eq!(v["from"], "+15550100001");
+    assert_eq!(v["start_time"], Value::Null);
+    assert_eq!(v["uri"], call_path(AC1, &sid(0xabc)));
+    let reqs = rec.requests.lock().unwrap();
+    assert_eq!(
+        reqs[..],
+        [OriginateRequest {
+            account_sid: AC1.into(),
+            to: "client:alice".into(),
+            from: "+15550100001".into(),
+            url: Some("https://app.example.com/call?a=1".into()),
+            method: InstrMethod::Get,
+            twiml: None,
+            fallback_url: Some("https://app.example.com/fallback".into()),
+            fallback_method: InstrMethod::Get,
+            status_callback: Some("https://app.example.com/status".into()),
+            status_callback_method: InstrMethod::Post,
+            status_callback_events: ["initiated", "ringing", "answered", "completed"]
+                .map(String::from)
+                .to_vec(),
+            // Twilio lowers a Timeout above 600 to 600.
+            timeout_secs: 600,
+            time_limit_secs: 120,
+        }]
+    );
+}
+
+#[test]
+fn create_call_defaults_twiml_and_application() {
+    let (s, rec) = with_originator(None);
+    let auth = basic(AC1, TOKEN1);
+    let twiml = "<Response><Say>Hi</Say></Response>";
+    let form = format!(
+        "To=sip%3Abob%40example.com&From=client%3Asupport&Twiml={}",
+        crate::percent::encode(twiml)
+    );
+    let (status, _, body) = post(&s, &calls_path(AC1), &auth, &form);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // An ApplicationSid of the account brings its URLs and methods.
+    let form = format!("To=%2B15550100009&From=%2B15550100001&ApplicationSid={AP1}");
+    let (status, _, body) = post(&s, &calls_path(AC1), &auth, &form);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let reqs = rec.requests.lock().unwrap();
+    let r = &reqs[0];
+    assert_eq!(r.to, "sip:bob@example.com");
+    assert_eq!(r.from, "client:support");
+    assert_eq!(r.twiml.as_deref(), Some(twiml));
+    assert_eq!(r.url, None);
+    assert_eq!(r.method, InstrMethod::Post);
+    assert_eq!(r.status_callback_events, Vec::<String>::new());
+    assert_eq!((r.timeout_secs, r.time_limit_secs), (60, 14_400));
+    let r = &reqs[1];
+    assert_eq!(r.url.as_deref(), Some("https://app.example.com/voice"));
+    assert_eq!(r.method, InstrMethod::Get);
+    assert_eq!(
+        r.status_callback.as_deref(),
+        Some("https://app.example.com/status")
+    );
+    assert_eq!(r.twiml, None);
+}
+
+#[test]
+fn create_call_validation() {
+    let (s, rec) = with_originator(None);
+    let auth = basic(AC1, TOKEN1);
+    let ok = "To=%2B15550100009&From=%2B15550100001";
+    let url = "Url=https%3A%2F%2Fapp.example.com%2Fx";
+    let long = "x".repeat(4001);
+    for (form, code) in [
+        (format!("From=%2B15550100001&{url}"), 21201),
+        (format!("To=&From=%2B15550100001&{url}"), 21201),
+        (format!("To=%2B15550100009&{url}"), 21213),
+        (format!("To=alice&From=%2B15550100001&{url}"), 21211),
+        (format!("To=client%3A&From=%2B15550100001&{url}"), 21211),
+        (
+            format!("To=%2B15550100009&From=nobody%20at%20all&{url}"),
+            21212,
+        ),
+        (ok.to_owned(), 21205),
+        (format!("{ok}&Url=ftp%3A%2F%2Fx%2Fy"), 21205),
+        (format!("{ok}&Url=%2Frelative"), 21205),
+        (format!("{ok}&{url}&Twiml=%3CResponse%2F%3E"), 21200),
+        (format!("{ok}&{url}&ApplicationSid={AP1}"), 21200),
+        (format!("{ok}&Twiml={long}"), 32018),
+        (format!("{ok}&ApplicationSid={AP2}"), 21218),
+        (format!("{ok}&ApplicationSid=AP123"), 21218),
+        (format!("{ok}&{url}&Method=PUT"), 21200),
+        (format!("{ok}&{url}&StatusCallbackMethod=DELETE"), 21200),
+        (format!("{ok}&{url}&FallbackUrl=nope"), 21205),
+        (format!("{ok}&{url}&StatusCallback=nope"), 21609),
+        (
+            format!("{ok}&{url}&StatusCallbackEvent=answered+hungup"),
+            21200,
+        ),
+        (format!("{ok}&{url}&Timeout=0"), 21200),
+        (format!("{ok}&{url}&Timeout=soon"), 21200),
+        (format!("{ok}&{url}&TimeLimit=-5"), 21200),
+    ] {
+        let (status, _, body) = post(&s, &calls_path(AC1), &auth, &form);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{form}: {body}");
+        assert_twilio_error(&body, code, 400);
+    }
+    // None of them reached the originator; exactly 4000 characters is fine.
+    assert!(rec.requests.lock().unwrap().is_empty());
+    let form = format!("{ok}&Twiml={}", "x".repeat(4000));
+    let (status, _, _) = post(&s, &calls_path(AC1), &auth, &form);
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[test]
+fn create_call_reports_originator_errors() {
+    let auth = basic(AC1, TOKEN1);
+    let form = "To=%2B15550100009&From=%2B15550100001&Twiml=%3CResponse%2F%3E";
+    // No originator installed (the call service is not running): 503.
+    let s = state();
+    let (status, headers, body) = post(&s, &calls_path(AC1), &auth, form);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["retry-after"], "5");
+    assert_twilio_error(&body, 20503, 503);
+    let (s, _) = with_originator(Some(OriginateError::Unavailable("too many calls".into())));
+    let (status, _, body) = post(&s, &calls_path(AC1), &auth, form);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("too many calls"), "{body}");
+    let (s, _) = with_originator(Some(OriginateError::Invalid {
+        code: 21210,
+        message: "no route to +15550100009".into(),
+    }));
+    let (status, _, body) = post(&s, &calls_path(AC1), &auth, form);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_twilio_error(&body, 21210, 400);
+    assert!(body.contains("no route"), "{body}");
+}
+
+#[test]
+fn modify_call_delivers_commands() {
+    let s = state();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut live = call(1, AC1);
+    live.status = CallStatus::InProgress;
+    live.answered_ms = Some((NOW + 2) * 1000);
+    s.calls.insert(live, Some(tx));
+    let auth = basic(AC1, TOKEN1);
+    let path = call_path(AC1, &sid(1));
+    for (form, want) in [
+        (
+            "Url=https%3A%2F%2Fapp.example.com%2Fnext",
+            CallCommand::Redirect {
+                url: "https://app.example.com/next".into(),
+                method: InstrMethod::Post,
+            },
+        ),
+        (
+            "Url=https%3A%2F%2Fapp.example.com%2Fnext&Method=GET",
+            CallCommand::Redirect {
+                url: "https://app.example.com/next".into(),
+                method: InstrMethod::Get,
+            },
+        ),
+        (
+            "Twiml=%3CResponse%3E%3CHangup%2F%3E%3C%2FResponse%3E",
+            CallCommand::Twiml("<Response><Hangup/></Response>".into()),
+        ),
+        ("Status=completed", CallCommand::Hangup),
+        ("Status=canceled", CallCommand::Cancel),
+        // Ending wins over new instructions.
+        (
+            "Status=completed&Url=https%3A%2F%2Fx.example.com%2F",
+            CallCommand::Hangup,
+        ),
+    ] {
+        let (status, _, body) = post(&s, &path, &auth, form);
+        assert_eq!(status, StatusCode::OK, "{form}: {body}");
+        let v = json(&body);
+        assert_eq!(v["sid"], sid(1));
+        assert_eq!(v["status"], "in-progress");
+        assert_eq!(rx.try_recv().expect(form), want, "{form}");
+    }
+    // Nothing to change: the call as it is, and no command.
+    let (status, _, _) = post(&s, &path, &auth, "");
+    assert_eq!(status, StatusCode::OK);
+    assert!(rx.try_recv().is_err());
+    // Bad parameters: 400 and no command.
+    for (form, code) in [
+        ("Status=paused", 21200),
+        ("Url=nope", 21205),
+        (
+            "Url=https%3A%2F%2Fa.example.com%2F&Twiml=%3CResponse%2F%3E",
+            21200,
+        ),
+        ("Url=https%3A%2F%2Fa.example.com%2F&Method=PATCH", 21200),
+    ] {
+        let (status, _, body) = post(&s, &path, &auth, form);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{form}");
+        assert_twilio_error(&body, code, 400);
+    }
+    assert!(rx.try_recv().is_err());
+
+    // A <Dial> leg (no control handle) is modified through its parent.
+    s.calls.insert(call(2, AC1), None);
+    let (status, _, body) = post(&s, &call_path(AC1, &sid(2)), &auth, "Status=completed");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_twilio_error(&body, 21220, 400);
+
+    // Finished: 21220, and the record is still there to fetch.
+    s.calls
+        .finish(&sid(1), |c| c.status = CallStatus::Completed);
+    let (status, _, body) = post(&s, &path, &auth, "Status=completed");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_twilio_error(&body, 21220, 400);
+    let (status, _, _) = get(&s, &path, Some(&auth));
+    assert_eq!(status, StatusCode::OK);
+    // Unknown: 404.
+    let (status, _, _) = post(&s, &call_path(AC1, &sid(99)), &auth, "Status=completed");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 async fn raw(addr: std::net::SocketAddr, req: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -359,7 +913,9 @@ async fn raw(addr: std::net::SocketAddr, req: &str) -> String {
 async fn over_loopback() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let server = tokio::spawn(serve(listener, Arc::new(state())));
+    let state = state();
+    state.calls.set_originator(Arc::new(Recording::default()));
+    let server = tokio::spawn(serve(listener, Arc::new(state)));
 
     let ok = raw(
         addr,
@@ -418,5 +974,34 @@ async fn over_loopback() {
     .await;
     assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
     assert!(metrics.contains("\r\n\r\n# HELP "), "{metrics}");
+
+    // A form-encoded POST body reaches the handler.
+    let form = "To=client%3Aalice&From=%2B15550100001&Twiml=%3CResponse%2F%3E";
+    let created = raw(
+        addr,
+        &format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{form}",
+            calls_path(AC1),
+            basic(AC1, TOKEN1),
+            form.len()
+        ),
+    )
+    .await;
+    assert!(created.starts_with("HTTP/1.1 201 Created\r\n"), "{created}");
+    assert!(created.contains(r#""to":"client:alice""#), "{created}");
+
+    // A body over the cap is refused without reading it all.
+    let too_big = raw(
+        addr,
+        &format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            calls_path(AC1),
+            MAX_BODY_BYTES + 1
+        ),
+    )
+    .await;
+    assert!(too_big.starts_with("HTTP/1.1 413 "), "{too_big}");
     server.abort();
 }

@@ -29,6 +29,7 @@ pub struct Config {
     pub sip_users: Vec<SipUser>,
     pub webhooks: WebhooksConfig,
     pub registrar: RegistrarConfig,
+    pub calls: CallsConfig,
 }
 
 /// `[server]`: where the switch listens and how it presents itself.
@@ -412,6 +413,34 @@ impl Default for WebhooksConfig {
             max_redirects: 3,
             allow_private_networks: Vec::new(),
             private_nets: Vec::new(),
+        }
+    }
+}
+
+/// `[calls]`: how many calls the switch carries and what it remembers of them.
+///
+/// Read once at start: the registry and the CDR file are set up before the first call,
+/// so a reload does not change them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// Call detail records, one JSON line per finished call, appended; `None` = no CDRs.
+    /// Relative paths are relative to the working directory.
+    pub cdr_file: Option<PathBuf>,
+    /// Finished calls the REST API still answers for (`GET Calls/{Sid}.json`), newest
+    /// kept; older ones are only in the CDR file.
+    pub keep_finished: usize,
+    /// Live calls (every leg counts) beyond which new ones are refused: a new INVITE gets
+    /// 503, a REST `POST Calls.json` gets 503.
+    pub max_concurrent: usize,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            cdr_file: None,
+            keep_finished: 10_000,
+            max_concurrent: 10_000,
         }
     }
 }

@@ -100,7 +100,7 @@ fn sample_config_parses() {
             .twiml
             .as_deref()
             .unwrap()
-            .contains("Hello from Switchboard")
+            .contains("<Client>alice</Client>")
     );
     assert_eq!(c.trunks[0].name, "carrier");
     assert!(c.trunks[0].inbound_nets[0].contains("127.0.0.1".parse().unwrap()));
@@ -108,6 +108,8 @@ fn sample_config_parses() {
     assert_eq!(c.routes[0].pattern, "+");
     assert_eq!(c.sip_users[0].identity, "alice");
     assert_eq!(c.webhooks.private_nets.len(), 1);
+    // The sample keeps `cdr_file` commented out so it runs anywhere.
+    assert_eq!(c.calls, model::CallsConfig::default());
 }
 
 #[test]
@@ -141,6 +143,9 @@ fn empty_file_gives_defaults() {
     assert_eq!(c.webhooks.timeout_ms, 15000);
     assert_eq!(c.webhooks.max_redirects, 3);
     assert!(c.webhooks.allow_private_networks.is_empty());
+    assert_eq!(c.calls.cdr_file, None);
+    assert_eq!(c.calls.keep_finished, 10_000);
+    assert_eq!(c.calls.max_concurrent, 10_000);
 }
 
 #[test]
@@ -762,6 +767,58 @@ fn webhook_rules() {
         "not a CIDR",
     );
     fails_at("[webhooks]\nmax_redirects = -1\n", "-1", 0, "");
+}
+
+#[test]
+fn calls_section() {
+    let c = parse(
+        "t.toml",
+        "[calls]\ncdr_file = \"/var/log/switchboard/cdr.jsonl\"\nkeep_finished = 0\nmax_concurrent = 5\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.calls.cdr_file.as_deref(),
+        Some(Path::new("/var/log/switchboard/cdr.jsonl"))
+    );
+    assert_eq!(c.calls.keep_finished, 0);
+    assert_eq!(c.calls.max_concurrent, 5);
+    // Only what is given changes; the rest keeps its default.
+    let c = parse("t.toml", "[calls]\nmax_concurrent = 7\n").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.calls.keep_finished, 10_000);
+    assert_eq!(c.calls.cdr_file, None);
+
+    fails_at(
+        "[calls]\ncdr_fil = \"x\"\n",
+        "cdr_fil",
+        0,
+        "unknown field `cdr_fil`",
+    );
+    fails_at(
+        "[calls]\ncdr_file = \"\"\n",
+        "\"\"",
+        0,
+        "cdr_file must not be empty",
+    );
+    fails_at(
+        "[calls]\ncdr_file = \"logs/\"\n",
+        "\"logs/\"",
+        0,
+        "names a directory",
+    );
+    fails_at("[calls]\ncdr_file = 3\n", "3", 0, "invalid type");
+    fails_at(
+        "[calls]\nmax_concurrent = 0\n",
+        "0",
+        0,
+        "max_concurrent must be at least 1",
+    );
+    fails_at("[calls]\nmax_concurrent = -1\n", "-1", 0, "");
+    fails_at(
+        "[calls]\nkeep_finished = 1000001\n",
+        "1000001",
+        0,
+        "keep_finished must be 0 to 1000000",
+    );
 }
 
 #[test]

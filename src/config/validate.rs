@@ -37,6 +37,9 @@ pub const MESSAGE_BYTES_MIN: usize = 1024;
 pub const MESSAGE_BYTES_MAX: usize = 1024 * 1024;
 /// Upper bound on `server.workers`.
 pub const MAX_WORKERS: usize = 1024;
+/// Upper bound on `calls.keep_finished`: each kept record is a few hundred bytes, so this
+/// caps the REST history at a few hundred MB rather than letting a typo exhaust memory.
+pub const KEEP_FINISHED_MAX: usize = 1_000_000;
 
 /// Check `cfg`, and fill its parsed `#[serde(skip)]` fields when the strings are valid.
 pub(crate) fn validate(cfg: &mut Config) -> Vec<Problem> {
@@ -51,6 +54,7 @@ pub(crate) fn validate(cfg: &mut Config) -> Vec<Problem> {
     sip_users(cfg, &accounts, &mut p);
     webhooks(cfg, &mut p);
     registrar(cfg, &mut p);
+    calls(cfg, &mut p);
     p.0
 }
 
@@ -554,5 +558,42 @@ fn webhooks(cfg: &mut Config, p: &mut Problems) {
             Ok(net) => w.private_nets.push(net),
             Err(why) => p.push(key_path!["webhooks", "allow_private_networks", j], why),
         }
+    }
+}
+
+fn calls(cfg: &Config, p: &mut Problems) {
+    let c = &cfg.calls;
+    if let Some(file) = &c.cdr_file {
+        if file.as_os_str().is_empty() {
+            p.push(
+                key_path!["calls", "cdr_file"],
+                "cdr_file must not be empty (leave it out for no CDRs)",
+            );
+        } else if file.to_string_lossy().ends_with('/') {
+            // The file system is not consulted here (`check` may run on another machine);
+            // a missing directory is reported when the switch opens the file at start.
+            p.push(
+                key_path!["calls", "cdr_file"],
+                format!(
+                    "cdr_file `{}` names a directory, not a file",
+                    file.display()
+                ),
+            );
+        }
+    }
+    if c.keep_finished > KEEP_FINISHED_MAX {
+        p.push(
+            key_path!["calls", "keep_finished"],
+            format!(
+                "keep_finished must be 0 to {KEEP_FINISHED_MAX}, not {}",
+                c.keep_finished
+            ),
+        );
+    }
+    if c.max_concurrent == 0 {
+        p.push(
+            key_path!["calls", "max_concurrent"],
+            "max_concurrent must be at least 1 (0 would refuse every call)",
+        );
     }
 }

@@ -24,7 +24,7 @@ mod tree;
 mod tests;
 
 pub use ast::{
-    Beep, ClientNoun, ConferenceNoun, DialNoun, DialRecord, DialTarget, Document, Gather,
+    Beep, ClientNoun, ConferenceNoun, Dial, DialNoun, DialRecord, DialTarget, Document, Gather,
     GatherInput, GatherNested, Method, NounCallbacks, NumberNoun, QueueNoun, Record, RecordTrim,
     RejectReason, SipNoun, SpeechTimeout, Verb, Warning, WarningKind,
 };

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod dialog;
+pub mod digest_client;
 pub mod method;
 pub mod msg;
 pub mod peer;

@@ -1,6 +1,7 @@
 //! Sockets: UDP and TCP listeners that feed bytes to the engine shards and send what the
 //! sans-IO core asks for (`Output::Send`).
 
+pub mod sender;
 pub mod tcp;
 pub mod udp;
 

@@ -101,10 +101,19 @@ async fn connection(
     let (mut reader, mut writer) = stream.into_split();
     let (pong_tx, mut pong_rx) = mpsc::channel::<()>(4);
     let write = async move {
+        // The pong channel closes when the reader ends (EOF, half-close); replies may still
+        // be on their way from a shard then, so only the reply queue ends the writer.
+        let mut pongs_open = true;
         loop {
             let bytes = tokio::select! {
                 b = outgoing.recv() => match b { Some(b) => b, None => break },
-                p = pong_rx.recv() => match p { Some(()) => Bytes::from_static(b"\r\n"), None => break },
+                p = pong_rx.recv(), if pongs_open => match p {
+                    Some(()) => Bytes::from_static(b"\r\n"),
+                    None => {
+                        pongs_open = false;
+                        continue;
+                    }
+                },
             };
             if writer.write_all(&bytes).await.is_err() {
                 break;

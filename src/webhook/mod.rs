@@ -17,6 +17,8 @@ pub mod error;
 pub mod presence_callback;
 pub mod sign;
 pub mod ssrf;
+pub mod status_callback;
+pub mod voice;
 
 #[cfg(test)]
 mod testserver;

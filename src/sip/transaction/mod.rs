@@ -251,6 +251,12 @@ impl TransactionLayer {
         self.queue.next_deadline()
     }
 
+    /// Whether a server transaction with `key` is live (a retransmitted request belongs to
+    /// it).
+    pub fn has_server(&self, key: &TransactionKey) -> bool {
+        self.servers.contains_key(key)
+    }
+
     /// Live server transactions.
     pub fn server_count(&self) -> usize {
         self.servers.len()

@@ -1,0 +1,711 @@
+//! Black-box call tests: the real binary, a real customer web app (`examples/customer_app`,
+//! which checks X-Twilio-Signature on every request), a carrier and registered clients
+//! speaking SIP over UDP from loopback sockets.
+//!
+//! The carrier is any loopback source (the sample config's trunk takes 127.0.0.0/8); the
+//! number +15550100001 runs the application whose `voice_url` points at the customer app.
+// Tests wait on the wall clock; only the switch's sans-IO core is barred from reading it.
+#![allow(clippy::disallowed_methods)]
+
+mod harness;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use harness::customer_app::CustomerApp;
+use harness::{Msg, Switch, Udp, request, sdp_offer, switchboard};
+use serde_json::Value;
+
+const ACCOUNT: &str = "AC00000000000000000000000000000001";
+const AUTH_TOKEN: &str = "demo-auth-token-change-me";
+const REALM: &str = "switchboard.local";
+const NUMBER: &str = "+15550100001";
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A config: the sample one with the application fetching from `voice_url` (and optional
+/// extra application keys), webhooks timing out after 1 s.
+fn config_with(voice_url: &str, app_extra: &str, trunk_extra: &str) -> PathBuf {
+    let sample = std::fs::read_to_string(harness::default_config()).unwrap();
+    let text = sample
+        .lines()
+        .map(|l| match l.starts_with("twiml = ") {
+            true => format!("voice_url = \"{voice_url}\"\n{app_extra}"),
+            false => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("connect_timeout_ms = 10000", "connect_timeout_ms = 1000")
+        .replace("timeout_ms = 15000", "timeout_ms = 1000")
+        .replace(
+            "outbound_uri = \"sip:127.0.0.1:5080\"",
+            &format!("outbound_uri = \"sip:127.0.0.1:5080\"\n{trunk_extra}"),
+        );
+    assert_ne!(text, sample, "the sample config changed shape");
+    let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("calls")));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn token(identity: &str) -> String {
+    let out = switchboard()
+        .args(["token", "-c"])
+        .arg(harness::default_config())
+        .args(["--identity", identity, "--incoming"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Registers `identity` from `ua` with a token; returns when the switch said 200.
+fn register(sw: &Switch, ua: &Udp, identity: &str) {
+    let to = format!("<sip:{identity}@{REALM}>");
+    let from = format!("{to};tag={}", harness::unique("f"));
+    let auth = format!("Bearer {}", token(identity));
+    let req = request(
+        "REGISTER",
+        &format!("sip:{REALM}"),
+        ua.local_addr(),
+        "UDP",
+        &[("To", &to), ("From", &from), ("Authorization", &auth)],
+        "",
+    );
+    ua.send(&req);
+    let cid = Msg::parse(req.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    let (resp, _) = ua.recv_final(&cid, WAIT).expect("REGISTER answered");
+    assert_eq!(
+        resp.status(),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&resp.raw)
+    );
+    let _ = sw;
+}
+
+/// A carrier INVITE to `number` from `ua`.
+fn carrier_invite(sw: &Switch, ua: &Udp, number: &str) -> String {
+    let ruri = format!("sip:{number}@{}", sw.udp_addr());
+    let from = format!(
+        "<sip:+15557654321@{}>;tag={}",
+        ua.local_addr().ip(),
+        harness::unique("f")
+    );
+    request(
+        "INVITE",
+        &ruri,
+        ua.local_addr(),
+        "UDP",
+        &[("From", &from)],
+        &sdp_offer(ua.local_addr().ip()),
+    )
+}
+
+/// Waits for a request with this method, answering nothing.
+fn expect_request(ua: &Udp, method: &str, within: Duration) -> Msg {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let m = ua
+            .recv_msg(left)
+            .unwrap_or_else(|| panic!("no {method} within {within:?}"));
+        if m.method() == Some(method) {
+            return m;
+        }
+    }
+}
+
+/// Whether any request with this method arrives within `within`.
+fn no_request(ua: &Udp, method: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while let Some(m) = ua.recv_msg(deadline.saturating_duration_since(Instant::now())) {
+        if m.method() == Some(method) {
+            return false;
+        }
+    }
+    true
+}
+
+/// A response from a UA to a request it received: Via/From/To/Call-ID/CSeq copied, a To
+/// tag, our Contact, and an optional SDP body.
+fn reply(
+    req: &Msg,
+    code: u16,
+    reason: &str,
+    to_tag: &str,
+    contact: SocketAddr,
+    sdp: bool,
+) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for v in req.headers("Via") {
+        out.push_str(&format!("Via: {v}\r\n"));
+    }
+    let to = req.header("To").unwrap();
+    let to = if to.contains("tag=") {
+        to.to_string()
+    } else {
+        format!("{to};tag={to_tag}")
+    };
+    out.push_str(&format!(
+        "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:ua@{contact}>\r\n",
+        req.header("From").unwrap(),
+        req.header("Call-ID").unwrap(),
+        req.header("CSeq").unwrap(),
+    ));
+    let body = if sdp {
+        sdp_offer(contact.ip())
+    } else {
+        String::new()
+    };
+    if sdp {
+        out.push_str("Content-Type: application/sdp\r\n");
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    out
+}
+
+/// An in-dialog request from the carrier (ACK or BYE) for the dialog its INVITE and the
+/// switch's 2xx set up: Request-URI = the 2xx's Contact, the 2xx's To (with tag).
+fn carrier_in_dialog(method: &str, invite: &str, ok: &Msg, ua: &Udp, cseq: u32) -> String {
+    let inv = Msg::parse(invite.as_bytes());
+    let contact = ok.header("Contact").expect("Contact in 2xx");
+    let target = contact.trim_start_matches('<').split('>').next().unwrap();
+    format!(
+        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+        ua.local_addr(),
+        harness::branch(),
+        inv.header("From").unwrap(),
+        ok.header("To").unwrap(),
+        inv.header("Call-ID").unwrap(),
+    )
+}
+
+/// The same for the callee side: a BYE from the client to the switch.
+fn callee_bye(invite: &Msg, our_to_tag: &str, ua: &Udp) -> String {
+    let contact = invite.header("Contact").expect("Contact in INVITE");
+    let target = contact.trim_start_matches('<').split('>').next().unwrap();
+    let to = invite.header("To").unwrap();
+    format!(
+        "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={}\r\nMax-Forwards: 70\r\nFrom: {to};tag={our_to_tag}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        ua.local_addr(),
+        harness::branch(),
+        invite.header("From").unwrap(),
+        invite.header("Call-ID").unwrap(),
+    )
+}
+
+/// REST with Basic auth: (status, JSON).
+fn rest(sw: &Switch, method: &str, path: &str, form: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect(sw.http_addr()).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{AUTH_TOKEN}"));
+    write!(
+        s,
+        "{method} /2010-04-01/Accounts/{ACCOUNT}/{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        sw.http_addr(),
+        form.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn param<'a>(req: &'a Value, name: &str) -> &'a str {
+    req["params"][name].as_str().unwrap_or("")
+}
+
+fn wait_call_status(sw: &Switch, sid: &str, want: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (code, call) = rest(sw, "GET", &format!("Calls/{sid}.json"), "");
+        if code == 200 && call["status"] == want {
+            return call;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "call {sid} never became {want}: {call}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn client_status(sw: &Switch, identity: &str) -> String {
+    let (_, c) = rest(sw, "GET", &format!("Clients/{identity}.json"), "");
+    c["status"].as_str().unwrap_or("").to_string()
+}
+
+fn wait_client_status(sw: &Switch, identity: &str, want: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = client_status(sw, identity);
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{identity} stays {now}, never {want}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const DIAL_ALICE: &str = r#"
+[[route]]
+path = "/voice"
+body = '<Response><Dial action="/dial-done" timeout="10"><Client>alice</Client></Dial></Response>'
+[[route]]
+path = "/dial-done"
+body = '<Response><Hangup/></Response>'
+"#;
+
+#[test]
+fn a_carrier_call_reaches_a_registered_client_and_the_app_hears_how_it_went() {
+    let app = CustomerApp::start(AUTH_TOKEN, DIAL_ALICE);
+    let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
+    let alice = sw.udp();
+    register(&sw, &alice, "alice");
+    assert_eq!(client_status(&sw, "alice"), "available");
+
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, NUMBER);
+    carrier.send(&invite);
+
+    // The app is asked first, with Twilio's parameters, signed.
+    let first = app.wait_requests(1, WAIT);
+    let voice = &first[0];
+    assert_eq!(voice["path"], "/voice");
+    assert_eq!(voice["signature_ok"], true, "{voice}");
+    assert_eq!(param(voice, "To"), NUMBER);
+    assert_eq!(param(voice, "From"), "+15557654321");
+    assert_eq!(param(voice, "Direction"), "inbound");
+    assert_eq!(param(voice, "CallStatus"), "ringing");
+    assert_eq!(param(voice, "AccountSid"), ACCOUNT);
+    assert_eq!(param(voice, "ApiVersion"), "2010-04-01");
+    let call_sid = param(voice, "CallSid").to_string();
+    assert!(
+        call_sid.starts_with("CA") && call_sid.len() == 34,
+        "{call_sid}"
+    );
+
+    // Alice's phone rings: Max-Forwards one less than the carrier's, the offer passed on.
+    let inv = expect_request(&alice, "INVITE", WAIT);
+    assert_eq!(inv.header("Max-Forwards"), Some("69"));
+    assert!(
+        String::from_utf8_lossy(&inv.body).contains("m=audio 40000"),
+        "offer passed end to end"
+    );
+    assert!(inv.header("From").unwrap().contains("+15557654321"));
+    alice.send(reply(
+        &inv,
+        180,
+        "Ringing",
+        "alice1",
+        alice.local_addr(),
+        false,
+    ));
+    alice.send(reply(&inv, 200, "OK", "alice1", alice.local_addr(), true));
+
+    // The carrier sees ringing, then the answer with alice's SDP.
+    let cid = Msg::parse(invite.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    let (ok, provisional) = carrier.recv_final(&cid, WAIT).expect("2xx to the carrier");
+    assert_eq!(
+        ok.status(),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&ok.raw)
+    );
+    assert!(provisional.iter().any(|p| p.status() == Some(180)));
+    assert!(String::from_utf8_lossy(&ok.body).contains("m=audio"));
+    carrier.send(carrier_in_dialog("ACK", &invite, &ok, &carrier, 1));
+    // The switch ACKs alice's 2xx itself.
+    expect_request(&alice, "ACK", WAIT);
+    wait_client_status(&sw, "alice", "busy");
+    wait_call_status(&sw, &call_sid, "in-progress");
+
+    std::thread::sleep(Duration::from_millis(1100));
+    // The carrier hangs up: alice gets BYE; the app's action hears `completed`.
+    let bye = carrier_in_dialog("BYE", &invite, &ok, &carrier, 2);
+    carrier.send(&bye);
+    let bye_ok = carrier.recv_final(&cid, WAIT).expect("200 to BYE").0;
+    assert_eq!(bye_ok.status(), Some(200));
+    let alice_bye = expect_request(&alice, "BYE", WAIT);
+    alice.send(reply(
+        &alice_bye,
+        200,
+        "OK",
+        "alice1",
+        alice.local_addr(),
+        false,
+    ));
+
+    let reqs = app.wait_requests(2, WAIT);
+    let done = &reqs[1];
+    assert_eq!(done["path"], "/dial-done");
+    assert_eq!(done["signature_ok"], true);
+    assert_eq!(param(done, "DialCallStatus"), "completed");
+    assert!(param(done, "DialCallSid").starts_with("CA"));
+    assert!(param(done, "DialCallDuration").parse::<u64>().unwrap() >= 1);
+    assert_eq!(param(done, "CallSid"), call_sid);
+
+    let parent = wait_call_status(&sw, &call_sid, "completed");
+    assert_eq!(parent["direction"], "inbound");
+    let (_, list) = rest(
+        &sw,
+        "GET",
+        &format!("Calls.json?ParentCallSid={call_sid}"),
+        "",
+    );
+    let child = &list["calls"][0];
+    assert_eq!(child["status"], "completed", "{list}");
+    assert_eq!(child["direction"], "outbound-dial");
+    assert_eq!(child["to"], "client:alice");
+    wait_client_status(&sw, "alice", "available");
+}
+
+#[test]
+fn dialing_an_offline_client_sends_no_invite_and_reports_no_answer() {
+    let app = CustomerApp::start(AUTH_TOKEN, DIAL_ALICE);
+    let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, NUMBER);
+    carrier.send(&invite);
+    let reqs = app.wait_requests(2, WAIT);
+    let done = &reqs[1];
+    assert_eq!(param(done, "DialCallStatus"), "no-answer");
+    assert_eq!(param(done, "DialClientPresence"), "offline");
+    assert_eq!(param(done, "DialCallDuration"), "0");
+    // The action hung up a call that was never answered: the carrier gets a final answer.
+    let cid = Msg::parse(invite.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    let (fin, _) = carrier.recv_final(&cid, WAIT).expect("final answer");
+    assert!(fin.status().unwrap() >= 400);
+}
+
+#[test]
+fn two_contacts_ring_the_first_answer_wins_and_the_other_is_cancelled() {
+    let app = CustomerApp::start(AUTH_TOKEN, DIAL_ALICE);
+    let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
+    let desk = sw.udp();
+    let mobile = sw.udp();
+    register(&sw, &desk, "alice");
+    register(&sw, &mobile, "alice");
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, NUMBER);
+    carrier.send(&invite);
+    let on_desk = expect_request(&desk, "INVITE", WAIT);
+    let on_mobile = expect_request(&mobile, "INVITE", WAIT);
+    desk.send(reply(
+        &on_desk,
+        180,
+        "Ringing",
+        "desk",
+        desk.local_addr(),
+        false,
+    ));
+    mobile.send(reply(
+        &on_mobile,
+        180,
+        "Ringing",
+        "mob",
+        mobile.local_addr(),
+        false,
+    ));
+    mobile.send(reply(
+        &on_mobile,
+        200,
+        "OK",
+        "mob",
+        mobile.local_addr(),
+        true,
+    ));
+    // The desk phone is cancelled (same branch as its INVITE) and answers 200 + 487.
+    let cancel = expect_request(&desk, "CANCEL", WAIT);
+    assert_eq!(cancel.header("Via"), on_desk.header("Via"));
+    desk.send(reply(&cancel, 200, "OK", "desk", desk.local_addr(), false));
+    desk.send(reply(
+        &on_desk,
+        487,
+        "Request Terminated",
+        "desk",
+        desk.local_addr(),
+        false,
+    ));
+    expect_request(&desk, "ACK", WAIT);
+    let cid = Msg::parse(invite.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    let (ok, _) = carrier.recv_final(&cid, WAIT).unwrap();
+    assert_eq!(ok.status(), Some(200));
+    carrier.send(carrier_in_dialog("ACK", &invite, &ok, &carrier, 1));
+    expect_request(&mobile, "ACK", WAIT);
+    // The mobile hangs up: the carrier gets BYE after the action's <Hangup/>.
+    mobile.send(callee_bye(&on_mobile, "mob", &mobile));
+    let reqs = app.wait_requests(2, WAIT);
+    assert_eq!(param(&reqs[1], "DialCallStatus"), "completed");
+    let bye = expect_request(&carrier, "BYE", WAIT);
+    assert_eq!(bye.header("Call-ID").unwrap(), cid);
+}
+
+#[test]
+fn the_caller_hanging_up_while_ringing_cancels_the_client() {
+    let app = CustomerApp::start(AUTH_TOKEN, DIAL_ALICE);
+    let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
+    let alice = sw.udp();
+    register(&sw, &alice, "alice");
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, NUMBER);
+    carrier.send(&invite);
+    let inv = expect_request(&alice, "INVITE", WAIT);
+    alice.send(reply(&inv, 180, "Ringing", "a", alice.local_addr(), false));
+    let cid = Msg::parse(invite.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    // Wait for the 180 to reach the carrier, then CANCEL.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let m = carrier
+            .recv_response_to(&cid, deadline.saturating_duration_since(Instant::now()))
+            .expect("180");
+        if m.status() == Some(180) {
+            break;
+        }
+    }
+    let cancel = harness::ack_for(&invite, &Msg::parse(invite.as_bytes()))
+        .replacen("ACK", "CANCEL", 1)
+        .replace(" ACK\r\n", " CANCEL\r\n");
+    carrier.send(&cancel);
+    let c = expect_request(&alice, "CANCEL", WAIT);
+    alice.send(reply(&c, 200, "OK", "a", alice.local_addr(), false));
+    alice.send(reply(
+        &inv,
+        487,
+        "Request Terminated",
+        "a",
+        alice.local_addr(),
+        false,
+    ));
+    let (fin, _) = carrier.recv_final(&cid, WAIT).unwrap();
+    // The 200 for the CANCEL and the 487 for the INVITE share the Call-ID.
+    let mut codes = vec![fin.status().unwrap()];
+    if let Some((m, _)) = carrier.recv_final(&cid, WAIT) {
+        codes.push(m.status().unwrap());
+    }
+    assert!(codes.contains(&487), "{codes:?}");
+    let reqs = app.wait_requests(2, WAIT);
+    assert_eq!(param(&reqs[1], "DialCallStatus"), "canceled");
+    let sid = param(&reqs[0], "CallSid").to_string();
+    wait_call_status(&sw, &sid, "canceled");
+}
+
+#[test]
+fn reject_busy_answers_486_and_a_redirect_chain_is_followed() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Redirect>/step2</Redirect><Hangup/></Response>'
+[[route]]
+path = "/step2"
+body = '<Response><Redirect method="GET">step3</Redirect></Response>'
+[[route]]
+path = "/step3"
+body = '<Response><Reject reason="busy"/></Response>'
+"#,
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, NUMBER);
+    carrier.send(&invite);
+    let cid = Msg::parse(invite.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    let (fin, _) = carrier.recv_final(&cid, WAIT).unwrap();
+    assert_eq!(fin.status(), Some(486));
+    carrier.send(harness::ack_for(&invite, &fin));
+    let reqs = app.wait_requests(3, WAIT);
+    let paths: Vec<_> = reqs
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(paths, ["/voice", "/step2", "/step3"]);
+    assert_eq!(reqs[2]["method"], "GET");
+    assert!(reqs.iter().all(|r| r["signature_ok"] == true));
+    wait_call_status(&sw, param(&reqs[0], "CallSid"), "busy");
+}
+
+#[test]
+fn a_failing_webhook_takes_the_fallback_url_with_the_error() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+status = 500
+body = 'oops'
+[[route]]
+path = "/fallback"
+body = '<Response><Reject/></Response>'
+"#,
+    );
+    let extra = format!("voice_fallback_url = \"{}\"", app.url("/fallback"));
+    let sw = Switch::start_with_config(config_with(&app.url("/voice"), &extra, ""));
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, NUMBER);
+    carrier.send(&invite);
+    let cid = Msg::parse(invite.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    let (fin, _) = carrier.recv_final(&cid, WAIT).unwrap();
+    assert_eq!(fin.status(), Some(603), "<Reject/> from the fallback");
+    let reqs = app.wait_requests(2, WAIT);
+    assert_eq!(reqs[1]["path"], "/fallback");
+    assert_eq!(param(&reqs[1], "ErrorCode"), "11200");
+    assert_eq!(param(&reqs[1], "ErrorUrl"), app.url("/voice"));
+}
+
+#[test]
+fn a_webhook_timeout_or_malformed_xml_without_fallback_ends_the_call() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/slow"
+delay_ms = 3000
+body = '<Response><Hangup/></Response>'
+[[route]]
+path = "/broken"
+body = '<Response><Dial>'
+"#,
+    );
+    for path in ["/slow", "/broken"] {
+        let sw = Switch::start_with_config(config_with(&app.url(path), "", ""));
+        let carrier = sw.udp();
+        let invite = carrier_invite(&sw, &carrier, NUMBER);
+        carrier.send(&invite);
+        let cid = Msg::parse(invite.as_bytes())
+            .header("Call-ID")
+            .unwrap()
+            .to_string();
+        let (fin, _) = carrier.recv_final(&cid, WAIT).unwrap();
+        assert_eq!(fin.status(), Some(500), "{path}: application error");
+        carrier.send(harness::ack_for(&invite, &fin));
+    }
+}
+
+#[test]
+fn unknown_numbers_get_404() {
+    let sw = Switch::start();
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, "+15550199999");
+    carrier.send(&invite);
+    let cid = Msg::parse(invite.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    let (fin, _) = carrier.recv_final(&cid, WAIT).unwrap();
+    assert_eq!(fin.status(), Some(404));
+}
+
+#[test]
+fn a_rest_call_rings_the_client_runs_twiml_and_hangs_up() {
+    let sw = Switch::start();
+    let alice = sw.udp();
+    register(&sw, &alice, "alice");
+    let form = "To=client%3Aalice&From=%2B15550100001&Twiml=%3CResponse%3E%3CPause+length%3D%221%22%2F%3E%3CHangup%2F%3E%3C%2FResponse%3E";
+    let (code, call) = rest(&sw, "POST", "Calls.json", form);
+    assert_eq!(code, 201, "{call}");
+    let sid = call["sid"].as_str().unwrap().to_string();
+    let inv = expect_request(&alice, "INVITE", WAIT);
+    assert!(inv.header("From").unwrap().contains("+15550100001"));
+    alice.send(reply(&inv, 200, "OK", "r1", alice.local_addr(), true));
+    expect_request(&alice, "ACK", WAIT);
+    wait_call_status(&sw, &sid, "in-progress");
+    let bye = expect_request(&alice, "BYE", Duration::from_secs(4));
+    alice.send(reply(&bye, 200, "OK", "r1", alice.local_addr(), false));
+    let done = wait_call_status(&sw, &sid, "completed");
+    assert_eq!(done["direction"], "outbound-api");
+    assert!(done["duration"].as_str().unwrap().parse::<u64>().unwrap() >= 1);
+}
+
+#[test]
+fn dial_number_goes_out_through_the_trunk_and_answers_its_challenge() {
+    let mut carrier_out = Udp::new("127.0.0.1:9".parse().unwrap());
+    let trunk_addr = carrier_out.local_addr();
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Dial callerId="+15550100001" timeout="5">+4420700000</Dial></Response>'
+"#,
+    );
+    let trunk = "username = \"switchboard\"\npassword = \"carrier-secret\"\nrealm = \"carrier.example.com\"";
+    let cfg = config_with(&app.url("/voice"), "", trunk);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("sip:127.0.0.1:5080", &format!("sip:{trunk_addr}"));
+    std::fs::write(&cfg, text).unwrap();
+    let sw = Switch::start_with_config(&cfg);
+    carrier_out.set_peer(sw.udp_addr());
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, NUMBER);
+    carrier.send(&invite);
+    let out = expect_request(&carrier_out, "INVITE", WAIT);
+    assert!(
+        out.start_line.starts_with("INVITE sip:+4420700000@"),
+        "{}",
+        out.start_line
+    );
+    assert!(out.header("From").unwrap().contains("+15550100001"));
+    let challenge = "Proxy-Authenticate: Digest realm=\"carrier.example.com\", nonce=\"n0nce\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0";
+    let resp = reply(
+        &out,
+        407,
+        "Proxy Authentication Required",
+        "c1",
+        trunk_addr,
+        false,
+    )
+    .replace("Content-Length: 0", challenge);
+    carrier_out.send(resp);
+    let ack = expect_request(&carrier_out, "ACK", WAIT);
+    assert_eq!(ack.header("Call-ID"), out.header("Call-ID"));
+    let again = expect_request(&carrier_out, "INVITE", WAIT);
+    let auth = again.header("Proxy-Authorization").expect("credentials");
+    assert!(
+        auth.contains("username=\"switchboard\"") && auth.contains("realm=\"carrier.example.com\""),
+        "{auth}"
+    );
+    assert_eq!(again.header("Call-ID"), out.header("Call-ID"));
+    carrier_out.send(reply(&again, 486, "Busy Here", "c2", trunk_addr, false));
+    let cid = Msg::parse(invite.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    let (fin, _) = carrier.recv_final(&cid, WAIT).unwrap();
+    // No action: the document ends after a busy Dial; the caller hears busy.
+    assert_eq!(fin.status(), Some(486));
+    assert!(no_request(
+        &carrier_out,
+        "INVITE",
+        Duration::from_millis(300)
+    ));
+}

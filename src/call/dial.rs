@@ -1,0 +1,585 @@
+//! `<Dial>`: find who to ring (a client's registered contacts after reading its presence, a
+//! number through the trunk `[[routes]]` pick, a SIP URI), ring up to ten at once, let the
+//! first answer win and cancel the rest, bridge, and report `DialCallStatus` the way Twilio
+//! does (reference/twiml-and-twilio-client.md §1.2, §1.3, §2.4).
+//!
+//! Until the media plane lands, the two legs' SDP pass end to end and the caller's INVITE is
+//! answered when the callee answers (with the callee's SDP): in SIP terms every Dial behaves
+//! like `answerOnBridge="true"`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::actor::{Call, Ev, LegEv, LegRef, Stop, now};
+use super::leg::{self, Credentials, InviteSpec, Leg, LegState, Role};
+use super::service::unix_ms;
+use super::{CallInfo, CallStatus, Direction, new_call_sid};
+use crate::instructions::{Dial, DialNoun, DialTarget};
+use crate::registrar::location::AorKey;
+use crate::sip::transaction::TransactionKey;
+use crate::sip::{Peer, Transport};
+
+/// Twilio rings at most ten nouns at once.
+const MAX_FORKS: usize = 10;
+
+/// Who one noun (or a REST `To`) names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Callee {
+    Client(String),
+    Number(String),
+    Sip {
+        uri: String,
+        username: Option<String>,
+        password: Option<String>,
+    },
+}
+
+impl Callee {
+    /// A REST `To`: `client:alice`, `sip:…`, or a number.
+    pub fn parse_to(to: &str) -> Callee {
+        if let Some(id) = to.strip_prefix("client:") {
+            Callee::Client(id.to_string())
+        } else if to.starts_with("sip:") || to.starts_with("sips:") {
+            Callee::Sip {
+                uri: to.to_string(),
+                username: None,
+                password: None,
+            }
+        } else {
+            Callee::Number(to.to_string())
+        }
+    }
+
+    /// Twilio's spelling of the callee in `To`.
+    pub fn party(&self) -> String {
+        match self {
+            Callee::Client(id) => format!("client:{id}"),
+            Callee::Number(n) => n.clone(),
+            Callee::Sip { uri, .. } => uri.clone(),
+        }
+    }
+}
+
+/// One contact to send an INVITE to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub callee: Callee,
+    pub uri: String,
+    pub to_header: String,
+    pub peer: Peer,
+    pub routes: Vec<Box<str>>,
+    pub credentials: Option<Credentials>,
+    pub client: Option<AorKey>,
+    pub trunk: Option<String>,
+}
+
+/// Why a callee has nothing to ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreachable {
+    /// A client with no live registration.
+    Offline,
+    /// No route or no usable address.
+    NoRoute(String),
+}
+
+/// What `<Dial>` reports to its action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialResult {
+    /// `DialCallStatus`: completed, busy, no-answer, failed, canceled.
+    pub status: &'static str,
+    pub call_sid: Option<String>,
+    pub duration: u64,
+    /// Parameters beyond Twilio's (DialClientPresence).
+    pub extra: Vec<(String, String)>,
+}
+
+impl DialResult {
+    /// The action's parameters.
+    pub fn params(&self) -> Vec<(String, String)> {
+        let mut p = vec![("DialCallStatus".to_string(), self.status.to_string())];
+        if let Some(sid) = &self.call_sid {
+            p.push(("DialCallSid".into(), sid.clone()));
+        }
+        p.push(("DialCallDuration".into(), self.duration.to_string()));
+        p.extend(self.extra.iter().cloned());
+        p
+    }
+}
+
+/// Twilio's `DialCallStatus` for a set of final SIP codes, none of which answered.
+pub fn failure_status(codes: &[u16]) -> &'static str {
+    if codes.iter().any(|c| matches!(c, 486 | 600 | 603)) {
+        "busy"
+    } else if codes.is_empty() || codes.iter().all(|c| matches!(c, 408 | 480 | 487)) {
+        "no-answer"
+    } else {
+        "failed"
+    }
+}
+
+impl Call {
+    /// The contacts `callee` is reached at. A client's presence is read here: offline means
+    /// nobody to ring.
+    pub async fn targets(&self, callee: &Callee) -> Result<Vec<Target>, Unreachable> {
+        let (cfg, plan) = self.svc.config();
+        match callee {
+            Callee::Client(identity) => {
+                let key = AorKey::new(self.info.account_sid.as_str(), identity.as_str());
+                let bindings = self.svc.store.lookup(&key, crate::engine::unix_now());
+                if bindings.is_empty() {
+                    return Err(Unreachable::Offline);
+                }
+                let to = format!("<sip:{}@{}>", leg::escape_user(identity), cfg.server.realm);
+                let targets: Vec<Target> = bindings
+                    .iter()
+                    .filter_map(|b| {
+                        let peer = match b.transport {
+                            Transport::Tcp => Peer::tcp(b.source, b.conn?),
+                            // RFC 5626 `ob`: the client asks to be reached on its flow.
+                            Transport::Udp if b.contact.contains(";ob") => Peer::udp(b.source),
+                            Transport::Udp => {
+                                Peer::udp(leg::uri_addr(&b.contact).unwrap_or(b.source))
+                            }
+                        };
+                        Some(Target {
+                            callee: callee.clone(),
+                            uri: b.contact.to_string(),
+                            to_header: to.clone(),
+                            peer,
+                            routes: b.path.to_vec(),
+                            credentials: None,
+                            client: Some(key.clone()),
+                            trunk: None,
+                        })
+                    })
+                    .collect();
+                if targets.is_empty() {
+                    return Err(Unreachable::Offline);
+                }
+                Ok(targets)
+            }
+            Callee::Number(number) => {
+                let Some(route) = plan.outbound(number) else {
+                    return Err(Unreachable::NoRoute(format!("no route for {number}")));
+                };
+                let Some(trunk_uri) = route.outbound_uri.clone() else {
+                    return Err(Unreachable::NoRoute(route.why()));
+                };
+                let Some((host, port)) = leg::uri_hostport(&trunk_uri) else {
+                    return Err(Unreachable::NoRoute(format!("bad trunk URI {trunk_uri}")));
+                };
+                let addr = resolve(&host, port)
+                    .await
+                    .ok_or_else(|| Unreachable::NoRoute(format!("cannot resolve {host}")))?;
+                let hostport = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                let uri = format!("sip:{}@{hostport}", leg::escape_user(number));
+                let trunk = cfg.trunks.iter().find(|t| t.name == route.trunk);
+                let credentials = trunk.and_then(|t| {
+                    Some(Credentials {
+                        username: t.username.clone()?,
+                        password: t.password.clone()?,
+                        realm: t.realm.clone(),
+                    })
+                });
+                Ok(vec![Target {
+                    callee: callee.clone(),
+                    to_header: format!("<{uri}>"),
+                    uri,
+                    peer: Peer::udp(addr),
+                    routes: Vec::new(),
+                    credentials,
+                    client: None,
+                    trunk: Some(route.trunk.clone()),
+                }])
+            }
+            Callee::Sip {
+                uri,
+                username,
+                password,
+            } => {
+                // Headers in the URI (`?X-Foo=bar`) are not copied into the INVITE yet.
+                let bare = uri.split('?').next().unwrap_or(uri).to_string();
+                let Some((host, port)) = leg::uri_hostport(&bare) else {
+                    return Err(Unreachable::NoRoute(format!("bad SIP URI {uri}")));
+                };
+                let addr = resolve(&host, port)
+                    .await
+                    .ok_or_else(|| Unreachable::NoRoute(format!("cannot resolve {host}")))?;
+                let credentials = match (username, password) {
+                    (Some(u), Some(p)) => Some(Credentials {
+                        username: u.clone(),
+                        password: p.clone(),
+                        realm: None,
+                    }),
+                    _ => None,
+                };
+                Ok(vec![Target {
+                    callee: callee.clone(),
+                    to_header: format!("<{bare}>"),
+                    uri: bare,
+                    peer: Peer::udp(addr),
+                    routes: Vec::new(),
+                    credentials,
+                    client: None,
+                    trunk: None,
+                }])
+            }
+        }
+    }
+
+    /// Sends the INVITE to one target and records the child call. Returns the leg index.
+    pub fn start_leg(
+        &mut self,
+        t: Target,
+        from: &str,
+        body: Option<(String, Bytes)>,
+        max_forwards: u8,
+        child_of: Option<&str>,
+    ) -> Option<usize> {
+        let call_id = format!(
+            "{:016x}{:016x}",
+            crate::ids::random_u64(),
+            crate::ids::random_u64()
+        );
+        if !self.enter_call_id(&call_id) {
+            return None;
+        }
+        let from_user = from.strip_prefix("client:").unwrap_or(from);
+        let from_header = format!(
+            "<sip:{}@{}>",
+            leg::escape_user(from_user),
+            self.svc.local.hostport
+        );
+        let tag = crate::ids::tag();
+        let server = self.svc.server_name.clone();
+        let invite = leg::build_invite(
+            &InviteSpec {
+                uri: &t.uri,
+                to: &t.to_header,
+                from: &from_header,
+                from_tag: &tag,
+                call_id: &call_id,
+                cseq: 1,
+                max_forwards,
+                routes: &t.routes,
+                transport: t.peer.transport,
+                body: body.as_ref().map(|(ct, b)| (ct.as_str(), b.as_ref())),
+                authorization: None,
+                server: &server,
+            },
+            &self.svc.local,
+        );
+        let key = TransactionKey::client_for_request(&invite)?;
+        let sid = match child_of {
+            Some(_) => new_call_sid(),
+            None => self.info.sid.clone(),
+        };
+        if let Some(parent) = child_of {
+            self.svc.registry.insert(
+                CallInfo {
+                    sid: sid.clone(),
+                    account_sid: self.info.account_sid.clone(),
+                    parent_call_sid: Some(parent.to_string()),
+                    from: from.to_string(),
+                    to: t.callee.party(),
+                    direction: Direction::OutboundDial,
+                    status: CallStatus::Ringing,
+                    created_ms: unix_ms(),
+                    answered_ms: None,
+                    ended_ms: None,
+                    trunk: t.trunk.clone(),
+                    sip_call_id: Some(call_id.clone()),
+                    sip_response_code: None,
+                    application_sid: None,
+                },
+                None,
+            );
+        }
+        let leg = Leg {
+            sid,
+            role: Role::Uac,
+            invite: invite.clone(),
+            invite_key: key,
+            peer: t.peer,
+            local_tag: tag,
+            dialog: None,
+            state: LegState::Trying,
+            final_code: None,
+            answered_at: None,
+            unacked_2xx: None,
+            ack: None,
+            credentials: t.credentials,
+            auth_tried: false,
+            cancel_sent: false,
+            cancel_wanted: false,
+            answer: None,
+            client: t.client,
+            noun: 0,
+        };
+        let peer = leg.peer;
+        let idx = self.legs.len();
+        self.legs.push(leg);
+        self.send_request(invite, peer);
+        Some(idx)
+    }
+
+    /// Ends a dial leg's child record.
+    fn finish_child(&self, idx: usize, status: CallStatus) {
+        let Some(l) = self.legs.get(idx) else { return };
+        let code = l.final_code;
+        let answered = l.answered_at.map(|_| ());
+        let ended = unix_ms();
+        self.svc.registry.finish(&l.sid, move |i| {
+            i.status = status;
+            i.ended_ms = Some(ended);
+            i.sip_response_code = code;
+            if answered.is_none() {
+                i.answered_ms = None;
+            }
+        });
+    }
+
+    /// Runs one `<Dial>`. `Err` when the caller left or REST intervened; the result is
+    /// then in `self.last_dial` for the action.
+    pub async fn dial(&mut self, d: &Dial) -> Result<DialResult, (Stop, DialResult)> {
+        let callees: Vec<Callee> = match &d.target {
+            DialTarget::Number(n) => vec![Callee::Number(n.trim().to_string())],
+            DialTarget::Nouns(nouns) => nouns
+                .iter()
+                .filter_map(|n| match n {
+                    DialNoun::Client(c) => Some(Callee::Client(c.identity.clone())),
+                    DialNoun::Number(n) => Some(Callee::Number(n.number.clone())),
+                    DialNoun::Sip(s) => Some(Callee::Sip {
+                        uri: s.uri.clone(),
+                        username: s.username.clone(),
+                        password: s.password.clone(),
+                    }),
+                    DialNoun::Conference(_) | DialNoun::Queue(_) => {
+                        tracing::warn!(call = %self.info.sid, "<Dial> Conference/Queue is not supported yet; skipped");
+                        None
+                    }
+                })
+                .take(MAX_FORKS)
+                .collect(),
+        };
+        let mut targets = Vec::new();
+        let mut offline = false;
+        for c in &callees {
+            match self.targets(c).await {
+                Ok(t) => targets.extend(t),
+                Err(Unreachable::Offline) => offline = true,
+                Err(Unreachable::NoRoute(why)) => {
+                    tracing::info!(call = %self.info.sid, why, "dial target unreachable")
+                }
+            }
+        }
+        targets.truncate(MAX_FORKS);
+        if targets.is_empty() {
+            // Twilio: an unregistered client ends the leg at once with no-answer; we say why.
+            let mut r = DialResult {
+                status: if offline { "no-answer" } else { "failed" },
+                call_sid: None,
+                duration: 0,
+                extra: Vec::new(),
+            };
+            if offline {
+                r.extra
+                    .push(("DialClientPresence".into(), "offline".into()));
+            }
+            return Ok(r);
+        }
+        let caller_from = self.info.from.clone();
+        let from = d.caller_id.clone().unwrap_or(caller_from);
+        let (body, max_forwards) = match &self.main {
+            Some(m) if m.role == Role::Uas => {
+                let mf = m.invite.max_forwards().ok().flatten().unwrap_or(70);
+                (leg::body_of(&m.invite), mf.saturating_sub(1))
+            }
+            _ => (None, 70),
+        };
+        let parent = self.info.sid.clone();
+        let first = self.legs.len();
+        for t in targets {
+            self.start_leg(t, &from, body.clone(), max_forwards, Some(&parent));
+        }
+        let ours: Vec<usize> = (first..self.legs.len()).collect();
+        let deadline = now() + Duration::from_secs(u64::from(d.timeout.max(1)));
+        let mut codes = Vec::new();
+        let winner = loop {
+            match self.next(Some(deadline)).await {
+                None => {
+                    self.cancel_all(&ours, None);
+                    let r = self.dial_result("no-answer", None, &ours);
+                    return Ok(r);
+                }
+                Some(Ev::Dial(i, ev)) if ours.contains(&i) => match ev {
+                    LegEv::Ringing(early) => {
+                        self.svc
+                            .registry
+                            .update(&self.legs[i].sid, |c| c.status = CallStatus::Ringing);
+                        self.ring_main(early);
+                    }
+                    LegEv::Answered => break i,
+                    LegEv::Failed(code) => {
+                        codes.push(code);
+                        self.finish_child(i, child_status(code));
+                        if ours.iter().all(|&j| self.legs[j].state == LegState::Ended) {
+                            let r = self.dial_result(failure_status(&codes), None, &ours);
+                            return Ok(r);
+                        }
+                    }
+                    LegEv::HungUp => {}
+                },
+                Some(Ev::Dial(..) | Ev::Main(_)) => {}
+                Some(Ev::MainGone) => {
+                    self.cancel_all(&ours, None);
+                    let r = self.dial_result("canceled", None, &ours);
+                    return Err((Stop::MainGone, r));
+                }
+                Some(Ev::Command(c)) => {
+                    self.cancel_all(&ours, None);
+                    let r = self.dial_result("canceled", None, &ours);
+                    return Err((Stop::Command(c), r));
+                }
+            }
+        };
+        self.cancel_all(&ours, Some(winner));
+        self.bridge(winner, d, &ours).await
+    }
+
+    /// CANCEL (or BYE) every leg of `legs` but `keep`, and close their records.
+    fn cancel_all(&mut self, legs: &[usize], keep: Option<usize>) {
+        for &i in legs {
+            if Some(i) == keep {
+                continue;
+            }
+            let pending = self.legs[i].is_pending();
+            let answered = self.legs[i].state == LegState::Answered;
+            self.cancel_leg(LegRef::Dial(i));
+            if pending {
+                self.legs[i].state = LegState::Ended;
+                self.legs[i].final_code.get_or_insert(487);
+                self.finish_child(i, CallStatus::Canceled);
+            } else if answered {
+                self.finish_child(i, CallStatus::Completed);
+            }
+        }
+    }
+
+    fn dial_result(
+        &self,
+        status: &'static str,
+        winner: Option<usize>,
+        _legs: &[usize],
+    ) -> DialResult {
+        let (sid, duration) = match winner {
+            Some(w) => {
+                let l = &self.legs[w];
+                let d = l
+                    .answered_at
+                    .map_or(0, |a| now().saturating_duration_since(a).as_secs());
+                (Some(l.sid.clone()), d)
+            }
+            None => (None, 0),
+        };
+        DialResult {
+            status,
+            call_sid: sid,
+            duration,
+            extra: Vec::new(),
+        }
+    }
+
+    /// The winner answered: answer the caller with its SDP and stay bridged until one side
+    /// hangs up, the time limit, or REST.
+    async fn bridge(
+        &mut self,
+        w: usize,
+        d: &Dial,
+        ours: &[usize],
+    ) -> Result<DialResult, (Stop, DialResult)> {
+        // The client is in a call from its answer on.
+        let client = self.legs[w].client.clone();
+        if let Some(k) = &client {
+            self.svc
+                .presence
+                .set_busy(k, true, crate::engine::unix_now());
+        }
+        let answer = self.legs[w].answer.clone();
+        let main_pending = self
+            .main
+            .as_ref()
+            .is_some_and(|m| m.role == Role::Uas && m.is_pending());
+        if main_pending {
+            self.answer_main(200, "", answer);
+        } else {
+            tracing::warn!(call = %self.info.sid, "caller answered before the Dial: no media path until the media plane lands");
+        }
+        self.mark_answered();
+        let answered_ms = unix_ms();
+        let sid = self.legs[w].sid.clone();
+        self.svc.registry.update(&sid, |c| {
+            c.status = CallStatus::InProgress;
+            c.answered_ms = Some(answered_ms);
+        });
+        self.bridge = Some(w);
+        let limit = now() + Duration::from_secs(u64::from(d.time_limit.max(1)));
+        let stop = loop {
+            match self.next(Some(limit)).await {
+                None => {
+                    self.send_bye(LegRef::Dial(w));
+                    break None;
+                }
+                Some(Ev::Dial(i, LegEv::HungUp | LegEv::Failed(_))) if i == w => break None,
+                Some(Ev::MainGone) => {
+                    self.send_bye(LegRef::Dial(w));
+                    break Some(Stop::MainGone);
+                }
+                Some(Ev::Command(c)) => {
+                    self.send_bye(LegRef::Dial(w));
+                    break Some(Stop::Command(c));
+                }
+                Some(_) => {}
+            }
+        };
+        self.bridge = None;
+        if let Some(k) = &client {
+            self.svc
+                .presence
+                .set_busy(k, false, crate::engine::unix_now());
+        }
+        let r = self.dial_result("completed", Some(w), ours);
+        self.finish_child(w, CallStatus::Completed);
+        match stop {
+            None => Ok(r),
+            Some(s) => Err((s, r)),
+        }
+    }
+}
+
+/// A child leg's final status from its SIP code.
+fn child_status(code: u16) -> CallStatus {
+    match code {
+        486 | 600 | 603 => CallStatus::Busy,
+        408 | 480 | 487 => CallStatus::NoAnswer,
+        _ => CallStatus::Failed,
+    }
+}
+
+/// Resolves a host (IP literal or name) to one address; A/AAAA only (no NAPTR/SRV yet).
+async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    let lookup = tokio::net::lookup_host((host, port));
+    match tokio::time::timeout(Duration::from_secs(5), lookup).await {
+        Ok(Ok(mut addrs)) => addrs.next(),
+        _ => None,
+    }
+}

@@ -1,0 +1,496 @@
+//! Running a call's instructions (reference/twiml-and-twilio-client.md §1.1, §1.5): fetch
+//! the document (signed, with the fallback URL on failure), execute its verbs top to bottom,
+//! follow `Redirect` and a verb's `action` (the rest of the document is then unreachable),
+//! and hang up at the end of the document. REST can replace the instructions or end the call
+//! at any moment.
+//!
+//! Verbs executed here: `Dial`, `Redirect`, `Hangup`, `Reject`, `Pause`. `Say`, `Play`,
+//! `Gather` and `Record` need the media plane and are skipped with a warning until it lands.
+
+use std::time::Duration;
+
+use super::actor::{Call, Ev, LegEv, LegRef, Stop, now};
+use super::dial::{Callee, DialResult, failure_status};
+use super::leg::{self, Role};
+use super::service::unix_ms;
+use super::{CallCommand, CallStatus, OriginateRequest};
+use crate::instructions::{self, Document, RejectReason, Verb};
+use crate::webhook::status_callback;
+use crate::webhook::voice::{self, Fetch, FetchFailure};
+
+/// Where the next document comes from.
+#[derive(Debug, Clone)]
+enum Next {
+    Fetch {
+        url: String,
+        method: instructions::Method,
+        extra: Vec<(String, String)>,
+    },
+    Inline(String),
+}
+
+/// How the instructions ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// End of document or `<Hangup>`.
+    Hangup,
+    Reject(RejectReason),
+    /// The caller hung up (or the callee of a REST call).
+    MainGone,
+    /// No instructions could be had (fetch and fallback failed).
+    AppError,
+    /// REST `Status=canceled` before the answer.
+    Canceled,
+}
+
+impl Call {
+    /// An inbound call: the INVITE is in `main` already.
+    pub async fn run_inbound(mut self) {
+        if self.main.is_none() {
+            self.leave_router();
+            return;
+        }
+        let first = self.initial_next();
+        let finish = self.execute(first).await;
+        self.finish(finish).await;
+    }
+
+    /// A REST-created call: ring the callee, then run the instructions once it answers.
+    pub async fn run_outbound(mut self, req: OriginateRequest) {
+        self.status_event("initiated");
+        let callee = Callee::parse_to(&req.to);
+        let targets = match self.targets(&callee).await {
+            Ok(t) => t,
+            Err(why) => {
+                tracing::info!(call = %self.info.sid, ?why, "outbound call has nobody to ring");
+                return self.end_unanswered(CallStatus::Failed, None).await;
+            }
+        };
+        // One contact for a REST call (the first registered); forking is `<Dial>`'s.
+        let Some(target) = targets.into_iter().next() else {
+            return self.end_unanswered(CallStatus::Failed, None).await;
+        };
+        let offer = leg::placeholder_offer(&self.svc.local);
+        let Some(idx) = self.start_leg(target, &req.from, Some(offer), 70, None) else {
+            return self.end_unanswered(CallStatus::Failed, None).await;
+        };
+        // The leg becomes the call's main leg.
+        let main = self.legs.remove(idx);
+        let call_id = main.invite.call_id().ok().map(str::to_string);
+        self.main = Some(main);
+        self.update_info(|i| {
+            i.status = CallStatus::Ringing;
+            i.sip_call_id = call_id;
+        });
+        let deadline = now() + Duration::from_secs(u64::from(req.timeout_secs.clamp(1, 600)));
+        loop {
+            match self.next(Some(deadline)).await {
+                None => {
+                    self.cancel_leg(LegRef::Main);
+                    return self.end_unanswered(CallStatus::NoAnswer, Some(487)).await;
+                }
+                Some(Ev::Main(LegEv::Ringing(_))) => self.status_event("ringing"),
+                Some(Ev::Main(LegEv::Answered)) => break,
+                Some(Ev::Main(LegEv::Failed(code))) => {
+                    let status = match failure_status(&[code]) {
+                        "busy" => CallStatus::Busy,
+                        "no-answer" => CallStatus::NoAnswer,
+                        _ => CallStatus::Failed,
+                    };
+                    return self.end_unanswered(status, Some(code)).await;
+                }
+                Some(Ev::Main(LegEv::HungUp) | Ev::MainGone) => {
+                    return self.end_unanswered(CallStatus::Canceled, None).await;
+                }
+                Some(Ev::Command(CallCommand::Cancel | CallCommand::Hangup)) => {
+                    self.cancel_leg(LegRef::Main);
+                    return self.end_unanswered(CallStatus::Canceled, Some(487)).await;
+                }
+                Some(_) => {}
+            }
+        }
+        self.mark_answered();
+        self.status_event("answered");
+        let first = self.initial_next();
+        let finish = self.execute(first).await;
+        self.finish(finish).await;
+    }
+
+    fn initial_next(&self) -> Next {
+        match (&self.app.url, &self.app.twiml) {
+            (Some(url), _) => Next::Fetch {
+                url: url.clone(),
+                method: self.app.method,
+                extra: Vec::new(),
+            },
+            (None, Some(xml)) => Next::Inline(xml.clone()),
+            (None, None) => Next::Inline("<Response/>".into()),
+        }
+    }
+
+    /// Twilio's voice request parameters for this call as it stands.
+    fn params(&self) -> Vec<(String, String)> {
+        let i = &self.info;
+        let status = if i.answered_ms.is_some() {
+            "in-progress"
+        } else if i.status.is_final() {
+            i.status.as_str()
+        } else {
+            "ringing"
+        };
+        voice::call_params(&voice::CallParamsInput {
+            call_sid: &i.sid,
+            account_sid: &i.account_sid,
+            from: &i.from,
+            to: &i.to,
+            call_status: status,
+            direction: i.direction.as_str(),
+            parent_call_sid: i.parent_call_sid.as_deref(),
+            application_sid: self.app.application_sid.as_deref(),
+            extra: &[],
+        })
+    }
+
+    /// Fetches a document while still answering SIP; the caller leaving or REST stops it.
+    async fn fetch(
+        &mut self,
+        url: &str,
+        method: instructions::Method,
+        extra: Vec<(String, String)>,
+    ) -> Result<Result<(Document, String), FetchFailure>, Stop> {
+        let mut params = self.params();
+        params.extend(extra);
+        let primary = Fetch {
+            url: url.to_string(),
+            method,
+            params,
+        };
+        let client = self.svc.webhooks.clone();
+        let token = self.auth_token.clone();
+        let limits = self.svc.limits;
+        let fallback = self
+            .app
+            .fallback_url
+            .clone()
+            .map(|u| (u, self.app.fallback_method));
+        let fut = async move {
+            voice::fetch_instructions(
+                &client,
+                &token,
+                &limits,
+                &primary,
+                fallback.as_ref().map(|(u, m)| (u.as_str(), *m)),
+            )
+            .await
+            .map(|f| (f.document, f.url))
+        };
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                r = &mut fut => return Ok(r),
+                ev = self.next(None) => match ev {
+                    Some(Ev::MainGone) => return Err(Stop::MainGone),
+                    Some(Ev::Command(c)) => return Err(Stop::Command(c)),
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// Runs documents until the call is over.
+    async fn execute(&mut self, mut next: Next) -> Finish {
+        loop {
+            let (doc, base) = match next {
+                Next::Inline(xml) => match voice::inline(&xml, &self.svc.limits) {
+                    Ok(doc) => (doc, None),
+                    Err(f) => {
+                        tracing::warn!(call = %self.info.sid, code = f.code, why = %f.why, "inline instructions do not parse");
+                        return Finish::AppError;
+                    }
+                },
+                Next::Fetch { url, method, extra } => match self.fetch(&url, method, extra).await {
+                    Ok(Ok((doc, final_url))) => (doc, Some(final_url)),
+                    Ok(Err(f)) => {
+                        tracing::warn!(call = %self.info.sid, code = f.code, why = %f.why, "no instructions; ending the call");
+                        return Finish::AppError;
+                    }
+                    Err(stop) => match self.on_stop(stop) {
+                        Ok(n) => {
+                            next = n;
+                            continue;
+                        }
+                        Err(f) => return f,
+                    },
+                },
+            };
+            for w in &doc.warnings {
+                tracing::info!(call = %self.info.sid, warning = ?w.kind, "instruction warning (12200); skipped");
+            }
+            match self.run_document(&doc, base.as_deref()).await {
+                Ok(Some(n)) => next = n,
+                Ok(None) => return Finish::Hangup,
+                Err(stop) => match self.on_stop(stop) {
+                    Ok(n) => next = n,
+                    Err(f) => return f,
+                },
+            }
+        }
+    }
+
+    /// What a stop means: new instructions, or the end.
+    fn on_stop(&mut self, stop: Stop) -> Result<Next, Finish> {
+        match stop {
+            Stop::MainGone => Err(Finish::MainGone),
+            Stop::Command(CallCommand::Redirect { url, method }) => Ok(Next::Fetch {
+                url,
+                method,
+                extra: Vec::new(),
+            }),
+            Stop::Command(CallCommand::Twiml(xml)) => Ok(Next::Inline(xml)),
+            Stop::Command(CallCommand::Hangup) => Err(Finish::Hangup),
+            Stop::Command(CallCommand::Cancel) => {
+                if self.info.answered_ms.is_none() {
+                    Err(Finish::Canceled)
+                } else {
+                    // Twilio: `canceled` only affects calls not yet answered.
+                    Err(Finish::Hangup)
+                }
+            }
+        }
+    }
+
+    /// Runs one document; `Some(next)` when a verb hands control elsewhere.
+    async fn run_document(
+        &mut self,
+        doc: &Document,
+        base: Option<&str>,
+    ) -> Result<Option<Next>, Stop> {
+        let resolve = |u: &str| match base {
+            Some(b) => voice::resolve_url(b, u).unwrap_or_else(|_| u.to_string()),
+            None => u.to_string(),
+        };
+        for verb in &doc.verbs {
+            match verb {
+                Verb::Hangup => return Ok(None),
+                Verb::Reject { reason } => {
+                    self.rejected = Some(*reason);
+                    return Ok(None);
+                }
+                Verb::Pause { length } => {
+                    self.pause(Duration::from_secs(u64::from(*length))).await?
+                }
+                Verb::Redirect { url, method } => {
+                    return Ok(Some(Next::Fetch {
+                        url: resolve(url),
+                        method: *method,
+                        extra: Vec::new(),
+                    }));
+                }
+                Verb::Dial(d) => {
+                    let outcome = self.dial(d).await;
+                    let (result, stop) = match outcome {
+                        Ok(r) => (r, None),
+                        Err((s, r)) => (r, Some(s)),
+                    };
+                    self.last_dial = Some(result.status);
+                    let action = d.action.as_ref().map(|a| resolve(a));
+                    if let Some(stop) = stop {
+                        if let (Some(url), Stop::MainGone) = (&action, &stop) {
+                            // Twilio still tells the action how the Dial ended; nobody is
+                            // left to hear its answer.
+                            self.notify_action(url.clone(), d.method, &result);
+                        }
+                        return Err(stop);
+                    }
+                    if let Some(url) = action {
+                        return Ok(Some(Next::Fetch {
+                            url,
+                            method: d.method,
+                            extra: result.params(),
+                        }));
+                    }
+                }
+                Verb::Say { .. } | Verb::Play { .. } | Verb::Gather(_) | Verb::Record(_) => {
+                    tracing::warn!(call = %self.info.sid, verb = ?std::mem::discriminant(verb), "media verbs need the media plane (not yet): skipped");
+                }
+                Verb::Other { name, .. } => {
+                    tracing::warn!(call = %self.info.sid, verb = %name, "verb not supported; skipped");
+                }
+            }
+            if self.main_gone() {
+                return Err(Stop::MainGone);
+            }
+        }
+        Ok(None)
+    }
+
+    fn main_gone(&self) -> bool {
+        self.main
+            .as_ref()
+            .is_none_or(|m| m.state == super::leg::LegState::Ended)
+    }
+
+    /// Fire-and-forget action request after the caller left.
+    fn notify_action(&self, url: String, method: instructions::Method, r: &DialResult) {
+        let mut params = self.params();
+        params.extend(r.params());
+        let client = self.svc.webhooks.clone();
+        let token = self.auth_token.clone();
+        let limits = self.svc.limits;
+        tokio::spawn(async move {
+            let primary = Fetch {
+                url,
+                method,
+                params,
+            };
+            let _ = voice::fetch_instructions(&client, &token, &limits, &primary, None).await;
+        });
+    }
+
+    /// `<Pause>`: wait, still answering SIP.
+    async fn pause(&mut self, length: Duration) -> Result<(), Stop> {
+        let until = now() + length;
+        loop {
+            match self.next(Some(until)).await {
+                None => return Ok(()),
+                Some(Ev::MainGone) => return Err(Stop::MainGone),
+                Some(Ev::Command(c)) => return Err(Stop::Command(c)),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Sends a status callback for `event` if the call's app asked for it.
+    pub fn status_event(&mut self, event: &str) {
+        let Some(url) = self.app.status_callback.clone() else {
+            return;
+        };
+        if !status_callback::wants(&self.app.status_callback_events, event) {
+            return;
+        }
+        self.callback_seq += 1;
+        let status = match event {
+            "initiated" => "initiated",
+            "ringing" => "ringing",
+            "answered" => "in-progress",
+            _ => self.info.status.as_str(),
+        };
+        let duration = (event == "completed").then(|| self.info.duration_secs());
+        let params = status_callback::progress_params(
+            self.params(),
+            status,
+            self.callback_seq - 1,
+            duration,
+            crate::engine::unix_now(),
+        );
+        status_callback::spawn_status_callback(
+            self.svc.webhooks.clone(),
+            self.auth_token.clone(),
+            url,
+            self.app.status_callback_method,
+            params,
+        );
+    }
+
+    /// A call that never got answered (REST-created): record, report, clean up.
+    async fn end_unanswered(mut self, status: CallStatus, code: Option<u16>) {
+        self.update_info(|i| {
+            i.status = status;
+            i.sip_response_code = code;
+        });
+        self.close(status).await;
+    }
+
+    /// Ends every leg and the call.
+    async fn finish(mut self, finish: Finish) {
+        let status = self.hang_up_all(finish);
+        self.close(status).await;
+    }
+
+    /// Ends the main leg the way `finish` asks and every dial leg; returns the call status.
+    fn hang_up_all(&mut self, finish: Finish) -> CallStatus {
+        let dials: Vec<usize> = (0..self.legs.len()).collect();
+        for i in dials {
+            self.cancel_leg(LegRef::Dial(i));
+        }
+        let Some(main) = self.main.as_ref() else {
+            return CallStatus::Failed;
+        };
+        let answered = main.state == super::leg::LegState::Answered;
+        let pending = main.is_pending();
+        let role = main.role;
+        if answered {
+            self.send_bye(LegRef::Main);
+            return CallStatus::Completed;
+        }
+        if !pending {
+            // Gone already: CANCEL before the answer, or a failure.
+            return match (finish, self.info.answered_ms) {
+                (_, Some(_)) => CallStatus::Completed,
+                (Finish::MainGone, None) => CallStatus::Canceled,
+                _ => CallStatus::Failed,
+            };
+        }
+        if role == Role::Uac {
+            self.cancel_leg(LegRef::Main);
+            return CallStatus::Canceled;
+        }
+        // The caller's INVITE is still unanswered: its final answer says why.
+        let (code, reason, status) = match finish {
+            Finish::Reject(RejectReason::Busy) => (486, "Busy Here", CallStatus::Busy),
+            Finish::Reject(RejectReason::Rejected) => (603, "Decline", CallStatus::NoAnswer),
+            Finish::AppError => (500, "Application Error", CallStatus::Failed),
+            Finish::Canceled => (487, "", CallStatus::Canceled),
+            Finish::MainGone => (487, "", CallStatus::Canceled),
+            Finish::Hangup => match self.rejected.map(Finish::Reject).unwrap_or(Finish::Hangup) {
+                Finish::Reject(RejectReason::Busy) => (486, "Busy Here", CallStatus::Busy),
+                Finish::Reject(RejectReason::Rejected) => (603, "Decline", CallStatus::NoAnswer),
+                _ => match self.last_dial {
+                    Some("busy") => (486, "Busy Here", CallStatus::Busy),
+                    Some("failed") => (503, "", CallStatus::Failed),
+                    Some(_) => (480, "", CallStatus::NoAnswer),
+                    None => (480, "", CallStatus::Completed),
+                },
+            },
+        };
+        self.answer_main(code, reason, None);
+        status
+    }
+
+    /// Records the end, reports it, lets the last transactions finish, and leaves.
+    async fn close(mut self, status: CallStatus) {
+        let ended = unix_ms();
+        let code = self.main.as_ref().and_then(|m| m.final_code);
+        self.info.status = status;
+        self.info.ended_ms = Some(ended);
+        if self.info.sip_response_code.is_none() {
+            self.info.sip_response_code = code;
+        }
+        let info = self.info.clone();
+        self.svc.registry.finish(&self.info.sid, move |i| *i = info);
+        self.status_event("completed");
+        // Absorb retransmissions and let our BYE/CANCEL/final response complete, bounded.
+        let until = now() + self.linger();
+        while self.has_transactions() && now() < until {
+            let _ = self
+                .next(Some(until.min(now() + Duration::from_millis(500))))
+                .await;
+        }
+        self.leave_router();
+        let _ = unix_ms;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::dial::failure_status;
+
+    #[test]
+    fn dial_call_status_vocabulary() {
+        assert_eq!(failure_status(&[486]), "busy");
+        assert_eq!(failure_status(&[480, 487]), "no-answer");
+        assert_eq!(failure_status(&[]), "no-answer");
+        assert_eq!(failure_status(&[503]), "failed");
+        assert_eq!(failure_status(&[503, 603]), "busy");
+    }
+}

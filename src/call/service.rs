@@ -1,0 +1,306 @@
+//! Where calls start: a new INVITE from a shard (the dial plan decides whether and for whom),
+//! or a REST request to call someone (`Originator`). Holds what every call task shares.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use super::actor::Call;
+use super::leg::{self, Local};
+use super::registry::CallRegistry;
+use super::router::{CALL_INBOX, CallInput, CallRouter};
+use super::{
+    CallInfo, CallStatus, Direction, OriginateError, OriginateRequest, Originator, new_call_sid,
+};
+use crate::config::dialplan::{DialPlan, InboundDecision};
+use crate::config::{Config, Live};
+use crate::instructions;
+use crate::registrar::location::LocationStore;
+use crate::registrar::presence::Presence;
+use crate::sip::msg::SipMessage;
+use crate::sip::msg::typed::SipUri;
+use crate::sip::transaction::Timers;
+use crate::sip::{Peer, Transport};
+use crate::transport::sender::SipSender;
+use crate::webhook::WebhookClient;
+use crate::webhook::voice::method;
+
+/// Where a call's instructions come from, and who hears about its progress.
+#[derive(Debug, Clone, Default)]
+pub struct AppSource {
+    pub application_sid: Option<String>,
+    pub url: Option<String>,
+    pub method: instructions::Method,
+    pub fallback_url: Option<String>,
+    pub fallback_method: instructions::Method,
+    pub twiml: Option<String>,
+    pub status_callback: Option<String>,
+    pub status_callback_method: instructions::Method,
+    /// Events for `status_callback` (empty: just `completed`).
+    pub status_callback_events: Vec<String>,
+}
+
+impl AppSource {
+    fn of_application(app: &crate::config::Application) -> AppSource {
+        AppSource {
+            application_sid: Some(app.sid.clone()),
+            url: app.voice_url.clone(),
+            method: method(app.voice_method),
+            fallback_url: app.voice_fallback_url.clone(),
+            fallback_method: method(app.voice_fallback_method),
+            twiml: app.twiml.clone(),
+            status_callback: app.status_callback.clone(),
+            status_callback_method: method(app.status_callback_method),
+            status_callback_events: Vec::new(),
+        }
+    }
+}
+
+/// What every call task shares.
+pub struct CallService {
+    pub live: Arc<Live>,
+    plan: Mutex<(Arc<Config>, Arc<DialPlan>)>,
+    pub registry: Arc<CallRegistry>,
+    pub router: Arc<CallRouter>,
+    pub webhooks: Arc<WebhookClient>,
+    pub store: Arc<dyn LocationStore>,
+    pub presence: Arc<Presence>,
+    pub timers: Timers,
+    pub server_name: Arc<str>,
+    /// Our address in Via and Contact.
+    pub local: Local,
+    pub sender: SipSender,
+    pub limits: instructions::Limits,
+}
+
+impl std::fmt::Debug for CallService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallService")
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unix time in milliseconds.
+#[allow(clippy::disallowed_methods)]
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Why a new INVITE was not taken: the shard answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub reason: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl CallService {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        live: Arc<Live>,
+        registry: Arc<CallRegistry>,
+        router: Arc<CallRouter>,
+        webhooks: Arc<WebhookClient>,
+        store: Arc<dyn LocationStore>,
+        presence: Arc<Presence>,
+        timers: Timers,
+        server_name: Arc<str>,
+        local: Local,
+        sender: SipSender,
+    ) -> CallService {
+        let cfg = live.current();
+        let plan = Arc::new(DialPlan::new(&cfg));
+        CallService {
+            live,
+            plan: Mutex::new((cfg, plan)),
+            registry,
+            router,
+            webhooks,
+            store,
+            presence,
+            timers,
+            server_name,
+            local,
+            sender,
+            limits: instructions::Limits::default(),
+        }
+    }
+
+    /// The config in force and its dial plan (compiled again only after a reload).
+    pub fn config(&self) -> (Arc<Config>, Arc<DialPlan>) {
+        let cfg = self.live.current();
+        let mut cached = self.plan.lock().unwrap_or_else(|p| p.into_inner());
+        if !Arc::ptr_eq(&cached.0, &cfg) {
+            *cached = (cfg.clone(), Arc::new(DialPlan::new(&cfg)));
+        }
+        (cached.0.clone(), cached.1.clone())
+    }
+
+    /// A new INVITE (no To tag, unknown Call-ID) arrived at a shard. Either a call task
+    /// takes it (None), or the shard answers it with the refusal.
+    pub fn on_new_invite(self: &Arc<Self>, msg: SipMessage, from: Peer) -> Option<Refusal> {
+        let refuse = |code: u16, reason: &str| {
+            Some(Refusal {
+                code,
+                reason: reason.to_string(),
+                headers: Vec::new(),
+            })
+        };
+        let (cfg, plan) = self.config();
+        let called = msg
+            .request_uri()
+            .and_then(SipUri::parse)
+            .and_then(|u| {
+                u.user.map(|u| {
+                    crate::percent::decode(u).map_or_else(|| u.to_string(), |c| c.into_owned())
+                })
+            })
+            .unwrap_or_default();
+        let decision = plan.inbound(from.addr.ip(), &called);
+        let InboundDecision::Carrier {
+            trunk,
+            account,
+            application,
+            number,
+            ..
+        } = decision
+        else {
+            tracing::info!(peer = %from.addr, called = %called, why = %decision.why(), "INVITE refused by the dial plan");
+            return match decision.status() {
+                403 => refuse(403, "Unknown Source"),
+                _ => refuse(404, "Unknown Number"),
+            };
+        };
+        if self.registry.live_count() >= cfg.calls.max_concurrent {
+            return Some(Refusal {
+                code: 503,
+                reason: "Too Many Calls".into(),
+                headers: vec![("Retry-After", "5".into())],
+            });
+        }
+        let Some(acct) = cfg.accounts.iter().find(|a| a.sid == account) else {
+            return refuse(500, "Account Missing");
+        };
+        let Some(app) = cfg.applications.iter().find(|a| a.sid == application) else {
+            return refuse(500, "Application Missing");
+        };
+        let call_id = msg.call_id().ok()?.to_string();
+        let from_party = msg
+            .first(crate::sip::HeaderName::From)
+            .map(leg::twilio_party)
+            .unwrap_or_default();
+        let info = CallInfo {
+            sid: new_call_sid(),
+            account_sid: account.clone(),
+            parent_call_sid: None,
+            from: from_party,
+            to: number,
+            direction: Direction::Inbound,
+            status: CallStatus::Ringing,
+            created_ms: unix_ms(),
+            answered_ms: None,
+            ended_ms: None,
+            trunk: Some(trunk),
+            sip_call_id: Some(call_id.clone()),
+            sip_response_code: None,
+            application_sid: Some(app.sid.clone()),
+        };
+        let (tx, rx) = mpsc::channel(CALL_INBOX);
+        if !self.router.add(&call_id, tx.clone()) {
+            // The same Call-ID raced in on another shard: that call has it.
+            return None;
+        }
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        self.registry.insert(info.clone(), Some(cmd_tx));
+        let mut call = Call::new(
+            self.clone(),
+            rx,
+            tx,
+            cmd_rx,
+            info,
+            acct.auth_token.clone(),
+            AppSource::of_application(app),
+        );
+        call.call_ids.push(call_id);
+        tokio::spawn(async move {
+            call.receive(CallInput { msg, from });
+            call.run_inbound().await;
+        });
+        None
+    }
+
+    /// Starts a REST-created call.
+    pub fn originate(self: &Arc<Self>, req: OriginateRequest) -> Result<CallInfo, OriginateError> {
+        let (cfg, _) = self.config();
+        if self.registry.live_count() >= cfg.calls.max_concurrent {
+            return Err(OriginateError::Unavailable(
+                "too many calls in progress".into(),
+            ));
+        }
+        let Some(acct) = cfg.accounts.iter().find(|a| a.sid == req.account_sid) else {
+            return Err(OriginateError::Invalid {
+                code: 20404,
+                message: "account not found".into(),
+            });
+        };
+        let info = CallInfo {
+            sid: new_call_sid(),
+            account_sid: req.account_sid.clone(),
+            parent_call_sid: None,
+            from: req.from.clone(),
+            to: req.to.clone(),
+            direction: Direction::OutboundApi,
+            status: CallStatus::Queued,
+            created_ms: unix_ms(),
+            answered_ms: None,
+            ended_ms: None,
+            trunk: None,
+            sip_call_id: None,
+            sip_response_code: None,
+            application_sid: None,
+        };
+        let app = AppSource {
+            application_sid: None,
+            url: req.url.clone(),
+            method: req.method,
+            fallback_url: req.fallback_url.clone(),
+            fallback_method: req.fallback_method,
+            twiml: req.twiml.clone(),
+            status_callback: req.status_callback.clone(),
+            status_callback_method: req.status_callback_method,
+            status_callback_events: req.status_callback_events.clone(),
+        };
+        let (tx, rx) = mpsc::channel(CALL_INBOX);
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        self.registry.insert(info.clone(), Some(cmd_tx));
+        let call = Call::new(
+            self.clone(),
+            rx,
+            tx,
+            cmd_rx,
+            info.clone(),
+            acct.auth_token.clone(),
+            app,
+        );
+        tokio::spawn(call.run_outbound(req));
+        Ok(info)
+    }
+
+    /// The transport we reach `peer` on (for Via and Contact).
+    pub fn transport_of(peer: &Peer) -> Transport {
+        peer.transport
+    }
+}
+
+/// The REST API's handle for placing calls.
+#[derive(Debug, Clone)]
+pub struct ServiceOriginator(pub Arc<CallService>);
+
+impl Originator for ServiceOriginator {
+    fn originate(&self, req: OriginateRequest) -> Result<CallInfo, OriginateError> {
+        self.0.originate(req)
+    }
+}

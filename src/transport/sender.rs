@@ -1,0 +1,48 @@
+//! Putting SIP bytes on the wire from outside a shard (a call task), without waiting.
+//!
+//! Sends never block: UDP uses `try_send_to` (a full socket buffer drops the datagram, which
+//! retransmission recovers, as the network would) and TCP queues on the connection's
+//! writer. So a caller never awaits mid-way through handling a message, and the call task's
+//! event loop stays cancel-safe.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+
+use super::Connections;
+use crate::sip::{Peer, Transport};
+
+/// A UDP socket (one of the SO_REUSEPORT set: they share the address, so any one sends with
+/// the switch's source port) and the TCP connection table.
+#[derive(Debug, Clone)]
+pub struct SipSender {
+    pub udp: Arc<UdpSocket>,
+    pub conns: Arc<Connections>,
+}
+
+impl SipSender {
+    /// Sends one message; false if it was dropped (logged at debug).
+    pub fn send(&self, to: &Peer, bytes: &Bytes) -> bool {
+        match to.transport {
+            Transport::Udp => match self.udp.try_send_to(bytes, to.addr) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::debug!(peer = %to.addr, error = %e, "udp send failed");
+                    false
+                }
+            },
+            Transport::Tcp => {
+                let writer = to.conn.and_then(|id| self.conns.writer(id));
+                match writer {
+                    // A full queue means the peer stopped reading: drop rather than stall.
+                    Some(w) => w.try_send(bytes.clone()).is_ok(),
+                    None => {
+                        tracing::debug!(peer = %to.addr, "tcp connection gone; message dropped");
+                        false
+                    }
+                }
+            }
+        }
+    }
+}
