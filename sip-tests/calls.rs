@@ -709,3 +709,194 @@ body = '<Response><Dial callerId="+15550100001" timeout="5">+4420700000</Dial></
         Duration::from_millis(300)
     ));
 }
+
+/// A bridged call: alice answered the carrier; returns (carrier, alice, invite, 2xx to the
+/// carrier, INVITE alice got).
+fn bridged(sw: &Switch) -> (Udp, Udp, String, Msg, Msg) {
+    let alice = sw.udp();
+    register(sw, &alice, "alice");
+    let carrier = sw.udp();
+    let invite = carrier_invite(sw, &carrier, NUMBER);
+    carrier.send(&invite);
+    let inv = expect_request(&alice, "INVITE", WAIT);
+    alice.send(reply(&inv, 200, "OK", "alice1", alice.local_addr(), true));
+    let cid = Msg::parse(invite.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    let (ok, _) = carrier.recv_final(&cid, WAIT).expect("2xx to the carrier");
+    assert_eq!(ok.status(), Some(200));
+    carrier.send(carrier_in_dialog("ACK", &invite, &ok, &carrier, 1));
+    expect_request(&alice, "ACK", WAIT);
+    (carrier, alice, invite, ok, inv)
+}
+
+#[test]
+fn a_reinvite_for_hold_crosses_the_bridge_and_the_cdr_records_both_legs() {
+    let app = CustomerApp::start(AUTH_TOKEN, DIAL_ALICE);
+    let cdr = std::env::temp_dir().join(format!("{}.jsonl", harness::unique("cdr")));
+    let cfg = config_with(&app.url("/voice"), "", "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "# cdr_file = \"cdr.jsonl\"",
+        &format!("cdr_file = \"{}\"", cdr.display()),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let sw = Switch::start_with_config(&cfg);
+    let (carrier, alice, invite, ok, _) = bridged(&sw);
+
+    // The carrier puts the call on hold: the re-INVITE reaches alice with its SDP.
+    let hold_sdp = sdp_offer(carrier.local_addr().ip()).replace("a=sendrecv", "a=sendonly");
+    let mut reinvite = carrier_in_dialog("INVITE", &invite, &ok, &carrier, 2);
+    reinvite = reinvite.replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Contact: <sip:carrier@{}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold_sdp}",
+            carrier.local_addr(),
+            hold_sdp.len()
+        ),
+    );
+    carrier.send(&reinvite);
+    let at_alice = expect_request(&alice, "INVITE", WAIT);
+    assert!(String::from_utf8_lossy(&at_alice.body).contains("a=sendonly"));
+    assert!(at_alice.header("To").unwrap().contains("tag="), "in-dialog");
+    let answer = reply(&at_alice, 200, "OK", "alice1", alice.local_addr(), true)
+        .replace("a=sendrecv", "a=recvonly");
+    alice.send(answer);
+    // The switch ACKs alice's answer itself and passes it back to the carrier.
+    expect_request(&alice, "ACK", WAIT);
+    let cid = Msg::parse(invite.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    let (held, _) = carrier
+        .recv_final(&cid, WAIT)
+        .expect("answer to the re-INVITE");
+    assert_eq!(held.status(), Some(200));
+    assert!(held.header("CSeq").unwrap().starts_with("2 INVITE"));
+    assert!(String::from_utf8_lossy(&held.body).contains("a=recvonly"));
+
+    // Alice hangs up; the action's <Hangup/> ends the carrier's leg.
+    let inv_at_alice_cid = at_alice.header("Call-ID").unwrap().to_string();
+    let bye = format!(
+        "BYE sip:switchboard@{} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {inv_at_alice_cid}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        sw.udp_addr(),
+        alice.local_addr(),
+        harness::branch(),
+        at_alice.header("To").unwrap(),
+        at_alice.header("From").unwrap(),
+    );
+    alice.send(bye);
+    let bye_to_carrier = expect_request(&carrier, "BYE", WAIT);
+    carrier.send(reply(
+        &bye_to_carrier,
+        200,
+        "OK",
+        "x",
+        carrier.local_addr(),
+        false,
+    ));
+
+    // Two CDR lines, parent and child, whole JSON, completed.
+    let deadline = Instant::now() + WAIT;
+    let lines = loop {
+        let text = std::fs::read_to_string(&cdr).unwrap_or_default();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a whole JSON line"))
+            .collect();
+        if lines.len() >= 2 || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines.iter().all(|l| l["status"] == "completed"),
+        "{lines:?}"
+    );
+    let child = lines
+        .iter()
+        .find(|l| l["direction"] == "outbound-dial")
+        .unwrap();
+    let parent = lines.iter().find(|l| l["direction"] == "inbound").unwrap();
+    assert_eq!(child["parent_call_sid"], parent["sid"]);
+    let _ = std::fs::remove_file(&cdr);
+}
+
+#[test]
+fn dial_timeout_cancels_the_ringing_client_and_reports_no_answer() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Dial action="/done" timeout="1"><Client>alice</Client></Dial></Response>'
+[[route]]
+path = "/done"
+body = '<Response><Reject reason="busy"/></Response>'
+"#,
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
+    let alice = sw.udp();
+    register(&sw, &alice, "alice");
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, NUMBER);
+    carrier.send(&invite);
+    let inv = expect_request(&alice, "INVITE", WAIT);
+    alice.send(reply(&inv, 180, "Ringing", "a", alice.local_addr(), false));
+    let cancel = expect_request(&alice, "CANCEL", WAIT);
+    alice.send(reply(&cancel, 200, "OK", "a", alice.local_addr(), false));
+    alice.send(reply(
+        &inv,
+        487,
+        "Request Terminated",
+        "a",
+        alice.local_addr(),
+        false,
+    ));
+    let reqs = app.wait_requests(2, WAIT);
+    assert_eq!(param(&reqs[1], "DialCallStatus"), "no-answer");
+    let cid = Msg::parse(invite.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    let (fin, _) = carrier.recv_final(&cid, WAIT).unwrap();
+    assert_eq!(
+        fin.status(),
+        Some(486),
+        "the action's <Reject reason=\"busy\"/>"
+    );
+}
+
+#[test]
+fn rest_modifies_a_live_call_with_new_twiml_and_hangs_another_up() {
+    let sw = Switch::start();
+    let alice = sw.udp();
+    register(&sw, &alice, "alice");
+    let pause = "To=client%3Aalice&From=%2B15550100001&Twiml=%3CResponse%3E%3CPause+length%3D%2230%22%2F%3E%3C%2FResponse%3E";
+    for modify in [
+        "Twiml=%3CResponse%3E%3CHangup%2F%3E%3C%2FResponse%3E",
+        "Status=completed",
+    ] {
+        let (code, call) = rest(&sw, "POST", "Calls.json", pause);
+        assert_eq!(code, 201, "{call}");
+        let sid = call["sid"].as_str().unwrap().to_string();
+        let inv = expect_request(&alice, "INVITE", WAIT);
+        alice.send(reply(&inv, 200, "OK", "m", alice.local_addr(), true));
+        expect_request(&alice, "ACK", WAIT);
+        wait_call_status(&sw, &sid, "in-progress");
+        let (code, body) = rest(&sw, "POST", &format!("Calls/{sid}.json"), modify);
+        assert_eq!(code, 200, "{modify}: {body}");
+        let bye = expect_request(&alice, "BYE", WAIT);
+        alice.send(reply(&bye, 200, "OK", "m", alice.local_addr(), false));
+        wait_call_status(&sw, &sid, "completed");
+        // A finished call cannot be modified any more.
+        let (code, _) = rest(
+            &sw,
+            "POST",
+            &format!("Calls/{sid}.json"),
+            "Status=completed",
+        );
+        assert_eq!(code, 400, "{modify}");
+    }
+}
