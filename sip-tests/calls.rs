@@ -74,10 +74,7 @@ fn register(sw: &Switch, ua: &Udp, identity: &str) {
         "",
     );
     ua.send(&req);
-    let cid = Msg::parse(req.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
+    let cid = call_id_of(&req);
     let (resp, _) = ua.recv_final(&cid, WAIT).expect("REGISTER answered");
     assert_eq!(
         resp.status(),
@@ -104,6 +101,14 @@ fn carrier_invite(sw: &Switch, ua: &Udp, number: &str) -> String {
         &[("From", &from)],
         &sdp_offer(ua.local_addr().ip()),
     )
+}
+
+/// The Call-ID of a request we wrote.
+fn call_id_of(req: &str) -> String {
+    Msg::parse(req.as_bytes())
+        .header("Call-ID")
+        .expect("Call-ID")
+        .to_string()
 }
 
 /// Waits for a request with this method, answering nothing.
@@ -314,10 +319,7 @@ fn a_carrier_call_reaches_a_registered_client_and_the_app_hears_how_it_went() {
     alice.send(reply(&inv, 200, "OK", "alice1", alice.local_addr(), true));
 
     // The carrier sees ringing, then the answer with alice's SDP.
-    let cid = Msg::parse(invite.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
+    let cid = call_id_of(&invite);
     let (ok, provisional) = carrier.recv_final(&cid, WAIT).expect("2xx to the carrier");
     assert_eq!(
         ok.status(),
@@ -386,10 +388,7 @@ fn dialing_an_offline_client_sends_no_invite_and_reports_no_answer() {
     assert_eq!(param(done, "DialClientPresence"), "offline");
     assert_eq!(param(done, "DialCallDuration"), "0");
     // The action hung up a call that was never answered: the carrier gets a final answer.
-    let cid = Msg::parse(invite.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
+    let cid = call_id_of(&invite);
     let (fin, _) = carrier.recv_final(&cid, WAIT).expect("final answer");
     assert!(fin.status().unwrap() >= 400);
 }
@@ -444,10 +443,7 @@ fn two_contacts_ring_the_first_answer_wins_and_the_other_is_cancelled() {
         false,
     ));
     expect_request(&desk, "ACK", WAIT);
-    let cid = Msg::parse(invite.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
+    let cid = call_id_of(&invite);
     let (ok, _) = carrier.recv_final(&cid, WAIT).unwrap();
     assert_eq!(ok.status(), Some(200));
     carrier.send(carrier_in_dialog("ACK", &invite, &ok, &carrier, 1));
@@ -471,10 +467,7 @@ fn the_caller_hanging_up_while_ringing_cancels_the_client() {
     carrier.send(&invite);
     let inv = expect_request(&alice, "INVITE", WAIT);
     alice.send(reply(&inv, 180, "Ringing", "a", alice.local_addr(), false));
-    let cid = Msg::parse(invite.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
+    let cid = call_id_of(&invite);
     // Wait for the 180 to reach the carrier, then CANCEL.
     let deadline = Instant::now() + WAIT;
     loop {
@@ -532,10 +525,7 @@ body = '<Response><Reject reason="busy"/></Response>'
     let carrier = sw.udp();
     let invite = carrier_invite(&sw, &carrier, NUMBER);
     carrier.send(&invite);
-    let cid = Msg::parse(invite.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
+    let cid = call_id_of(&invite);
     let (fin, _) = carrier.recv_final(&cid, WAIT).unwrap();
     assert_eq!(fin.status(), Some(486));
     carrier.send(harness::ack_for(&invite, &fin));
@@ -569,10 +559,7 @@ body = '<Response><Reject/></Response>'
     let carrier = sw.udp();
     let invite = carrier_invite(&sw, &carrier, NUMBER);
     carrier.send(&invite);
-    let cid = Msg::parse(invite.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
+    let cid = call_id_of(&invite);
     let (fin, _) = carrier.recv_final(&cid, WAIT).unwrap();
     assert_eq!(fin.status(), Some(603), "<Reject/> from the fallback");
     let reqs = app.wait_requests(2, WAIT);
@@ -600,10 +587,7 @@ body = '<Response><Dial>'
         let carrier = sw.udp();
         let invite = carrier_invite(&sw, &carrier, NUMBER);
         carrier.send(&invite);
-        let cid = Msg::parse(invite.as_bytes())
-            .header("Call-ID")
-            .unwrap()
-            .to_string();
+        let cid = call_id_of(&invite);
         let (fin, _) = carrier.recv_final(&cid, WAIT).unwrap();
         assert_eq!(fin.status(), Some(500), "{path}: application error");
         carrier.send(harness::ack_for(&invite, &fin));
@@ -616,10 +600,7 @@ fn unknown_numbers_get_404() {
     let carrier = sw.udp();
     let invite = carrier_invite(&sw, &carrier, "+15550199999");
     carrier.send(&invite);
-    let cid = Msg::parse(invite.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
+    let cid = call_id_of(&invite);
     let (fin, _) = carrier.recv_final(&cid, WAIT).unwrap();
     assert_eq!(fin.status(), Some(404));
 }
@@ -696,10 +677,7 @@ body = '<Response><Dial callerId="+15550100001" timeout="5">+4420700000</Dial></
     );
     assert_eq!(again.header("Call-ID"), out.header("Call-ID"));
     carrier_out.send(reply(&again, 486, "Busy Here", "c2", trunk_addr, false));
-    let cid = Msg::parse(invite.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
+    let cid = call_id_of(&invite);
     let (fin, _) = carrier.recv_final(&cid, WAIT).unwrap();
     // No action: the document ends after a busy Dial; the caller hears busy.
     assert_eq!(fin.status(), Some(486));
@@ -720,10 +698,7 @@ fn bridged(sw: &Switch) -> (Udp, Udp, String, Msg, Msg) {
     carrier.send(&invite);
     let inv = expect_request(&alice, "INVITE", WAIT);
     alice.send(reply(&inv, 200, "OK", "alice1", alice.local_addr(), true));
-    let cid = Msg::parse(invite.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
+    let cid = call_id_of(&invite);
     let (ok, _) = carrier.recv_final(&cid, WAIT).expect("2xx to the carrier");
     assert_eq!(ok.status(), Some(200));
     carrier.send(carrier_in_dialog("ACK", &invite, &ok, &carrier, 1));
@@ -764,10 +739,7 @@ fn a_reinvite_for_hold_crosses_the_bridge_and_the_cdr_records_both_legs() {
     alice.send(answer);
     // The switch ACKs alice's answer itself and passes it back to the carrier.
     expect_request(&alice, "ACK", WAIT);
-    let cid = Msg::parse(invite.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
+    let cid = call_id_of(&invite);
     let (held, _) = carrier
         .recv_final(&cid, WAIT)
         .expect("answer to the re-INVITE");
@@ -856,10 +828,7 @@ body = '<Response><Reject reason="busy"/></Response>'
     ));
     let reqs = app.wait_requests(2, WAIT);
     assert_eq!(param(&reqs[1], "DialCallStatus"), "no-answer");
-    let cid = Msg::parse(invite.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
+    let cid = call_id_of(&invite);
     let (fin, _) = carrier.recv_final(&cid, WAIT).unwrap();
     assert_eq!(
         fin.status(),

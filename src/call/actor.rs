@@ -552,7 +552,6 @@ impl Call {
             ("WWW-Authenticate", "Authorization")
         };
         let local = self.svc.local.clone();
-        let server = self.svc.server_name.clone();
         let Some(l) = self.leg_mut(r) else {
             return false;
         };
@@ -583,7 +582,7 @@ impl Call {
             return false;
         };
         l.auth_tried = true;
-        let invite = leg::reinvite_with(&l.invite, header_out, &authorization, &local, &server);
+        let invite = leg::reinvite_with(&l.invite, header_out, &authorization, &local);
         let Some(key) = TransactionKey::client_for_request(&invite) else {
             return false;
         };

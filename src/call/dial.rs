@@ -320,7 +320,6 @@ impl Call {
             cancel_wanted: false,
             answer: None,
             client: t.client,
-            noun: 0,
         };
         let peer = leg.peer;
         let idx = self.legs.len();
@@ -415,7 +414,7 @@ impl Call {
             match self.next(Some(deadline)).await {
                 None => {
                     self.cancel_all(&ours, None);
-                    let r = self.dial_result("no-answer", None, &ours);
+                    let r = self.dial_result("no-answer", None);
                     return Ok(r);
                 }
                 Some(Ev::Dial(i, ev)) if ours.contains(&i) => match ev {
@@ -430,7 +429,7 @@ impl Call {
                         codes.push(code);
                         self.finish_child(i, child_status(code));
                         if ours.iter().all(|&j| self.legs[j].state == LegState::Ended) {
-                            let r = self.dial_result(failure_status(&codes), None, &ours);
+                            let r = self.dial_result(failure_status(&codes), None);
                             return Ok(r);
                         }
                     }
@@ -439,18 +438,18 @@ impl Call {
                 Some(Ev::Dial(..) | Ev::Main(_)) => {}
                 Some(Ev::MainGone) => {
                     self.cancel_all(&ours, None);
-                    let r = self.dial_result("canceled", None, &ours);
+                    let r = self.dial_result("canceled", None);
                     return Err((Stop::MainGone, r));
                 }
                 Some(Ev::Command(c)) => {
                     self.cancel_all(&ours, None);
-                    let r = self.dial_result("canceled", None, &ours);
+                    let r = self.dial_result("canceled", None);
                     return Err((Stop::Command(c), r));
                 }
             }
         };
         self.cancel_all(&ours, Some(winner));
-        self.bridge(winner, d, &ours).await
+        self.bridge(winner, d).await
     }
 
     /// CANCEL (or BYE) every leg of `legs` but `keep`, and close their records.
@@ -472,12 +471,7 @@ impl Call {
         }
     }
 
-    fn dial_result(
-        &self,
-        status: &'static str,
-        winner: Option<usize>,
-        _legs: &[usize],
-    ) -> DialResult {
+    fn dial_result(&self, status: &'static str, winner: Option<usize>) -> DialResult {
         let (sid, duration) = match winner {
             Some(w) => {
                 let l = &self.legs[w];
@@ -498,12 +492,7 @@ impl Call {
 
     /// The winner answered: answer the caller with its SDP and stay bridged until one side
     /// hangs up, the time limit, or REST.
-    async fn bridge(
-        &mut self,
-        w: usize,
-        d: &Dial,
-        ours: &[usize],
-    ) -> Result<DialResult, (Stop, DialResult)> {
+    async fn bridge(&mut self, w: usize, d: &Dial) -> Result<DialResult, (Stop, DialResult)> {
         // The client is in a call from its answer on.
         let client = self.legs[w].client.clone();
         if let Some(k) = &client {
@@ -554,7 +543,7 @@ impl Call {
                 .presence
                 .set_busy(k, false, crate::engine::unix_now());
         }
-        let r = self.dial_result("completed", Some(w), ours);
+        let r = self.dial_result("completed", Some(w));
         self.finish_child(w, CallStatus::Completed);
         match stop {
             None => Ok(r),

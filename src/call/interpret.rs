@@ -477,7 +477,6 @@ impl Call {
                 .await;
         }
         self.leave_router();
-        let _ = unix_ms;
     }
 }
 

@@ -122,8 +122,6 @@ pub struct Leg {
     pub answer: Option<(String, Bytes)>,
     /// UAC: a client identity dialled: it shows busy while answered.
     pub client: Option<AorKey>,
-    /// UAC: index of the `<Dial>` noun this leg came from.
-    pub noun: usize,
 }
 
 /// A 2xx waiting for its ACK.
@@ -157,7 +155,6 @@ impl Leg {
             cancel_wanted: false,
             answer: None,
             client: None,
-            noun: 0,
         }
     }
 
@@ -285,7 +282,6 @@ pub fn reinvite_with(
     auth_header: &str,
     credentials: &str,
     local: &Local,
-    _server: &str,
 ) -> SipMessage {
     let transport = invite.top_via().ok().map_or(Transport::Udp, |v| {
         if v.transport.eq_ignore_ascii_case("TCP") {

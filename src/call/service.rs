@@ -17,10 +17,10 @@ use crate::config::{Config, Live};
 use crate::instructions;
 use crate::registrar::location::LocationStore;
 use crate::registrar::presence::Presence;
+use crate::sip::Peer;
 use crate::sip::msg::SipMessage;
 use crate::sip::msg::typed::SipUri;
 use crate::sip::transaction::Timers;
-use crate::sip::{Peer, Transport};
 use crate::transport::sender::SipSender;
 use crate::webhook::WebhookClient;
 use crate::webhook::voice::method;
@@ -287,11 +287,6 @@ impl CallService {
         );
         tokio::spawn(call.run_outbound(req));
         Ok(info)
-    }
-
-    /// The transport we reach `peer` on (for Via and Contact).
-    pub fn transport_of(peer: &Peer) -> Transport {
-        peer.transport
     }
 }
 

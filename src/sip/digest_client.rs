@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
 
-use super::msg::typed::{AuthParams, Challenge};
+use super::msg::typed::{AuthParams, Challenge, quote, unquote};
 
 /// A digest algorithm we can answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,37 +192,6 @@ pub fn authorization(
         let _ = write!(out, ", opaque=\"{}\"", quote(opaque));
     }
     Some(out)
-}
-
-/// Undoes quoted-pair escapes (`\"`, `\\`) in a value [`AuthParams`] returned unquoted.
-fn unquote(s: &str) -> Cow<'_, str> {
-    if !s.contains('\\') {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.extend(chars.next()),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// Escapes `"` and `\` for a quoted-string.
-fn quote(s: &str) -> Cow<'_, str> {
-    if !s.contains(['"', '\\']) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 2);
-    for c in s.chars() {
-        if matches!(c, '"' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    Cow::Owned(out)
 }
 
 #[cfg(test)]

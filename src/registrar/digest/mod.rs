@@ -19,7 +19,6 @@ mod nonce;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
@@ -27,7 +26,7 @@ use std::sync::{Mutex, PoisonError};
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::config::Config;
-use crate::sip::msg::typed::AuthParams;
+use crate::sip::msg::typed::{AuthParams, quote, unquote};
 
 use hash::{Algorithm, Hex, ResponseInputs};
 use nonce::{NonceKey, REPLAY_CAP, ReplayTable};
@@ -299,35 +298,4 @@ fn parse_nc(s: &str) -> Option<u32> {
         return None;
     }
     u32::from_str_radix(s, 16).ok().filter(|&n| n != 0)
-}
-
-/// Undoes quoted-pair escapes (`\"`, `\\`) in a value [`AuthParams`] returned unquoted.
-fn unquote(s: &str) -> Cow<'_, str> {
-    if !s.contains('\\') {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.extend(chars.next()),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// Escapes `"` and `\` for a quoted-string.
-fn quote(s: &str) -> Cow<'_, str> {
-    if !s.contains(['"', '\\']) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 2);
-    for c in s.chars() {
-        if matches!(c, '"' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    Cow::Owned(out)
 }

@@ -1,6 +1,8 @@
 //! Authorization / WWW-Authenticate values: Digest (RFC 3261 §22.4, RFC 7616/8760) and
 //! Bearer (RFC 8898, RFC 6750).
 
+use std::borrow::Cow;
+
 use super::scanner::{Scanner, trim};
 
 /// A comma-separated `name=value` list (values may be quoted), looked up on demand.
@@ -88,6 +90,37 @@ fn split_scheme(s: &str) -> Option<(&str, &str)> {
     let mut sc = Scanner::new(s);
     let scheme = sc.token()?;
     Some((scheme, trim(sc.rest())))
+}
+
+/// Undoes quoted-pair escapes (`\"`, `\\`) in a value [`AuthParams`] returned unquoted.
+pub fn unquote(s: &str) -> Cow<'_, str> {
+    if !s.contains('\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Escapes `"` and `\` for a quoted-string.
+pub fn quote(s: &str) -> Cow<'_, str> {
+    if !s.contains(['"', '\\']) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ mod scanner;
 mod uri;
 mod via;
 
-pub use auth::{AuthParams, Challenge, Credentials};
+pub use auth::{AuthParams, Challenge, Credentials, quote, unquote};
 pub use cseq::CSeq;
 pub use host::Host;
 pub use name_addr::{NameAddr, Uri};
