@@ -869,3 +869,87 @@ fn rest_modifies_a_live_call_with_new_twiml_and_hangs_another_up() {
         assert_eq!(code, 400, "{modify}");
     }
 }
+
+/// Waits on a TCP connection for a request with this method.
+fn expect_tcp_request(conn: &mut harness::Tcp, method: &str) -> Msg {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let m = conn
+            .recv_msg(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|| panic!("no {method} over TCP"));
+        if m.method() == Some(method) {
+            return m;
+        }
+    }
+}
+
+#[test]
+fn a_client_registered_over_tcp_is_called_on_its_connection() {
+    let app = CustomerApp::start(AUTH_TOKEN, DIAL_ALICE);
+    let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
+    let mut alice = sw.tcp();
+    let to = format!("<sip:alice@{REALM}>");
+    let from = format!("{to};tag={}", harness::unique("f"));
+    let auth = format!("Bearer {}", token("alice"));
+    let reg = request(
+        "REGISTER",
+        &format!("sip:{REALM}"),
+        alice.local_addr(),
+        "TCP",
+        &[("To", &to), ("From", &from), ("Authorization", &auth)],
+        "",
+    );
+    alice.send(&reg);
+    let ok = alice.recv_msg(WAIT).expect("REGISTER answered");
+    assert_eq!(ok.status(), Some(200));
+
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, NUMBER);
+    carrier.send(&invite);
+    let inv = expect_tcp_request(&mut alice, "INVITE");
+    assert!(
+        inv.header("Via").unwrap().starts_with("SIP/2.0/TCP"),
+        "{:?}",
+        inv.header("Via")
+    );
+    assert!(inv.header("Contact").unwrap().contains("transport=tcp"));
+    alice.send(reply(&inv, 200, "OK", "t1", alice.local_addr(), true));
+    let (ok, _) = carrier.recv_final(&call_id_of(&invite), WAIT).expect("2xx");
+    assert_eq!(ok.status(), Some(200));
+    carrier.send(carrier_in_dialog("ACK", &invite, &ok, &carrier, 1));
+    expect_tcp_request(&mut alice, "ACK");
+    carrier.send(carrier_in_dialog("BYE", &invite, &ok, &carrier, 2));
+    let bye = expect_tcp_request(&mut alice, "BYE");
+    alice.send(reply(&bye, 200, "OK", "t1", alice.local_addr(), false));
+    let reqs = app.wait_requests(2, WAIT);
+    assert_eq!(param(&reqs[1], "DialCallStatus"), "completed");
+}
+
+#[test]
+fn a_trunk_cannot_reach_another_accounts_number() {
+    let cfg = config_with("http://127.0.0.1:9/voice", "", "");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        r#"
+[[accounts]]
+sid = "AC00000000000000000000000000000002"
+auth_token = "other-tenant"
+
+[[applications]]
+sid = "AP00000000000000000000000000000002"
+account = "AC00000000000000000000000000000002"
+twiml = "<Response><Hangup/></Response>"
+
+[[numbers]]
+number = "+15550100002"
+application = "AP00000000000000000000000000000002"
+"#,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let sw = Switch::start_with_config(&cfg);
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, "+15550100002");
+    carrier.send(&invite);
+    let (fin, _) = carrier.recv_final(&call_id_of(&invite), WAIT).unwrap();
+    assert_eq!(fin.status(), Some(404), "the trunk belongs to AC…01");
+}

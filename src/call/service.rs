@@ -187,6 +187,11 @@ impl CallService {
         let Some(app) = cfg.applications.iter().find(|a| a.sid == application) else {
             return refuse(500, "Application Missing");
         };
+        if app.account != account {
+            // One tenant's trunk must not reach another tenant's number.
+            tracing::info!(peer = %from.addr, called = %called, trunk = %trunk, "number belongs to another account than the trunk");
+            return refuse(404, "Unknown Number");
+        }
         let call_id = msg.call_id().ok()?.to_string();
         let from_party = msg
             .first(crate::sip::HeaderName::From)
