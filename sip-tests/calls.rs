@@ -953,3 +953,73 @@ application = "AP00000000000000000000000000000002"
     let (fin, _) = carrier.recv_final(&call_id_of(&invite), WAIT).unwrap();
     assert_eq!(fin.status(), Some(404), "the trunk belongs to AC…01");
 }
+
+#[test]
+fn two_answers_at_once_the_late_one_is_acked_and_hung_up() {
+    let app = CustomerApp::start(AUTH_TOKEN, DIAL_ALICE);
+    let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
+    let desk = sw.udp();
+    let mobile = sw.udp();
+    register(&sw, &desk, "alice");
+    register(&sw, &mobile, "alice");
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, NUMBER);
+    carrier.send(&invite);
+    let on_desk = expect_request(&desk, "INVITE", WAIT);
+    let on_mobile = expect_request(&mobile, "INVITE", WAIT);
+    // Both answer before either hears of the other.
+    desk.send(reply(&on_desk, 200, "OK", "desk", desk.local_addr(), true));
+    mobile.send(reply(
+        &on_mobile,
+        200,
+        "OK",
+        "mob",
+        mobile.local_addr(),
+        true,
+    ));
+    // Each 2xx is ACKed (RFC 3261 §13.2.2.4); exactly one of them is then hung up.
+    let mut byes = 0;
+    for ua in [&desk, &mobile] {
+        expect_request(ua, "ACK", WAIT);
+        if !no_request(ua, "BYE", Duration::from_millis(700)) {
+            byes += 1;
+        }
+    }
+    assert_eq!(byes, 1, "the late answer gets a BYE, the winner none");
+    let (ok, _) = carrier.recv_final(&call_id_of(&invite), WAIT).unwrap();
+    assert_eq!(ok.status(), Some(200));
+}
+
+#[test]
+fn our_2xx_is_retransmitted_until_the_carrier_acks() {
+    let app = CustomerApp::start(AUTH_TOKEN, DIAL_ALICE);
+    let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
+    let alice = sw.udp();
+    register(&sw, &alice, "alice");
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, NUMBER);
+    carrier.send(&invite);
+    let inv = expect_request(&alice, "INVITE", WAIT);
+    alice.send(reply(&inv, 200, "OK", "a", alice.local_addr(), true));
+    let cid = call_id_of(&invite);
+    let (first, _) = carrier.recv_final(&cid, WAIT).unwrap();
+    assert_eq!(first.status(), Some(200));
+    // No ACK yet: T1 = 500 ms later the same 2xx comes again (RFC 3261 §13.3.1.4).
+    let (again, _) = carrier
+        .recv_final(&cid, Duration::from_secs(2))
+        .expect("2xx again");
+    assert_eq!(again.status(), Some(200));
+    assert_eq!(again.header("To"), first.header("To"));
+    carrier.send(carrier_in_dialog("ACK", &invite, &first, &carrier, 1));
+    // After the ACK: at most one already in flight, then silence.
+    let mut late = 0;
+    let end = Instant::now() + Duration::from_millis(2500);
+    while let Some(m) =
+        carrier.recv_response_to(&cid, end.saturating_duration_since(Instant::now()))
+    {
+        if m.status() == Some(200) {
+            late += 1;
+        }
+    }
+    assert!(late <= 1, "2xx still retransmitted after the ACK ({late})");
+}
