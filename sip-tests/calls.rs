@@ -793,6 +793,23 @@ fn a_reinvite_for_hold_crosses_the_bridge_and_the_cdr_records_both_legs() {
     let parent = lines.iter().find(|l| l["direction"] == "inbound").unwrap();
     assert_eq!(child["parent_call_sid"], parent["sid"]);
     let _ = std::fs::remove_file(&cdr);
+
+    // /metrics counts them too.
+    let mut s = TcpStream::connect(sw.http_addr()).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut metrics = String::new();
+    s.read_to_string(&mut metrics).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "calls_finished_total{status=\"completed\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.lines().any(|l| l == "calls_active 0"), "{metrics}");
 }
 
 #[test]

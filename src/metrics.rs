@@ -11,6 +11,8 @@
 //! | `sip_register_total` | counter | `outcome` = [`RegisterOutcomeLabel`] |
 //! | `registrar_bindings` | gauge | (from `LocationStore::binding_count`) |
 //! | `registrar_aors_available`, `_busy`, `_offline` | gauge | (from `Presence::counts`) |
+//! | `calls_active` | gauge | (from `CallRegistry::live_count`: every leg counts) |
+//! | `calls_finished_total` | counter | `status` = final call status (from `CallRegistry`) |
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -160,6 +162,10 @@ pub struct Gauges {
     pub bindings: usize,
     /// `Presence::counts()`.
     pub presence: PresenceCounts,
+    /// `CallRegistry::live_count()`.
+    pub calls_active: usize,
+    /// `CallRegistry::finished_counts()`, final statuses only are rendered.
+    pub calls_finished: [(&'static str, u64); 5],
 }
 
 /// The switch's counters. Share one through an `Arc`; every method takes `&self`.
@@ -234,7 +240,7 @@ impl Metrics {
             let v = load(&self.register[o as usize]);
             sample(&mut out, "sip_register_total", ("outcome", o.as_str()), v);
         }
-        let gauges = [
+        let levels = [
             (
                 "registrar_bindings",
                 "Registered contacts held, including expired ones not yet swept.",
@@ -255,10 +261,25 @@ impl Metrics {
                 "Client identities seen before and now without a registration.",
                 gauges.presence.offline,
             ),
+            (
+                "calls_active",
+                "Calls in progress, each Dial leg counted as a call of its own.",
+                gauges.calls_active,
+            ),
         ];
-        for (name, help, v) in gauges {
+        for (name, help, v) in levels {
             header(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name} {v}");
+        }
+        let calls = "calls_finished_total";
+        header(
+            &mut out,
+            calls,
+            "counter",
+            "Calls (and Dial legs) ended, by final status.",
+        );
+        for (status, v) in gauges.calls_finished {
+            sample(&mut out, calls, ("status", status), v);
         }
         out
     }
@@ -295,6 +316,14 @@ mod tests {
                 busy: 1,
                 offline: 2,
             },
+            calls_active: 4,
+            calls_finished: [
+                ("completed", 9),
+                ("busy", 1),
+                ("failed", 0),
+                ("no-answer", 2),
+                ("canceled", 3),
+            ],
         });
         for line in [
             "# HELP sip_messages_received_total SIP messages received, by transport.",
@@ -312,6 +341,10 @@ mod tests {
             "registrar_aors_available 3",
             "registrar_aors_busy 1",
             "registrar_aors_offline 2",
+            "calls_active 4",
+            "# TYPE calls_finished_total counter",
+            "calls_finished_total{status=\"completed\"} 9",
+            "calls_finished_total{status=\"no-answer\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -340,7 +373,7 @@ mod tests {
         }
         assert_eq!(
             series.len(),
-            2 + DropClass::ALL.len() + RegisterOutcomeLabel::ALL.len() + 4
+            2 + DropClass::ALL.len() + RegisterOutcomeLabel::ALL.len() + 4 + 1 + 5
         );
     }
 

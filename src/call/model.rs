@@ -18,6 +18,18 @@ pub enum CallStatus {
 }
 
 impl CallStatus {
+    /// Every status, in declaration order (`status as usize` indexes it).
+    pub const ALL: [CallStatus; 8] = [
+        CallStatus::Queued,
+        CallStatus::Ringing,
+        CallStatus::InProgress,
+        CallStatus::Completed,
+        CallStatus::Busy,
+        CallStatus::Failed,
+        CallStatus::NoAnswer,
+        CallStatus::Canceled,
+    ];
+
     /// The wire spelling (`in-progress`, `no-answer`, ...).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -19,7 +19,7 @@
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -116,6 +116,8 @@ pub struct CallRegistry {
     keep_finished: usize,
     cdr: Option<CdrWriter>,
     originator: RwLock<Option<Arc<dyn Originator>>>,
+    /// Calls finished since start, by status (`CallStatus::ALL` order), for /metrics.
+    finished: [AtomicU64; CallStatus::ALL.len()],
 }
 
 impl std::fmt::Debug for CallRegistry {
@@ -155,6 +157,7 @@ impl CallRegistry {
             keep_finished,
             cdr,
             originator: RwLock::new(None),
+            finished: Default::default(),
         }
     }
 
@@ -212,6 +215,7 @@ impl CallRegistry {
         if info.ended_ms.is_none() {
             info.ended_ms = Some(crate::call::service::unix_ms());
         }
+        let status = info.status;
         let cdr = self.cdr.as_ref().map(|_| info.clone());
         if self.keep_finished > 0 {
             // Moved to `recent` before the shard lock is released, so `get` (shard, then
@@ -229,11 +233,20 @@ impl CallRegistry {
         }
         drop(shard);
         self.live.fetch_sub(1, Ordering::Relaxed);
+        self.finished[status as usize].fetch_add(1, Ordering::Relaxed);
         // The actor's command channel closes with this: nothing reaches a finished call.
         drop(control);
         if let (Some(writer), Some(record)) = (&self.cdr, cdr) {
             writer.write(record);
         }
+    }
+
+    /// Calls finished since start, by final status.
+    pub fn finished_counts(&self) -> Vec<(CallStatus, u64)> {
+        CallStatus::ALL
+            .into_iter()
+            .map(|st| (st, self.finished[st as usize].load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// The call `sid` of `account`, live or recently finished. Another account's call is
