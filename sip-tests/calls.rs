@@ -1040,3 +1040,49 @@ fn our_2xx_is_retransmitted_until_the_carrier_acks() {
     }
     assert!(late <= 1, "2xx still retransmitted after the ACK ({late})");
 }
+
+#[test]
+fn pause_answers_the_caller_and_a_later_dial_reinvites_it_with_the_callees_media() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Pause length="1"/><Dial><Client>alice</Client></Dial></Response>'
+"#,
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
+    let alice = sw.udp();
+    register(&sw, &alice, "alice");
+    let carrier = sw.udp();
+    let invite = carrier_invite(&sw, &carrier, NUMBER);
+    carrier.send(&invite);
+    // Answered at once, with an inactive answer to the offer (no media plane yet).
+    let (ok, _) = carrier.recv_final(&call_id_of(&invite), WAIT).unwrap();
+    assert_eq!(ok.status(), Some(200));
+    let answer = String::from_utf8_lossy(&ok.body).to_string();
+    assert!(
+        answer.contains("a=inactive") && answer.contains("m=audio 9 RTP/AVP 0"),
+        "{answer}"
+    );
+    carrier.send(carrier_in_dialog("ACK", &invite, &ok, &carrier, 1));
+    let sid = param(&app.wait_requests(1, WAIT)[0], "CallSid").to_string();
+    wait_call_status(&sw, &sid, "in-progress");
+
+    // After the pause alice rings with the switch's own offer, and answers.
+    let inv = expect_request(&alice, "INVITE", WAIT);
+    assert!(String::from_utf8_lossy(&inv.body).contains("a=inactive"));
+    alice.send(reply(&inv, 200, "OK", "p1", alice.local_addr(), true));
+    expect_request(&alice, "ACK", WAIT);
+    // The carrier is re-INVITEd with alice's media; its answer is ACKed.
+    let reinvite = expect_request(&carrier, "INVITE", WAIT);
+    assert!(String::from_utf8_lossy(&reinvite.body).contains("m=audio 40000"));
+    assert_eq!(reinvite.header("Call-ID").unwrap(), call_id_of(&invite));
+    carrier.send(reply(&reinvite, 200, "OK", "x", carrier.local_addr(), true));
+    expect_request(&carrier, "ACK", WAIT);
+    // The carrier hangs up: alice is hung up too.
+    carrier.send(carrier_in_dialog("BYE", &invite, &ok, &carrier, 2));
+    let bye = expect_request(&alice, "BYE", WAIT);
+    alice.send(reply(&bye, 200, "OK", "p1", alice.local_addr(), false));
+    wait_call_status(&sw, &sid, "completed");
+}

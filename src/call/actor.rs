@@ -101,6 +101,8 @@ pub struct Call {
     pub call_ids: Vec<String>,
     events: VecDeque<Ev>,
     forwards: HashMap<TransactionKey, Forwarded>,
+    /// re-INVITEs we sent the main leg ourselves (to bridge media after it was answered).
+    reinvites: Vec<TransactionKey>,
     /// Status callbacks sent so far (`SequenceNumber`).
     pub callback_seq: u32,
     /// `<Reject>` ran: how the unanswered INVITE is to be refused.
@@ -139,6 +141,7 @@ impl Call {
             call_ids: Vec::new(),
             events: VecDeque::new(),
             forwards: HashMap::new(),
+            reinvites: Vec::new(),
             callback_seq: 0,
             rejected: None,
             last_dial: None,
@@ -414,6 +417,13 @@ impl Call {
         if code < 200 {
             return;
         }
+        if let Some(i) = self.reinvites.iter().position(|k| *k == key) {
+            self.reinvites.swap_remove(i);
+            if (200..300).contains(&code) {
+                self.ack_in_dialog(LegRef::Main);
+            }
+            return;
+        }
         if let Some(f) = self.forwards.remove(&key) {
             // The far side answered a request we passed on: ACK its 2xx to an INVITE
             // ourselves, and give the sender the same answer.
@@ -437,6 +447,23 @@ impl Call {
             }
             let resp = b.build();
             self.respond(f.server, resp);
+        }
+    }
+
+    /// Sends the main leg a re-INVITE with `sdp` as the offer (RFC 3261 §14.1); its 2xx is
+    /// ACKed in `on_response`.
+    pub fn reinvite_main(&mut self, (ct, sdp): (String, Bytes)) {
+        let local = self.svc.local.clone();
+        let Some(m) = self.main.as_mut() else { return };
+        if m.state != LegState::Answered {
+            return;
+        }
+        let (transport, peer) = (m.peer.transport, m.peer);
+        let Some(d) = m.dialog.as_mut() else { return };
+        let invite = leg::in_dialog(d, Method::Invite, &local, transport, Some((&ct, &sdp)));
+        if let Some(key) = TransactionKey::client_for_request(&invite) {
+            self.reinvites.push(key);
+            self.send_request(invite, peer);
         }
     }
 

@@ -395,12 +395,19 @@ impl Call {
         }
         let caller_from = self.info.from.clone();
         let from = d.caller_id.clone().unwrap_or(caller_from);
+        // The callee gets the caller's offer while the caller's INVITE is unanswered (the
+        // answer then goes straight back); once the caller's leg is answered, an offer of
+        // our own, and the callee's answer reaches the caller in a re-INVITE.
         let (body, max_forwards) = match &self.main {
             Some(m) if m.role == Role::Uas => {
                 let mf = m.invite.max_forwards().ok().flatten().unwrap_or(70);
-                (leg::body_of(&m.invite), mf.saturating_sub(1))
+                let body = match m.is_pending() {
+                    true => leg::body_of(&m.invite),
+                    false => Some(leg::placeholder_offer(&self.svc.local)),
+                };
+                (body, mf.saturating_sub(1))
             }
-            _ => (None, 70),
+            _ => (Some(leg::placeholder_offer(&self.svc.local)), 70),
         };
         let parent = self.info.sid.clone();
         let first = self.legs.len();
@@ -507,8 +514,10 @@ impl Call {
             .is_some_and(|m| m.role == Role::Uas && m.is_pending());
         if main_pending {
             self.answer_main(200, "", answer);
-        } else {
-            tracing::warn!(call = %self.info.sid, "caller answered before the Dial: no media path until the media plane lands");
+        } else if let Some(sdp) = answer {
+            // The caller was answered already (a Pause, a REST call): offer it the callee's
+            // media in a re-INVITE.
+            self.reinvite_main(sdp);
         }
         self.mark_answered();
         let answered_ms = unix_ms();

@@ -277,6 +277,9 @@ impl Call {
                     return Ok(None);
                 }
                 Verb::Pause { length } => {
+                    // Twilio answers the call for any verb but Reject (and Dial, which we
+                    // answer when the callee does).
+                    self.answer_now();
                     self.pause(Duration::from_secs(u64::from(*length))).await?
                 }
                 Verb::Redirect { url, method } => {
@@ -345,6 +348,25 @@ impl Call {
             };
             let _ = voice::fetch_instructions(&client, &token, &limits, &primary, None).await;
         });
+    }
+
+    /// Answers the caller's INVITE if it is still pending, with an inactive SDP answer
+    /// until the media plane gives it a real one.
+    fn answer_now(&mut self) {
+        let pending = self
+            .main
+            .as_ref()
+            .is_some_and(|m| m.role == Role::Uas && m.is_pending());
+        if !pending {
+            return;
+        }
+        let body = self
+            .main
+            .as_ref()
+            .filter(|m| m.invite.body_len() > 0)
+            .map(|m| leg::inactive_answer(&m.invite.body(), &self.svc.local));
+        self.answer_main(200, "", body);
+        self.mark_answered();
     }
 
     /// `<Pause>`: wait, still answering SIP.
