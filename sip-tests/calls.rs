@@ -1086,3 +1086,81 @@ body = '<Response><Pause length="1"/><Dial><Client>alice</Client></Dial></Respon
     alice.send(reply(&bye, 200, "OK", "p1", alice.local_addr(), false));
     wait_call_status(&sw, &sid, "completed");
 }
+
+fn token_with(identity: &str, extra: &[&str]) -> String {
+    let out = switchboard()
+        .args(["token", "-c"])
+        .arg(harness::default_config())
+        .args(["--identity", identity])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_client_app_places_a_call_through_the_application_its_token_names() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Dial><Client>alice</Client></Dial></Response>'
+"#,
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
+    let alice = sw.udp();
+    register(&sw, &alice, "alice");
+    let bob = sw.udp();
+    let ruri = format!("sip:+15551230000@{REALM}");
+    let place = |auth: &str| {
+        let from = format!("<sip:bob@{REALM}>;tag={}", harness::unique("b"));
+        let req = request(
+            "INVITE",
+            &ruri,
+            bob.local_addr(),
+            "UDP",
+            &[("From", &from), ("Authorization", auth)],
+            &sdp_offer(bob.local_addr().ip()),
+        );
+        bob.send(&req);
+        req
+    };
+    // A token without the outgoing grant may not place calls; a broken one is 401.
+    let no_grant = place(&format!("Bearer {}", token_with("bob", &["--incoming"])));
+    let (fin, _) = bob.recv_final(&call_id_of(&no_grant), WAIT).unwrap();
+    assert_eq!(fin.status(), Some(403));
+    bob.send(harness::ack_for(&no_grant, &fin));
+    let broken = place("Bearer not.a.token");
+    let (fin, _) = bob.recv_final(&call_id_of(&broken), WAIT).unwrap();
+    assert_eq!(fin.status(), Some(401));
+    assert!(
+        fin.header("WWW-Authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
+    bob.send(harness::ack_for(&broken, &fin));
+
+    let token = token_with("bob", &["--outgoing", "AP00000000000000000000000000000001"]);
+    let invite = place(&format!("Bearer {token}"));
+    let voice = &app.wait_requests(1, WAIT)[0];
+    assert_eq!(voice["signature_ok"], true);
+    assert_eq!(param(voice, "From"), "client:bob");
+    assert_eq!(param(voice, "Caller"), "client:bob");
+    assert_eq!(param(voice, "To"), "+15551230000");
+    assert_eq!(param(voice, "Direction"), "inbound");
+    assert_eq!(
+        param(voice, "ApplicationSid"),
+        "AP00000000000000000000000000000001"
+    );
+    let inv = expect_request(&alice, "INVITE", WAIT);
+    assert!(
+        inv.header("From").unwrap().contains("sip:bob@"),
+        "{:?}",
+        inv.header("From")
+    );
+    alice.send(reply(&inv, 200, "OK", "c1", alice.local_addr(), true));
+    let (ok, _) = bob.recv_final(&call_id_of(&invite), WAIT).unwrap();
+    assert_eq!(ok.status(), Some(200));
+}

@@ -103,6 +103,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         webhooks.clone(),
         shared.store.clone(),
         shared.presence.clone(),
+        shared.registrar.clone(),
         shard_config.timers,
         shard_config.server_name.clone(),
         Local::new(cfg.server.public_address.as_deref(), first_bound),

@@ -121,7 +121,7 @@ impl Call {
             (Some(url), _) => Next::Fetch {
                 url: url.clone(),
                 method: self.app.method,
-                extra: Vec::new(),
+                extra: self.app.initial_params.clone(),
             },
             (None, Some(xml)) => Next::Inline(xml.clone()),
             (None, None) => Next::Inline("<Response/>".into()),

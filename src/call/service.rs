@@ -17,6 +17,7 @@ use crate::config::{Config, Live};
 use crate::instructions;
 use crate::registrar::location::LocationStore;
 use crate::registrar::presence::Presence;
+use crate::registrar::register::Registrar;
 use crate::sip::Peer;
 use crate::sip::msg::SipMessage;
 use crate::sip::msg::typed::SipUri;
@@ -38,6 +39,9 @@ pub struct AppSource {
     pub status_callback_method: instructions::Method,
     /// Events for `status_callback` (empty: just `completed`).
     pub status_callback_events: Vec<String>,
+    /// Parameters added to the first instructions request only (a client token's
+    /// `outgoing.params`).
+    pub initial_params: Vec<(String, String)>,
 }
 
 impl AppSource {
@@ -52,6 +56,7 @@ impl AppSource {
             status_callback: app.status_callback.clone(),
             status_callback_method: method(app.status_callback_method),
             status_callback_events: Vec::new(),
+            initial_params: Vec::new(),
         }
     }
 }
@@ -65,6 +70,8 @@ pub struct CallService {
     pub webhooks: Arc<WebhookClient>,
     pub store: Arc<dyn LocationStore>,
     pub presence: Arc<Presence>,
+    /// Verifies the bearer tokens of clients placing calls.
+    pub registrar: Arc<Registrar>,
     pub timers: Timers,
     pub server_name: Arc<str>,
     /// Our address in Via and Contact.
@@ -106,6 +113,7 @@ impl CallService {
         webhooks: Arc<WebhookClient>,
         store: Arc<dyn LocationStore>,
         presence: Arc<Presence>,
+        registrar: Arc<Registrar>,
         timers: Timers,
         server_name: Arc<str>,
         local: Local,
@@ -121,6 +129,7 @@ impl CallService {
             webhooks,
             store,
             presence,
+            registrar,
             timers,
             server_name,
             local,
@@ -150,6 +159,21 @@ impl CallService {
             })
         };
         let (cfg, plan) = self.config();
+        // A client app dialing out presents its token (RFC 8898); carriers never do.
+        match self
+            .registrar
+            .authorize_call(&msg, crate::engine::unix_now())
+        {
+            Ok(None) => {}
+            Ok(Some(grant)) => return self.client_call(&cfg, &grant, msg, from),
+            Err(reply) => {
+                return Some(Refusal {
+                    code: reply.code,
+                    reason: reply.reason.to_string(),
+                    headers: reply.headers,
+                });
+            }
+        }
         let called = msg
             .request_uri()
             .and_then(SipUri::parse)
@@ -213,27 +237,106 @@ impl CallService {
             sip_response_code: None,
             application_sid: Some(app.sid.clone()),
         };
-        let (tx, rx) = mpsc::channel(CALL_INBOX);
-        if !self.router.add(&call_id, tx.clone()) {
-            // The same Call-ID raced in on another shard: that call has it.
-            return None;
-        }
-        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        self.registry.insert(info.clone(), Some(cmd_tx));
-        let mut call = Call::new(
-            self.clone(),
-            rx,
-            tx,
-            cmd_rx,
+        self.spawn_inbound(
             info,
             acct.auth_token.clone(),
             AppSource::of_application(app),
+            msg,
+            from,
         );
+        None
+    }
+
+    /// Starts the task of an inbound call whose INVITE is `msg`.
+    fn spawn_inbound(
+        self: &Arc<Self>,
+        info: CallInfo,
+        auth_token: String,
+        app: AppSource,
+        msg: SipMessage,
+        from: Peer,
+    ) {
+        let Some(call_id) = info.sip_call_id.clone() else {
+            return;
+        };
+        let (tx, rx) = mpsc::channel(CALL_INBOX);
+        if !self.router.add(&call_id, tx.clone()) {
+            // The same Call-ID raced in on another shard: that call has it.
+            return;
+        }
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        self.registry.insert(info.clone(), Some(cmd_tx));
+        let mut call = Call::new(self.clone(), rx, tx, cmd_rx, info, auth_token, app);
         call.call_ids.push(call_id);
         tokio::spawn(async move {
             call.receive(CallInput { msg, from });
             call.run_inbound().await;
         });
+    }
+
+    /// A call placed by a registered client app: its token names the application
+    /// (`grants.voice.outgoing`), which gets `From=client:<identity>`, `To` = the dialed
+    /// user part, and the token's outgoing params (Twilio Client semantics, reference §2.3).
+    fn client_call(
+        self: &Arc<Self>,
+        cfg: &Config,
+        grant: &crate::registrar::token::Grant,
+        msg: SipMessage,
+        from: Peer,
+    ) -> Option<Refusal> {
+        let refuse = |code: u16, reason: &str| {
+            Some(Refusal {
+                code,
+                reason: reason.to_string(),
+                headers: Vec::new(),
+            })
+        };
+        let outgoing = grant.outgoing.as_ref()?;
+        if self.registry.live_count() >= cfg.calls.max_concurrent {
+            return Some(Refusal {
+                code: 503,
+                reason: "Too Many Calls".into(),
+                headers: vec![("Retry-After", "5".into())],
+            });
+        }
+        let Some(acct) = cfg.accounts.iter().find(|a| a.sid == grant.account_sid) else {
+            return refuse(403, "Unknown Account");
+        };
+        let Some(app) = cfg
+            .applications
+            .iter()
+            .find(|a| a.sid == outgoing.application_sid && a.account == grant.account_sid)
+        else {
+            return refuse(404, "Unknown Application");
+        };
+        let to = msg
+            .request_uri()
+            .and_then(SipUri::parse)
+            .and_then(|u| {
+                u.user.map(|u| {
+                    crate::percent::decode(u).map_or_else(|| u.to_string(), |c| c.into_owned())
+                })
+            })
+            .unwrap_or_default();
+        let info = CallInfo {
+            sid: new_call_sid(),
+            account_sid: grant.account_sid.clone(),
+            parent_call_sid: None,
+            from: format!("client:{}", grant.identity),
+            to,
+            direction: Direction::Inbound,
+            status: CallStatus::Ringing,
+            created_ms: unix_ms(),
+            answered_ms: None,
+            ended_ms: None,
+            trunk: None,
+            sip_call_id: Some(msg.call_id().ok()?.to_string()),
+            sip_response_code: None,
+            application_sid: Some(app.sid.clone()),
+        };
+        let mut source = AppSource::of_application(app);
+        source.initial_params = outgoing.params.clone();
+        self.spawn_inbound(info, acct.auth_token.clone(), source, msg, from);
         None
     }
 
@@ -277,6 +380,7 @@ impl CallService {
             status_callback: req.status_callback.clone(),
             status_callback_method: req.status_callback_method,
             status_callback_events: req.status_callback_events.clone(),
+            initial_params: Vec::new(),
         };
         let (tx, rx) = mpsc::channel(CALL_INBOX);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();

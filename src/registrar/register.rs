@@ -24,7 +24,7 @@ use super::location::{
     AorKey, Binding, ContactUpdate, LocationStore, RegisterError, RegisterRequest,
 };
 use super::presence::Presence;
-use super::token::TokenVerifier;
+use super::token::{Grant, TokenVerifier};
 use crate::config::{ChallengeScheme, Config, RegistrarConfig};
 use crate::metrics::RegisterOutcomeLabel as Outcome;
 use crate::sip::Peer;
@@ -151,6 +151,37 @@ impl Registrar {
     /// The location store.
     pub fn store(&self) -> &Arc<dyn LocationStore> {
         &self.store
+    }
+
+    /// Who may place a call with this INVITE's bearer token (a client app dialing out, its
+    /// token naming the outgoing application): `Ok(None)` when the INVITE carries no
+    /// Bearer credentials (it is not a client's call), `Err` with the answer for a bad
+    /// token (401 `invalid_token`) or a token without the outgoing grant (403).
+    pub fn authorize_call(&self, req: &SipMessage, now: u64) -> Result<Option<Arc<Grant>>, Reply> {
+        let auth = self.auth.load();
+        let token = req
+            .values(HeaderName::Authorization)
+            .chain(req.values(HeaderName::ProxyAuthorization))
+            .find_map(|v| match Credentials::parse(v) {
+                Some(Credentials::Bearer(t)) => Some(t),
+                _ => None,
+            });
+        let Some(token) = token else {
+            return Ok(None);
+        };
+        match auth.tokens.verify(token, now) {
+            Ok(grant) if grant.outgoing.is_some() => Ok(Some(grant)),
+            Ok(_) => Err(Reply::new(403, "No Outgoing Grant", Outcome::Forbidden)),
+            Err(e) => {
+                tracing::debug!(class = e.class(), "INVITE with a bad token");
+                let mut r = Reply::new(401, "Unauthorized", Outcome::InvalidToken);
+                r.headers.push((
+                    "WWW-Authenticate",
+                    format!("Bearer realm=\"{}\", error=\"invalid_token\"", auth.realm),
+                ));
+                Err(r)
+            }
+        }
     }
 
     /// Handles one REGISTER that passed screening.
