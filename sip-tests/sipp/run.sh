@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # SIPp smoke load: 10,000 OPTIONS transactions at 2,000/s over UDP against a freshly built
 # release binary on loopback. Passes when SIPp exits 0 (all calls successful) and its final
-# statistics show every call successful and none failed.
+# statistics show every call successful and none failed. Then 1,000 token REGISTERs, and
+# then the calls stage (calls.sh beside this file): 500 carrier calls at 100/s through a
+# second switch whose application fetches <Dial><Client>bob</Client></Dial> from the
+# customer app (examples/customer_app.rs), ringing a registered SIPp client.
 #
 # usage: bash sip-tests/sipp/run.sh
 # env:   SIPP_CALLS (10000), SIPP_RATE (2000); SWITCHBOARD_BIN=PATH to start that binary
 #        instead of building the release one; SIPP_TARGET=HOST:PORT to drive an already
-#        running switch instead of starting one.
+#        running switch instead of starting one (the REGISTER and calls stages then do not
+#        run). The calls stage's own knobs are listed in calls.sh.
 # exit:  0 ok, 1 failure, 2 sipp is not installed.
 set -euo pipefail
 
@@ -28,7 +32,18 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-sipp.XXXXXX")
 switch_pid=""
+calls_pid=""
 cleanup() {
+    # The calls stage (calls.sh) stops what it started on SIGTERM; SIGKILL after 15 s.
+    if [[ -n "$calls_pid" ]] && kill -0 "$calls_pid" 2>/dev/null; then
+        kill -TERM "$calls_pid" 2>/dev/null || true
+        for _ in $(seq 150); do
+            kill -0 "$calls_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$calls_pid" 2>/dev/null || true
+        wait "$calls_pid" 2>/dev/null || true
+    fi
     if [[ -n "$switch_pid" ]] && kill -0 "$switch_pid" 2>/dev/null; then
         kill -TERM "$switch_pid" 2>/dev/null || true
         for _ in $(seq 50); do
@@ -49,8 +64,9 @@ else
     if [[ -n "${SWITCHBOARD_BIN:-}" ]]; then
         bin=$SWITCHBOARD_BIN
     else
-        echo "run.sh: building the release binary"
-        (cd "$repo" && cargo build --release --bin switchboard)
+        # The customer app is for the calls stage; one build command for both (see calls.sh).
+        echo "run.sh: building the release binary and the customer app"
+        (cd "$repo" && cargo build --release --bin switchboard --example customer_app)
         bin="${CARGO_TARGET_DIR:-$repo/target}/release/switchboard"
         [[ "$bin" = /* ]] || bin="$repo/$bin"
     fi
@@ -157,4 +173,19 @@ print(f"run.sh: REST lists {len(available)} available clients; missing {len(miss
 sys.exit(1 if missing else 0)
 PY
     echo "run.sh: OK: $users distinct users registered with their own tokens and show available"
+fi
+
+# Calls: carrier INVITE -> signed webhook to the customer app -> <Dial><Client>bob</Client>
+# -> the registered client, 500 times at 100/s (calls.sh, its own switch and processes).
+# Run in the background and waited for, so the trap above can stop it by its PID.
+if [[ -z "${SIPP_TARGET:-}" ]]; then
+    bash "$here/calls.sh" "$bin" </dev/null &
+    calls_pid=$!
+    calls_rc=0
+    wait "$calls_pid" || calls_rc=$?
+    calls_pid=""
+    if [[ $calls_rc -ne 0 ]]; then
+        echo "run.sh: calls stage FAILED (exit $calls_rc)" >&2
+        exit 1
+    fi
 fi
