@@ -15,8 +15,9 @@
 //! ```
 //!
 //! The binary is `target/debug/examples/customer_app` beside the test executable
-//! (`target/debug/deps/…`); `cargo test --all-targets` builds it. Set `CUSTOMER_APP_BIN` to
-//! use another build.
+//! (`target/debug/deps/…`), put there by `cargo build --examples` (the README's test command
+//! runs it first: `cargo test --all-targets` builds examples only as test harnesses, under
+//! hashed names). Set `CUSTOMER_APP_BIN` to use another build.
 
 // The request lines are awaited with real deadlines (never asserted as durations).
 #![allow(clippy::disallowed_methods)]
@@ -100,8 +101,7 @@ impl CustomerApp {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot spawn {}: {e} (build it: cargo build --examples, or run the tests \
-                     with cargo test --all-targets)",
+                    "cannot spawn {}: {e} (build it first: cargo build --examples)",
                     bin.display()
                 )
             });
