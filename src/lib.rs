@@ -14,6 +14,7 @@ pub mod config;
 pub mod engine;
 pub mod ids;
 pub mod instructions;
+pub mod media;
 pub mod metrics;
 pub mod percent;
 pub mod registrar;
