@@ -11,6 +11,7 @@ pub mod method;
 pub mod msg;
 pub mod peer;
 pub mod screen;
+pub mod sdp;
 pub mod transaction;
 
 pub use method::Method;

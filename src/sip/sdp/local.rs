@@ -1,0 +1,112 @@
+//! Our side of one leg's session: the `o=` line we control and its version.
+//!
+//! RFC 3264 §8: every description we send in a dialog carries the same `o=` line except
+//! for the version, which goes up by one each time the description changes and stays put
+//! when it does not (so a session-refresh re-INVITE answered with the same media does not
+//! look like a change to the peer). [`LocalSession`] keeps that rule in one place; the
+//! offer and answer it writes come from [`super::offer_answer`].
+
+use std::net::IpAddr;
+
+use super::direction::Direction;
+use super::error::SdpError;
+use super::negotiated::NegotiatedMedia;
+use super::offer_answer::{answer_media, offer_media};
+use super::session::{AddressType, MediaDescription, Origin, SessionDescription, Timing};
+
+/// The `o=` user name and the `s=` text of every description we write.
+pub const LOCAL_SESSION_NAME: &str = "switchboard";
+
+/// One leg's SDP state on our side (create one per leg, keep it for the dialog).
+#[derive(Debug, Clone)]
+pub struct LocalSession {
+    session_id: u64,
+    version: u64,
+    address: IpAddr,
+    last_sent: Option<SessionDescription>,
+}
+
+/// Our answer to an offer: the description to send and the streams we accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The answer body.
+    pub description: SessionDescription,
+    /// The accepted audio streams (never empty), in m-line order.
+    pub media: Vec<NegotiatedMedia>,
+}
+
+impl LocalSession {
+    /// A session whose media is received at `address` (the relay's, advertised in `c=` and
+    /// `o=`). `session_id` comes from the caller, which owns randomness; it is kept below
+    /// 2^63 because some stacks read it as a signed 64-bit number.
+    pub fn new(session_id: u64, address: IpAddr) -> Self {
+        LocalSession {
+            session_id: session_id & (i64::MAX as u64),
+            version: 0,
+            address,
+            last_sent: None,
+        }
+    }
+
+    /// The `o=` session id.
+    pub const fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
+    /// The version of the last description written (0 before the first).
+    pub const fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Our offer for a leg we originate, or a re-offer (hold: `Direction::SendOnly`):
+    /// one audio stream on `rtp_port` with PCMU, PCMA and telephone-event/8000 on 101
+    /// (events 0-16), 20 ms packets, RTCP on `rtp_port + 1`. Read the answer to it with
+    /// [`super::read_answer`].
+    pub fn offer(&mut self, rtp_port: u16, direction: Direction) -> SessionDescription {
+        self.seal(Timing::default(), vec![offer_media(rtp_port, direction)])
+    }
+
+    /// Our answer to `offer` (RFC 3264 §6), receiving on `rtp_ports`: one port per audio
+    /// stream we accept, used in m-line order; audio streams beyond them, and every stream
+    /// we cannot carry, are rejected with port 0. An offer with no acceptable audio stream
+    /// is an error that maps to 488.
+    pub fn answer(
+        &mut self,
+        offer: &SessionDescription,
+        rtp_ports: &[u16],
+    ) -> Result<Answer, SdpError> {
+        let (media, negotiated) = answer_media(offer, rtp_ports)?;
+        // RFC 3264 §6: the answer's t= line equals the offer's.
+        let description = self.seal(offer.timing, media);
+        Ok(Answer {
+            description,
+            media: negotiated,
+        })
+    }
+
+    /// Wraps media sections in our session-level lines, moving to a new version only when
+    /// the result differs from what we sent last.
+    fn seal(&mut self, timing: Timing, media: Vec<MediaDescription>) -> SessionDescription {
+        let mut description = SessionDescription {
+            origin: Origin {
+                username: LOCAL_SESSION_NAME.to_string(),
+                session_id: self.session_id,
+                session_version: self.version,
+                address_type: AddressType::of(self.address),
+                address: self.address.to_string(),
+            },
+            session_name: LOCAL_SESSION_NAME.to_string(),
+            connection: Some(self.address),
+            timing,
+            direction: None,
+            attributes: Vec::new(),
+            media,
+        };
+        if self.last_sent.as_ref() != Some(&description) {
+            self.version += 1;
+            description.origin.session_version = self.version;
+            self.last_sent = Some(description.clone());
+        }
+        description
+    }
+}
