@@ -95,7 +95,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let call_registry = Arc::new(
         crate::call::registry::CallRegistry::from_config(&cfg).context("opening the CDR file")?,
     );
+    // Finished recordings, reloaded from their sidecars; `Record` adds to them.
+    let recordings = crate::call::recordings::Recordings::open(&cfg.media.recordings_dir)
+        .with_context(|| {
+            format!(
+                "opening the recordings directory {}",
+                cfg.media.recordings_dir.display()
+            )
+        })?;
     let (first_bound, first_socket) = (bound_sets[0].0, bound_sets[0].1[0].clone());
+    // The media plane binds RTP where SIP listens (the first address) and advertises the
+    // public address when one is configured.
+    let media = crate::media::MediaEngine::start(
+        cfg.media.threads,
+        cfg.server.rtp_range,
+        first_bound.ip(),
+        std::time::Duration::from_secs(cfg.media.timeout_secs),
+    )
+    .context("starting the media relay")?;
+    let media_ip = crate::call::media::advertised_address(
+        cfg.server.public_address.as_deref(),
+        first_bound.ip(),
+    );
     let call_service = Arc::new(CallService::new(
         live.clone(),
         call_registry.clone(),
@@ -111,6 +132,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             udp: first_socket,
             conns: conns.clone(),
         },
+        media,
+        media_ip,
     ));
     call_registry.set_originator(Arc::new(ServiceOriginator(call_service.clone())));
     let shard_config = ShardConfig {
@@ -137,12 +160,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {http_addr}"))?;
     writeln!(out, "listening http {}", http.local_addr()?)?;
+    // `RecordingUrl`s point at this API.
+    recordings.set_base_url(crate::call::recordings::api_base_url(
+        http.local_addr()?,
+        cfg.server.public_address.as_deref(),
+    ));
     let api_state = Arc::new(crate::api::ApiState {
         live: live.clone(),
         store: shared.store.clone(),
         presence: shared.presence.clone(),
         metrics: shared.metrics.clone(),
         calls: call_registry.clone(),
+        recordings,
     });
     essential.spawn(async move {
         if let Err(e) = crate::api::serve(http, api_state).await {

@@ -4,10 +4,14 @@
 //! Order of checks, as Twilio: no or wrong credentials → 401 (whatever the path); another
 //! account's path, or an unknown resource → 404; a known resource with a method it does
 //! not take → 405.
+//!
+//! Recordings (`recordings`): `Recordings.json`, `Recordings/{Sid}[.json|.wav|.mp3]`, and
+//! the same under `Calls/{CallSid}/`.
 
 use bytes::Bytes;
 use hyper::{Method, Request, Response};
 
+use super::recordings::{self, Format};
 use super::{ApiState, Body, calls, clients, reply};
 
 /// The API version prefix every REST path starts with.
@@ -44,17 +48,36 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
             Some(sid) if !sid.is_empty() => Route::Call(sid),
             _ => return reply::not_found(path),
         },
+        ["Recordings.json"] => Route::RecordingList(None),
+        ["Calls", call, "Recordings.json"] if !call.is_empty() => Route::RecordingList(Some(call)),
+        // Recording sids are `RE` + hex, like call sids: nothing to decode.
+        ["Recordings", file] => match Format::split(file) {
+            Some((sid, format)) => Route::Recording(None, sid, format),
+            None => return reply::not_found(path),
+        },
+        ["Calls", call, "Recordings", file] if !call.is_empty() => match Format::split(file) {
+            Some((sid, format)) => Route::Recording(Some(call), sid, format),
+            None => return reply::not_found(path),
+        },
         _ => return reply::not_found(path),
     };
     let method = req.method();
     let read = matches!(*method, Method::GET | Method::HEAD);
     let write = *method == Method::POST;
+    let delete = *method == Method::DELETE;
     match route {
         Route::ClientList | Route::Client(_) if !read => {
             return reply::method_not_allowed("GET, HEAD");
         }
         Route::CallList | Route::Call(_) if !read && !write => {
             return reply::method_not_allowed("GET, HEAD, POST");
+        }
+        Route::Recording(_, _, Format::Json) if !read && !delete => {
+            return reply::method_not_allowed("GET, HEAD, DELETE");
+        }
+        Route::Recording(_, _, Format::Json) => {}
+        Route::RecordingList(_) | Route::Recording(..) if !read => {
+            return reply::method_not_allowed("GET, HEAD");
         }
         _ => {}
     }
@@ -64,6 +87,10 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
         now,
     };
     let calls_ctx = calls::Ctx {
+        account: &account.sid,
+        state,
+    };
+    let recordings_ctx = recordings::Ctx {
         account: &account.sid,
         state,
     };
@@ -77,6 +104,13 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
         Route::CallList => calls::list(&calls_ctx, uri.query()),
         Route::Call(sid) if write => calls::modify(&calls_ctx, sid, path, req.body()),
         Route::Call(sid) => calls::fetch(&calls_ctx, sid, path),
+        Route::RecordingList(call) => recordings::list(&recordings_ctx, call, uri.query()),
+        Route::Recording(call, sid, _) if delete => {
+            recordings::delete(&recordings_ctx, call, sid, path)
+        }
+        Route::Recording(call, sid, format) => {
+            recordings::fetch(&recordings_ctx, call, sid, format, path)
+        }
     }
 }
 
@@ -86,4 +120,8 @@ enum Route<'p> {
     Client(&'p str),
     CallList,
     Call(&'p str),
+    /// The account's recordings, or one call's.
+    RecordingList(Option<&'p str>),
+    /// One recording (under a call when the path names one), as JSON or audio.
+    Recording(Option<&'p str>, &'p str, Format),
 }

@@ -3,7 +3,9 @@
 //!
 //! - `accounts`: `/2010-04-01/Accounts/{AccountSid}/…` (Basic auth, `auth`), dispatching
 //!   to `clients` (`Clients.json`, `Clients/{Identity}.json`) and `calls` (`Calls.json`,
-//!   `Calls/{CallSid}.json`: list, fetch, create, modify).
+//!   `Calls/{CallSid}.json`: list, fetch, create, modify) and `recordings`
+//!   (`Recordings.json`, `Recordings/{Sid}[.json|.wav]`, `Calls/{CallSid}/Recordings.json`:
+//!   list, fetch, audio, delete).
 //! - `prometheus`: `GET /metrics`, no auth.
 //! - `health`: `GET /health`, no auth.
 //! - `reply` (JSON and Twilio error documents), `percent`, `time` (RFC 3339): helpers.
@@ -11,6 +13,7 @@
 //! Handlers only touch shared state (`ApiState`) through short std locks and never hold one
 //! across an `.await`: `respond` is synchronous. The one await, reading a request body
 //! (form-encoded `POST`s, capped at `MAX_BODY_BYTES`), happens in `serve` before it.
+//! Serving a recording's audio reads its file synchronously (capped, see `recordings`).
 
 mod accounts;
 mod auth;
@@ -18,6 +21,7 @@ mod calls;
 mod clients;
 mod health;
 mod prometheus;
+mod recordings;
 mod reply;
 
 use std::convert::Infallible;
@@ -33,6 +37,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::call::recordings::Recordings;
 use crate::call::registry::CallRegistry;
 use crate::config::Live;
 use crate::metrics::Metrics;
@@ -55,6 +60,8 @@ pub struct ApiState {
     /// Live and recent calls; also how REST creates (`originate`) and modifies (`send`)
     /// them.
     pub calls: Arc<CallRegistry>,
+    /// Finished recordings (the call service adds them; REST lists, serves, deletes).
+    pub recordings: Arc<Recordings>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -63,6 +70,7 @@ impl std::fmt::Debug for ApiState {
             .field("live", &self.live)
             .field("presence", &self.presence)
             .field("calls", &self.calls)
+            .field("recordings", &self.recordings)
             .finish_non_exhaustive()
     }
 }

@@ -9,6 +9,7 @@ use hyper::{Method, StatusCode};
 use serde_json::Value;
 
 use super::*;
+use crate::call::recordings::{RecordingInfo, Recordings};
 use crate::call::registry::CallRegistry;
 use crate::call::{
     CallCommand, CallInfo, CallStatus, Direction, OriginateError, OriginateRequest, Originator,
@@ -26,6 +27,13 @@ const AP1: &str = "AP00000000000000000000000000000001";
 const AP2: &str = "AP00000000000000000000000000000002";
 
 fn state() -> ApiState {
+    // Tests that add recordings use `state_with_recordings`; the rest share one directory
+    // per process that stays empty.
+    let dir = std::env::temp_dir().join(format!("switchboard-api-tests-{}", std::process::id()));
+    state_in(&dir)
+}
+
+fn state_in(recordings_dir: &std::path::Path) -> ApiState {
     let toml = format!(
         "[[accounts]]\nsid = \"{AC1}\"\nauth_token = \"{TOKEN1}\"\n\
          [[accounts.api_keys]]\nsid = \"{SK1}\"\nsecret = \"key-secret\"\n\
@@ -42,6 +50,7 @@ fn state() -> ApiState {
         presence: Arc::new(Presence::new()),
         metrics: Arc::new(Metrics::new()),
         calls: Arc::new(CallRegistry::new(100, None)),
+        recordings: Recordings::open(recordings_dir).expect("recordings dir"),
     }
 }
 
@@ -70,6 +79,17 @@ fn send(
     auth: Option<&str>,
     body: &str,
 ) -> (StatusCode, hyper::HeaderMap, String) {
+    let (status, headers, bytes) = send_bytes(state, method, path, auth, body);
+    (status, headers, String::from_utf8(bytes).unwrap())
+}
+
+fn send_bytes(
+    state: &ApiState,
+    method: Method,
+    path: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> (StatusCode, hyper::HeaderMap, Vec<u8>) {
     let mut req = Request::builder().method(method).uri(path);
     if let Some(a) = auth {
         req = req.header("authorization", a);
@@ -80,12 +100,7 @@ fn send(
     let req = req.body(Bytes::from(body.to_owned())).unwrap();
     let resp = respond(&req, state, NOW);
     let (parts, body) = resp.into_parts();
-    let bytes = futures_body(body);
-    (
-        parts.status,
-        parts.headers,
-        String::from_utf8(bytes).unwrap(),
-    )
+    (parts.status, parts.headers, futures_body(body))
 }
 
 /// A `Full` body is ready at once: poll it without a runtime.
@@ -492,7 +507,7 @@ fn calls_need_auth_and_stay_in_their_account() {
         format!("/2010-04-01/Accounts/{AC1}/Calls/.json"),
         format!("/2010-04-01/Accounts/{AC1}/Calls/{}", sid(1)),
         format!(
-            "/2010-04-01/Accounts/{AC1}/Calls/{}/Recordings.json",
+            "/2010-04-01/Accounts/{AC1}/Calls/{}/Notifications.json",
             sid(1)
         ),
     ] {
@@ -1004,4 +1019,388 @@ async fn over_loopback() {
     .await;
     assert!(too_big.starts_with("HTTP/1.1 413 "), "{too_big}");
     server.abort();
+}
+
+// ---------------------------------------------------------------------------------------
+// Recordings
+// ---------------------------------------------------------------------------------------
+
+/// A state whose recordings live in a fresh directory (removed by the guard).
+struct RecDir(std::path::PathBuf);
+
+impl Drop for RecDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+fn state_with_recordings() -> (ApiState, RecDir) {
+    let dir = std::env::temp_dir().join(format!(
+        "switchboard-api-recordings-{}-{:x}",
+        std::process::id(),
+        crate::ids::random_u64()
+    ));
+    let s = state_in(&dir);
+    s.recordings.set_base_url("http://127.0.0.1:8080".into());
+    (s, RecDir(dir))
+}
+
+/// A finished `<Record>` of call `n` started at `NOW` + `at` seconds, with `audio`.
+fn add_recording(s: &ApiState, account: &str, n: u64, at: u64, audio: &[u8]) -> RecordingInfo {
+    let mut info = s
+        .recordings
+        .new_record_verb(account, &sid(n), (NOW + at) * 1000);
+    std::fs::write(&info.path, audio).unwrap();
+    info.duration_secs = 4;
+    info.date_created_ms = (NOW + at + 4) * 1000;
+    s.recordings.add(info).unwrap()
+}
+
+fn recordings_path(account: &str) -> String {
+    format!("/2010-04-01/Accounts/{account}/Recordings.json")
+}
+
+fn recording_path(account: &str, sid: &str, ext: &str) -> String {
+    format!("/2010-04-01/Accounts/{account}/Recordings/{sid}{ext}")
+}
+
+/// Bytes that are not UTF-8, so a mangled body shows.
+fn wav_bytes(n: u8) -> Vec<u8> {
+    let mut v = b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec();
+    v.extend((0..=255u8).map(|b| b ^ n));
+    v
+}
+
+#[test]
+fn recording_json_shape() {
+    let (s, _dir) = state_with_recordings();
+    let r = add_recording(&s, AC1, 1, 10, &wav_bytes(1));
+    let auth = basic(AC1, TOKEN1);
+    let (status, headers, body) = get(&s, &recording_path(AC1, &r.sid, ".json"), Some(&auth));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    let expected = serde_json::json!({
+        "account_sid": AC1,
+        "api_version": "2010-04-01",
+        "call_sid": sid(1),
+        "conference_sid": null,
+        "date_created": "Tue, 14 Nov 2023 22:13:34 +0000",
+        "date_updated": "Tue, 14 Nov 2023 22:13:34 +0000",
+        "start_time": "Tue, 14 Nov 2023 22:13:30 +0000",
+        "duration": "4",
+        "sid": r.sid,
+        "price": null,
+        "price_unit": "USD",
+        "status": "completed",
+        "channels": 1,
+        "source": "RecordVerb",
+        "error_code": null,
+        "uri": format!("/2010-04-01/Accounts/{AC1}/Recordings/{}.json", r.sid),
+        "encryption_details": null,
+        "subresource_uris": {},
+        "media_url": format!("http://127.0.0.1:8080/2010-04-01/Accounts/{AC1}/Recordings/{}", r.sid),
+    });
+    assert_eq!(json(&body), expected);
+    // Under its call, the same document; under another call, nothing.
+    let under_call = format!(
+        "/2010-04-01/Accounts/{AC1}/Calls/{}/Recordings/{}.json",
+        sid(1),
+        r.sid
+    );
+    let (status, _, body) = get(&s, &under_call, Some(&auth));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json(&body), expected);
+    let wrong_call = format!(
+        "/2010-04-01/Accounts/{AC1}/Calls/{}/Recordings/{}.json",
+        sid(2),
+        r.sid
+    );
+    let (status, _, _) = get(&s, &wrong_call, Some(&auth));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn recording_list_filters_and_pages() {
+    let (s, _dir) = state_with_recordings();
+    let a = add_recording(&s, AC1, 1, 10, b"a");
+    let b = add_recording(&s, AC1, 2, 20, b"b");
+    let c = add_recording(&s, AC1, 1, 30, b"c");
+    add_recording(&s, AC2, 1, 40, b"other");
+    let auth = basic(AC1, TOKEN1);
+    let sids = |body: &str| -> Vec<String> {
+        json(body)["recordings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["sid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let (status, _, body) = get(&s, &recordings_path(AC1), Some(&auth));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(sids(&body), [c.sid.clone(), b.sid.clone(), a.sid.clone()]);
+    let v = json(&body);
+    assert_eq!(v["page"], 0);
+    assert_eq!(v["page_size"], 50);
+    assert_eq!(v["start"], 0);
+    assert_eq!(v["end"], 2);
+    assert_eq!(v["next_page_uri"], Value::Null);
+    assert_eq!(v["previous_page_uri"], Value::Null);
+    assert_eq!(
+        v["first_page_uri"],
+        format!("/2010-04-01/Accounts/{AC1}/Recordings.json?PageSize=50&Page=0")
+    );
+
+    // CallSid filter, and the call's own list.
+    let (_, _, body) = get(
+        &s,
+        &format!("{}?CallSid={}", recordings_path(AC1), sid(1)),
+        Some(&auth),
+    );
+    assert_eq!(sids(&body), [c.sid.clone(), a.sid.clone()]);
+    assert_eq!(
+        json(&body)["uri"],
+        format!(
+            "/2010-04-01/Accounts/{AC1}/Recordings.json?CallSid={}&PageSize=50&Page=0",
+            sid(1)
+        )
+    );
+    let call_list = format!(
+        "/2010-04-01/Accounts/{AC1}/Calls/{}/Recordings.json",
+        sid(1)
+    );
+    let (status, _, body) = get(&s, &call_list, Some(&auth));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sids(&body), [c.sid.clone(), a.sid.clone()]);
+    assert_eq!(
+        json(&body)["uri"],
+        format!("{call_list}?PageSize=50&Page=0")
+    );
+    // A call without recordings has an empty list, as Twilio.
+    let (status, _, body) = get(
+        &s,
+        &format!(
+            "/2010-04-01/Accounts/{AC1}/Calls/{}/Recordings.json",
+            sid(9)
+        ),
+        Some(&auth),
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert!(sids(&body).is_empty());
+
+    // Pages.
+    let (_, _, body) = get(
+        &s,
+        &format!("{}?PageSize=2", recordings_path(AC1)),
+        Some(&auth),
+    );
+    assert_eq!(sids(&body), [c.sid.clone(), b.sid.clone()]);
+    let v = json(&body);
+    let next = v["next_page_uri"].as_str().unwrap().to_owned();
+    assert_eq!(
+        next,
+        format!("/2010-04-01/Accounts/{AC1}/Recordings.json?PageSize=2&Page=1")
+    );
+    let (_, _, body) = get(&s, &next, Some(&auth));
+    assert_eq!(sids(&body), [a.sid.clone()]);
+    let v = json(&body);
+    assert_eq!(v["start"], 2);
+    assert_eq!(v["end"], 2);
+    assert_eq!(v["next_page_uri"], Value::Null);
+    assert!(v["previous_page_uri"].as_str().unwrap().ends_with("Page=0"));
+}
+
+#[test]
+fn recording_audio_is_the_file() {
+    let (s, _dir) = state_with_recordings();
+    let audio = wav_bytes(7);
+    let r = add_recording(&s, AC1, 1, 10, &audio);
+    let auth = basic(AC1, TOKEN1);
+    for ext in ["", ".wav"] {
+        let path = recording_path(AC1, &r.sid, ext);
+        let (status, headers, body) = send_bytes(&s, Method::GET, &path, Some(&auth), "");
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(headers["content-type"], "audio/x-wav", "{path}");
+        assert_eq!(body, std::fs::read(&r.path).unwrap(), "{path}");
+        assert_eq!(body, audio, "{path}");
+    }
+    let under_call = format!(
+        "/2010-04-01/Accounts/{AC1}/Calls/{}/Recordings/{}.wav",
+        sid(1),
+        r.sid
+    );
+    let (status, _, body) = send_bytes(&s, Method::GET, &under_call, Some(&auth), "");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, audio);
+    // Only WAV is stored.
+    let (status, _, body) = get(&s, &recording_path(AC1, &r.sid, ".mp3"), Some(&auth));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_twilio_error(&body, 20404, 404);
+    assert!(body.contains("WAV only"), "{body}");
+    assert!(body.contains(&format!("{}.wav", r.sid)), "{body}");
+    // Other extensions are no resource at all.
+    let (status, _, _) = get(&s, &recording_path(AC1, &r.sid, ".ogg"), Some(&auth));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The audio gone from disk: 404, not a crash.
+    std::fs::remove_file(&r.path).unwrap();
+    let (status, _, body) = get(&s, &recording_path(AC1, &r.sid, ".wav"), Some(&auth));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_twilio_error(&body, 20404, 404);
+}
+
+#[test]
+fn recordings_need_auth_and_stay_in_their_account() {
+    let (s, _dir) = state_with_recordings();
+    let mine = add_recording(&s, AC1, 1, 10, &wav_bytes(1));
+    let theirs = add_recording(&s, AC2, 2, 10, &wav_bytes(2));
+    let paths = [
+        recordings_path(AC1),
+        recording_path(AC1, &mine.sid, ".json"),
+        recording_path(AC1, &mine.sid, ".wav"),
+        recording_path(AC1, &mine.sid, ""),
+        format!(
+            "/2010-04-01/Accounts/{AC1}/Calls/{}/Recordings.json",
+            sid(1)
+        ),
+    ];
+    for path in &paths {
+        for auth in [None, Some(basic(AC1, "wrong")), Some(basic(AC2, TOKEN1))] {
+            let (status, headers, body) = send_bytes(&s, Method::GET, path, auth.as_deref(), "");
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {auth:?}");
+            assert_eq!(headers["content-type"], "application/json");
+            assert_twilio_error(std::str::from_utf8(&body).unwrap(), 20003, 401);
+        }
+        let (status, _, _) = send(&s, Method::DELETE, path, None, "");
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // The API key authenticates its account.
+    let (status, _, _) = get(&s, &recordings_path(AC1), Some(&basic(SK1, "key-secret")));
+    assert_eq!(status, StatusCode::OK);
+
+    let auth = basic(AC1, TOKEN1);
+    // Another account's recording, through our path or theirs: 404, and it stays.
+    for path in [
+        recording_path(AC1, &theirs.sid, ".json"),
+        recording_path(AC1, &theirs.sid, ".wav"),
+        recording_path(AC2, &theirs.sid, ".json"),
+        recording_path(AC2, &theirs.sid, ".wav"),
+        recordings_path(AC2),
+    ] {
+        let (status, _, body) = get(&s, &path, Some(&auth));
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_twilio_error(&body, 20404, 404);
+        // DELETE takes only the JSON resource; elsewhere it is 405 before any lookup,
+        // except under an account that is not ours, which is 404 before anything.
+        let (status, _, _) = send(&s, Method::DELETE, &path, Some(&auth), "");
+        let expected =
+            if path.contains(AC2) || path.ends_with(&format!("/Recordings/{}.json", theirs.sid)) {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::METHOD_NOT_ALLOWED
+            };
+        assert_eq!(status, expected, "DELETE {path}");
+    }
+    assert!(theirs.path.exists());
+    let (_, _, body) = get(&s, &recordings_path(AC1), Some(&auth));
+    assert_eq!(json(&body)["recordings"].as_array().unwrap().len(), 1);
+    // Unknown or malformed sids.
+    for path in [
+        recording_path(AC1, "RE00000000000000000000000000000000", ".json"),
+        recording_path(AC1, "nonsense", ".json"),
+        recording_path(AC1, "", ".json"),
+        format!("/2010-04-01/Accounts/{AC1}/Recordings"),
+        format!(
+            "/2010-04-01/Accounts/{AC1}/Recordings/{}/Transcriptions.json",
+            mine.sid
+        ),
+    ] {
+        let (status, _, _) = get(&s, &path, Some(&auth));
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[test]
+fn recording_methods() {
+    let (s, _dir) = state_with_recordings();
+    let r = add_recording(&s, AC1, 1, 10, b"RIFF");
+    let auth = basic(AC1, TOKEN1);
+    let cases = [
+        (Method::POST, recordings_path(AC1), "GET, HEAD"),
+        (
+            Method::POST,
+            format!(
+                "/2010-04-01/Accounts/{AC1}/Calls/{}/Recordings.json",
+                sid(1)
+            ),
+            "GET, HEAD",
+        ),
+        (Method::DELETE, recordings_path(AC1), "GET, HEAD"),
+        (
+            Method::POST,
+            recording_path(AC1, &r.sid, ".json"),
+            "GET, HEAD, DELETE",
+        ),
+        (
+            Method::PUT,
+            recording_path(AC1, &r.sid, ".json"),
+            "GET, HEAD, DELETE",
+        ),
+        (
+            Method::DELETE,
+            recording_path(AC1, &r.sid, ".wav"),
+            "GET, HEAD",
+        ),
+    ];
+    for (method, path, allow) in cases {
+        let (status, headers, body) = send(&s, method.clone(), &path, Some(&auth), "");
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(headers["allow"], allow, "{method} {path}");
+        assert_twilio_error(&body, 20004, 405);
+    }
+    let (status, headers, _) = send_bytes(
+        &s,
+        Method::HEAD,
+        &recording_path(AC1, &r.sid, ".wav"),
+        Some(&auth),
+        "",
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "audio/x-wav");
+    assert!(r.path.exists(), "nothing was deleted");
+}
+
+#[test]
+fn delete_recording() {
+    let (s, dir) = state_with_recordings();
+    let r = add_recording(&s, AC1, 1, 10, b"RIFF");
+    let keep = add_recording(&s, AC1, 1, 20, b"RIFF");
+    let auth = basic(AC1, TOKEN1);
+    let path = recording_path(AC1, &r.sid, ".json");
+    let (status, headers, body) = send(&s, Method::DELETE, &path, Some(&auth), "");
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(body.is_empty(), "{body}");
+    assert!(headers.get("content-type").is_none());
+    assert!(!r.path.exists());
+    assert!(!dir.0.join(format!("{}.json", r.sid)).exists());
+    for p in [path.clone(), recording_path(AC1, &r.sid, ".wav")] {
+        let (status, _, _) = get(&s, &p, Some(&auth));
+        assert_eq!(status, StatusCode::NOT_FOUND, "{p}");
+    }
+    let (status, _, _) = send(&s, Method::DELETE, &path, Some(&auth), "");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Through the call's path too; the other recording stays, also after a restart.
+    let (status, _, _) = send(
+        &s,
+        Method::DELETE,
+        &format!(
+            "/2010-04-01/Accounts/{AC1}/Calls/{}/Recordings/{}.json",
+            sid(2),
+            keep.sid
+        ),
+        Some(&auth),
+        "",
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND, "not that call's recording");
+    let reopened = Recordings::open(&dir.0).unwrap();
+    assert_eq!(reopened.list(AC1, None), [keep]);
 }

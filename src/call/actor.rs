@@ -48,6 +48,9 @@ pub enum Ev {
     Dial(usize, LegEv),
     /// REST asked for something.
     Command(CallCommand),
+    /// The media plane reported on a leg's endpoint (a digit, a prompt or a recording
+    /// that ended), or a SIP INFO carried a digit (`application/dtmf-relay`).
+    Media(LegRef, crate::media::EventKind),
 }
 
 /// Progress of a leg we dialled.
@@ -109,6 +112,10 @@ pub struct Call {
     pub rejected: Option<crate::instructions::RejectReason>,
     /// The last `<Dial>`'s `DialCallStatus`, for the final answer to an unanswered caller.
     pub last_dial: Option<&'static str>,
+    /// The key that puts all of this call's endpoints on one relay thread.
+    pub media_group: u64,
+    pub media_tx: crate::media::EventSink,
+    media_rx: mpsc::UnboundedReceiver<crate::media::MediaEvent>,
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -126,6 +133,7 @@ impl Call {
         auth_token: String,
         app: AppSource,
     ) -> Call {
+        let (media_tx, media_rx) = mpsc::unbounded_channel();
         Call {
             layer: TransactionLayer::new(svc.timers),
             svc,
@@ -145,6 +153,9 @@ impl Call {
             callback_seq: 0,
             rejected: None,
             last_dial: None,
+            media_group: crate::ids::random_u64(),
+            media_tx,
+            media_rx,
         }
     }
 
@@ -216,6 +227,12 @@ impl Call {
                         self.receive(input);
                     }
                 }
+                ev = self.media_rx.recv() => {
+                    // We hold a sender ourselves, so this channel never closes either.
+                    if let Some(ev) = ev {
+                        self.on_media(ev);
+                    }
+                }
                 cmd = self.commands.recv(), if !self.commands.is_closed() => {
                     if let Some(cmd) = cmd {
                         self.events.push_back(Ev::Command(cmd));
@@ -266,6 +283,17 @@ impl Call {
                     && main.owns_request(&request)
                 {
                     main.unacked_2xx = None;
+                }
+                // The answer to an offer we put in a 2xx (a late-offer INVITE or re-INVITE).
+                if request.body_len() > 0
+                    && let Some(media) = self
+                        .leg_of_request(&request)
+                        .and_then(|r| self.leg_mut(r))
+                        .and_then(|l| l.media.as_mut())
+                    && media.awaiting_answer
+                    && let Err(e) = media.read_answer(&request.body())
+                {
+                    tracing::info!(why = e.class(), "SDP answer in an ACK unusable");
                 }
             }
             TuEvent::Response { key, response } => self.on_response(key, response),
@@ -338,6 +366,16 @@ impl Call {
                     LegRef::Dial(i) => self.events.push_back(Ev::Dial(i, LegEv::Failed(487))),
                 }
             }
+            Method::Invite | Method::Update => self.answer_reoffer(key, &request, r),
+            Method::Info if self.bridge.is_none() => {
+                // Not bridged: a digit for us (Gather), not for another leg.
+                let digit = crate::media::dtmf::parse_dtmf_relay(&request.body()).ok();
+                self.answer_simple(key, &request, 200);
+                if let Some(d) = digit {
+                    self.events
+                        .push_back(Ev::Media(r, crate::media::EventKind::Digit(d.digit)));
+                }
+            }
             _ => {
                 let other = match (r, self.bridge) {
                     (LegRef::Main, Some(b)) => Some(LegRef::Dial(b)),
@@ -348,10 +386,6 @@ impl Call {
                 match other {
                     Some(to) if self.leg(to).is_some_and(live) && self.leg(r).is_some_and(live) => {
                         self.forward(key, request, r, to)
-                    }
-                    // Nothing to renegotiate with: no media plane of our own yet.
-                    _ if matches!(method, Method::Invite | Method::Update) => {
-                        self.answer_simple(key, &request, 488)
                     }
                     _ => self.answer_simple(key, &request, 200),
                 }
@@ -393,6 +427,37 @@ impl Call {
             },
         );
         self.send_request(out, peer);
+    }
+
+    /// A re-INVITE or UPDATE from a leg (hold, resume, a new address): the media is
+    /// anchored at the relay, so we answer it ourselves and repoint that leg's endpoint;
+    /// the other leg needs to know nothing. Without a body we offer, and the answer comes
+    /// in the ACK (RFC 3264 §4). An offer we cannot carry gets 488 and changes nothing.
+    fn answer_reoffer(&mut self, key: TransactionKey, request: &SipMessage, r: LegRef) {
+        let body = request.body();
+        let Some(media) = self.leg_mut(r).and_then(|l| l.media.as_mut()) else {
+            return self.answer_simple(key, request, 488);
+        };
+        let sdp = if body.is_empty() {
+            Ok(media.offer(crate::sip::sdp::Direction::SendRecv).1)
+        } else {
+            media.answer_offer(&body)
+        };
+        let sdp = match sdp {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::info!(call = %self.info.sid, why = e.class(), "re-offer refused");
+                return self.answer_simple(key, request, 488);
+            }
+        };
+        let transport = self.leg(r).map_or(Transport::Udp, |l| l.peer.transport);
+        let resp = ResponseBuilder::new(request, 200)
+            .header("Server", self.svc.server_name.to_string())
+            .header("Contact", self.svc.local.contact(transport))
+            .header("Allow", crate::engine::ALLOW)
+            .body(super::media::SDP, sdp)
+            .build();
+        self.respond(key, resp);
     }
 
     fn answer_simple(&mut self, key: TransactionKey, request: &SipMessage, code: u16) {
@@ -550,6 +615,11 @@ impl Call {
                 self.leg_failed(r, code);
             }
         }
+    }
+
+    /// Queues a call-level event for whatever runs.
+    pub fn push_event(&mut self, ev: Ev) {
+        self.events.push_back(ev);
     }
 
     fn push_leg(&mut self, r: LegRef, ev: LegEv) {

@@ -10,8 +10,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::actor::{Call, Ev, LegEv, LegRef, Stop, now};
 use super::leg::{self, Credentials, InviteSpec, Leg, LegState, Role};
 use super::service::unix_ms;
@@ -238,10 +236,18 @@ impl Call {
         &mut self,
         t: Target,
         from: &str,
-        body: Option<(String, Bytes)>,
         max_forwards: u8,
         child_of: Option<&str>,
     ) -> Option<usize> {
+        // Every leg gets its own relay endpoint and is offered its port.
+        let mut media = match self.open_media() {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(call = %self.info.sid, error = %e, "no media endpoint for a new leg");
+                return None;
+            }
+        };
+        let body = Some(media.offer(crate::sip::sdp::Direction::SendRecv));
         let call_id = format!(
             "{:016x}{:016x}",
             crate::ids::random_u64(),
@@ -320,6 +326,7 @@ impl Call {
             cancel_wanted: false,
             answer: None,
             client: t.client,
+            media: Some(media),
         };
         let peer = leg.peer;
         let idx = self.legs.len();
@@ -395,26 +402,27 @@ impl Call {
         }
         let caller_from = self.info.from.clone();
         let from = d.caller_id.clone().unwrap_or(caller_from);
-        // The callee gets the caller's offer while the caller's INVITE is unanswered (the
-        // answer then goes straight back); once the caller's leg is answered, an offer of
-        // our own, and the callee's answer reaches the caller in a re-INVITE.
-        let (body, max_forwards) = match &self.main {
-            Some(m) if m.role == Role::Uas => {
-                let mf = m.invite.max_forwards().ok().flatten().unwrap_or(70);
-                let body = match m.is_pending() {
-                    true => leg::body_of(&m.invite),
-                    false => Some(leg::placeholder_offer(&self.svc.local)),
-                };
-                (body, mf.saturating_sub(1))
-            }
-            _ => (Some(leg::placeholder_offer(&self.svc.local)), 70),
+        // Max-Forwards goes on across the B2BUA so that a loop through it still ends.
+        let max_forwards = match &self.main {
+            Some(m) if m.role == Role::Uas => m
+                .invite
+                .max_forwards()
+                .ok()
+                .flatten()
+                .unwrap_or(70)
+                .saturating_sub(1),
+            _ => 70,
         };
         let parent = self.info.sid.clone();
         let first = self.legs.len();
         for t in targets {
-            self.start_leg(t, &from, body.clone(), max_forwards, Some(&parent));
+            self.start_leg(t, &from, max_forwards, Some(&parent));
         }
         let ours: Vec<usize> = (first..self.legs.len()).collect();
+        if ours.is_empty() {
+            // No leg could be started (no RTP ports, no Call-ID): nothing rings.
+            return Ok(self.dial_result("failed", None));
+        }
         let deadline = now() + Duration::from_secs(u64::from(d.timeout.max(1)));
         let mut codes = Vec::new();
         let winner = loop {
@@ -442,7 +450,7 @@ impl Call {
                     }
                     LegEv::HungUp => {}
                 },
-                Some(Ev::Dial(..) | Ev::Main(_)) => {}
+                Some(Ev::Dial(..) | Ev::Main(_) | Ev::Media(..)) => {}
                 Some(Ev::MainGone) => {
                     self.cancel_all(&ours, None);
                     let r = self.dial_result("canceled", None);
@@ -468,6 +476,7 @@ impl Call {
             let pending = self.legs[i].is_pending();
             let answered = self.legs[i].state == LegState::Answered;
             self.cancel_leg(LegRef::Dial(i));
+            self.legs[i].media = None;
             if pending {
                 self.legs[i].state = LegState::Ended;
                 self.legs[i].final_code.get_or_insert(487);
@@ -507,17 +516,31 @@ impl Call {
                 .presence
                 .set_busy(k, true, crate::engine::unix_now());
         }
+        // The callee's answer points the relay at it; the caller gets our answer to its own
+        // offer, and the relay joins the two legs' endpoints.
         let answer = self.legs[w].answer.clone();
-        let main_pending = self
-            .main
-            .as_ref()
-            .is_some_and(|m| m.role == Role::Uas && m.is_pending());
-        if main_pending {
-            self.answer_main(200, "", answer);
-        } else if let Some(sdp) = answer {
-            // The caller was answered already (a Pause, a REST call): offer it the callee's
-            // media in a re-INVITE.
-            self.reinvite_main(sdp);
+        let read = match (answer, self.legs[w].media.as_mut()) {
+            (Some((_, body)), Some(m)) => m.read_answer(&body).map_err(|e| e.class()),
+            _ => Err("no_sdp_answer"),
+        };
+        if let Err(why) = read {
+            tracing::info!(call = %self.info.sid, why, "callee's SDP answer unusable; ending its leg");
+            self.send_bye(LegRef::Dial(w));
+            self.legs[w].media = None;
+            if let Some(k) = &client {
+                self.svc
+                    .presence
+                    .set_busy(k, false, crate::engine::unix_now());
+            }
+            self.finish_child(w, CallStatus::Failed);
+            return Ok(self.dial_result("failed", None));
+        }
+        self.answer_now();
+        if let (Some(a), Some(b)) = (
+            self.main.as_ref().and_then(|m| m.media.as_ref()),
+            self.legs[w].media.as_ref(),
+        ) {
+            self.svc.media.bridge(a.endpoint.id(), b.endpoint.id());
         }
         self.mark_answered();
         let answered_ms = unix_ms();
@@ -535,6 +558,13 @@ impl Call {
                     break None;
                 }
                 Some(Ev::Dial(i, LegEv::HungUp | LegEv::Failed(_))) if i == w => break None,
+                // `hangupOnStar`: the caller leaves the callee and goes on with the next verb.
+                Some(Ev::Media(LegRef::Main, crate::media::EventKind::Digit('*')))
+                    if d.hangup_on_star =>
+                {
+                    self.send_bye(LegRef::Dial(w));
+                    break None;
+                }
                 Some(Ev::MainGone) => {
                     self.send_bye(LegRef::Dial(w));
                     break Some(Stop::MainGone);
@@ -547,6 +577,9 @@ impl Call {
             }
         };
         self.bridge = None;
+        // The callee's endpoint closes (its ports go back to the pool); the caller's stays
+        // for what the instructions do next.
+        self.legs[w].media = None;
         if let Some(k) = &client {
             self.svc
                 .presence

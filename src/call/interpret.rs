@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::actor::{Call, Ev, LegEv, LegRef, Stop, now};
 use super::dial::{Callee, DialResult, failure_status};
-use super::leg::{self, Role};
+use super::leg::Role;
 use super::service::unix_ms;
 use super::{CallCommand, CallStatus, OriginateRequest};
 use crate::instructions::{self, Document, RejectReason, Verb};
@@ -41,6 +41,8 @@ pub enum Finish {
     AppError,
     /// REST `Status=canceled` before the answer.
     Canceled,
+    /// The caller's INVITE was refused for its media (488, or 503 without ports).
+    MediaRefused(u16),
 }
 
 impl Call {
@@ -49,6 +51,13 @@ impl Call {
         if self.main.is_none() {
             self.leave_router();
             return;
+        }
+        // The caller's offer is answered (or refused) before anything runs: an offer we
+        // cannot carry gets 488 and no ports are held for it.
+        if let Err((code, why)) = self.open_main_media() {
+            tracing::info!(call = %self.info.sid, code, why, "refusing the call's media");
+            self.answer_main(code, "", None);
+            return self.finish(Finish::MediaRefused(code)).await;
         }
         let first = self.initial_next();
         let finish = self.execute(first).await;
@@ -70,8 +79,7 @@ impl Call {
         let Some(target) = targets.into_iter().next() else {
             return self.end_unanswered(CallStatus::Failed, None).await;
         };
-        let offer = leg::placeholder_offer(&self.svc.local);
-        let Some(idx) = self.start_leg(target, &req.from, Some(offer), 70, None) else {
+        let Some(idx) = self.start_leg(target, &req.from, 70, None) else {
             return self.end_unanswered(CallStatus::Failed, None).await;
         };
         // The leg becomes the call's main leg.
@@ -90,7 +98,21 @@ impl Call {
                     return self.end_unanswered(CallStatus::NoAnswer, Some(487)).await;
                 }
                 Some(Ev::Main(LegEv::Ringing(_))) => self.status_event("ringing"),
-                Some(Ev::Main(LegEv::Answered)) => break,
+                Some(Ev::Main(LegEv::Answered)) => {
+                    let answer = self.main.as_ref().and_then(|m| m.answer.clone());
+                    let read = match (answer, self.main.as_mut().and_then(|m| m.media.as_mut())) {
+                        (Some((_, body)), Some(media)) => {
+                            media.read_answer(&body).map_err(|e| e.class())
+                        }
+                        _ => Err("no_sdp_answer"),
+                    };
+                    if let Err(why) = read {
+                        tracing::info!(call = %self.info.sid, why, "callee's SDP answer unusable");
+                        self.send_bye(LegRef::Main);
+                        return self.end_unanswered(CallStatus::Failed, Some(488)).await;
+                    }
+                    break;
+                }
                 Some(Ev::Main(LegEv::Failed(code))) => {
                     let status = match failure_status(&[code]) {
                         "busy" => CallStatus::Busy,
@@ -350,9 +372,10 @@ impl Call {
         });
     }
 
-    /// Answers the caller's INVITE if it is still pending, with an inactive SDP answer
-    /// until the media plane gives it a real one.
-    fn answer_now(&mut self) {
+    /// Answers the caller's INVITE if it is still pending, with our SDP answer (the relay's
+    /// address and port), or our offer when the INVITE had none (the answer then comes in
+    /// the ACK, RFC 3264 §4).
+    pub(super) fn answer_now(&mut self) {
         let pending = self
             .main
             .as_ref()
@@ -362,9 +385,12 @@ impl Call {
         }
         let body = self
             .main
-            .as_ref()
-            .filter(|m| m.invite.body_len() > 0)
-            .map(|m| leg::inactive_answer(&m.invite.body(), &self.svc.local));
+            .as_mut()
+            .and_then(|m| m.media.as_mut())
+            .map(|media| match &media.answer {
+                Some(a) => (super::media::SDP.to_string(), a.clone()),
+                None => media.offer(crate::sip::sdp::Direction::SendRecv),
+            });
         self.answer_main(200, "", body);
         self.mark_answered();
     }
@@ -462,6 +488,7 @@ impl Call {
             Finish::Reject(RejectReason::Busy) => (486, "Busy Here", CallStatus::Busy),
             Finish::Reject(RejectReason::Rejected) => (603, "Decline", CallStatus::NoAnswer),
             Finish::AppError => (500, "Application Error", CallStatus::Failed),
+            Finish::MediaRefused(code) => (code, "", CallStatus::Failed),
             Finish::Canceled => (487, "", CallStatus::Canceled),
             Finish::MainGone => (487, "", CallStatus::Canceled),
             Finish::Hangup => match self.rejected.map(Finish::Reject).unwrap_or(Finish::Hangup) {
@@ -481,6 +508,14 @@ impl Call {
 
     /// Records the end, reports it, lets the last transactions finish, and leaves.
     async fn close(mut self, status: CallStatus) {
+        // Every endpoint closes now, not when the task ends after its linger: the ports
+        // go back to the pool as the call ends.
+        if let Some(m) = self.main.as_mut() {
+            m.media = None;
+        }
+        for l in &mut self.legs {
+            l.media = None;
+        }
         let ended = unix_ms();
         let code = self.main.as_ref().and_then(|m| m.final_code);
         self.info.status = status;

@@ -122,6 +122,8 @@ pub struct Leg {
     pub answer: Option<(String, Bytes)>,
     /// UAC: a client identity dialled: it shows busy while answered.
     pub client: Option<AorKey>,
+    /// The leg's relay endpoint and SDP session; dropped (ports freed) when the leg ends.
+    pub media: Option<super::media::LegMedia>,
 }
 
 /// A 2xx waiting for its ACK.
@@ -155,6 +157,7 @@ impl Leg {
             cancel_wanted: false,
             answer: None,
             client: None,
+            media: None,
         }
     }
 

@@ -78,6 +78,10 @@ pub struct CallService {
     pub local: Local,
     pub sender: SipSender,
     pub limits: instructions::Limits,
+    /// The media plane every call's audio crosses.
+    pub media: Arc<crate::media::MediaEngine>,
+    /// The address our SDP advertises.
+    pub media_ip: std::net::IpAddr,
 }
 
 impl std::fmt::Debug for CallService {
@@ -118,6 +122,8 @@ impl CallService {
         server_name: Arc<str>,
         local: Local,
         sender: SipSender,
+        media: Arc<crate::media::MediaEngine>,
+        media_ip: std::net::IpAddr,
     ) -> CallService {
         let cfg = live.current();
         let plan = Arc::new(DialPlan::new(&cfg));
@@ -135,6 +141,8 @@ impl CallService {
             local,
             sender,
             limits: instructions::Limits::default(),
+            media,
+            media_ip,
         }
     }
 

@@ -30,6 +30,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub registrar: RegistrarConfig,
     pub calls: CallsConfig,
+    pub media: MediaConfig,
 }
 
 /// `[server]`: where the switch listens and how it presents itself.
@@ -441,6 +442,38 @@ impl Default for CallsConfig {
             cdr_file: None,
             keep_finished: 10_000,
             max_concurrent: 10_000,
+        }
+    }
+}
+
+/// `[media]`: the media plane (relay, player, recorder).
+///
+/// Read once at start, like `[calls]`: the relay threads and the recordings directory are
+/// set up before the first call.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Relay threads; 0 means one per core.
+    pub threads: usize,
+    /// A call whose relay has received no RTP on any leg for this long is ended.
+    pub timeout_secs: u64,
+    /// Where `Record` writes its WAV files (created if missing). Relative paths are
+    /// relative to the working directory.
+    pub recordings_dir: PathBuf,
+    /// Largest audio file `Play` fetches or reads, in bytes.
+    pub max_play_bytes: usize,
+    /// Decoded prompts kept in memory for reuse, in bytes of 8 kHz PCM.
+    pub play_cache_bytes: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            threads: 0,
+            timeout_secs: 60,
+            recordings_dir: PathBuf::from("recordings"),
+            max_play_bytes: 16 << 20,
+            play_cache_bytes: 64 << 20,
         }
     }
 }

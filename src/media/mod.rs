@@ -21,8 +21,24 @@
 //! with latching and strict source, the player, the recorder and the command API that
 //! `call/` drives.
 
+pub mod command;
 pub mod dtmf;
+pub mod endpoint;
+pub mod engine;
 pub mod g711;
+pub mod latch;
+pub mod mmsg;
+pub mod player;
 pub mod ports;
+pub mod prompts;
+pub mod recorder;
+pub mod relay;
 pub mod rtp;
+pub mod silence;
 pub mod wav;
+
+pub use command::{
+    Carried, EndpointId, EventKind, EventSink, MediaEvent, PayloadTypes, PlayItem, RecordEnd,
+    RecordSpec, StreamParams,
+};
+pub use engine::{Endpoint, MediaEngine, MediaStats, OpenError};

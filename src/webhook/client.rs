@@ -10,8 +10,9 @@
 //! - any final status outside 2xx is an error: 11200, or for a 3xx left unfollowed (no
 //!   usable `Location`, or one the HTTP stack will not follow, such as `file:`) 11216, or
 //!   11210 when its `Location` is a target the SSRF rules refuse;
-//! - every request carries `X-Twilio-Signature` (key: the account's auth token) and
-//!   `User-Agent: Switchboard/<version>`.
+//! - every webhook request carries `X-Twilio-Signature` (key: the account's auth token),
+//!   and every request `User-Agent: Switchboard/<version>` (`get_media`, for `<Play>`
+//!   audio, is the unsigned one).
 //!
 //! The URL signed is the one given, minus any `#fragment` (never sent; Twilio uses it for
 //! connection overrides), exactly as written, as Twilio signs the URL "as configured".
@@ -147,7 +148,7 @@ impl WebhookClient {
             .header(sign::HEADER, signature_header(auth_token, url, params))
             .header(CONTENT_TYPE, FORM)
             .body(body);
-        self.send(request).await
+        self.send(request, self.max_body).await
     }
 
     /// GET `url` with `params` appended to its query, signed over that full URL (no body
@@ -164,7 +165,15 @@ impl WebhookClient {
             .http
             .get(target)
             .header(sign::HEADER, signature_header(auth_token, &full, &[]));
-        self.send(request).await
+        self.send(request, self.max_body).await
+    }
+
+    /// GET `url` unsigned, reading at most `max_body` bytes: audio for `<Play>`, a file on
+    /// a media server rather than a webhook, and often far larger than a document. The same
+    /// SSRF rules, timeouts and redirect limit apply.
+    pub async fn get_media(&self, url: &str, max_body: usize) -> Result<Response, WebhookError> {
+        let target = self.target(without_fragment(url))?;
+        self.send(self.http.get(target), max_body).await
     }
 
     /// Parse and SSRF-check the first URL (redirect hops are checked by the policy).
@@ -194,7 +203,11 @@ impl WebhookClient {
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Response, WebhookError> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        max_body: usize,
+    ) -> Result<Response, WebhookError> {
         let mut resp = request.send().await.map_err(WebhookError::from_reqwest)?;
         let status = resp.status();
         if status.is_redirection() {
@@ -211,18 +224,13 @@ impl WebhookClient {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let url = resp.url().to_string();
-        let too_large = WebhookError::BodyTooLarge {
-            limit: self.max_body,
-        };
-        if resp
-            .content_length()
-            .is_some_and(|n| n > self.max_body as u64)
-        {
+        let too_large = WebhookError::BodyTooLarge { limit: max_body };
+        if resp.content_length().is_some_and(|n| n > max_body as u64) {
             return Err(too_large);
         }
         let mut body = BytesMut::new();
         while let Some(chunk) = resp.chunk().await.map_err(WebhookError::from_reqwest)? {
-            if body.len() + chunk.len() > self.max_body {
+            if body.len() + chunk.len() > max_body {
                 return Err(too_large);
             }
             body.extend_from_slice(&chunk);

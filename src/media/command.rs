@@ -1,0 +1,177 @@
+//! What `call/` tells the media plane, and what the media plane tells it back.
+//!
+//! The media plane never sees SIP types (DESIGN.md, "Layers"): the call layer turns each
+//! leg's negotiated SDP into a [`StreamParams`] and drives the relay with [`Command`]s
+//! through a [`super::MediaEngine`]; the relay answers with [`MediaEvent`]s on the channel
+//! given when the endpoint was opened.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::g711::G711Law;
+use super::recorder::Recorder;
+
+/// One endpoint of the relay: a pair of UDP ports (RTP even, RTCP odd) facing one leg.
+/// The thread that owns it is encoded in the id so commands go straight there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointId(pub u64);
+
+impl EndpointId {
+    pub(crate) fn new(thread: usize, serial: u64) -> Self {
+        EndpointId((serial << 8) | (thread as u64 & 0xff))
+    }
+
+    pub(crate) fn thread(self) -> usize {
+        (self.0 & 0xff) as usize
+    }
+}
+
+/// Payload type numbers one side uses for what the relay carries (RFC 3551 static 0/8 or
+/// whatever the SDP mapped them to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PayloadTypes {
+    pub pcmu: Option<u8>,
+    pub pcma: Option<u8>,
+    pub telephone_event: Option<u8>,
+}
+
+impl PayloadTypes {
+    /// The number for `law`, if this side has one.
+    pub const fn of(&self, law: G711Law) -> Option<u8> {
+        match law {
+            G711Law::Pcmu => self.pcmu,
+            G711Law::Pcma => self.pcma,
+        }
+    }
+
+    /// What an incoming payload type carries.
+    pub fn classify(&self, pt: u8) -> Option<Carried> {
+        if self.pcmu == Some(pt) {
+            Some(Carried::Audio(G711Law::Pcmu))
+        } else if self.pcma == Some(pt) {
+            Some(Carried::Audio(G711Law::Pcma))
+        } else if self.telephone_event == Some(pt) {
+            Some(Carried::TelephoneEvent)
+        } else {
+            None
+        }
+    }
+}
+
+/// What a payload type carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carried {
+    Audio(G711Law),
+    TelephoneEvent,
+}
+
+/// One leg's negotiated stream, as the relay needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamParams {
+    /// Where the SDP says the leg receives RTP, and RTCP. A latched source address
+    /// overrides these (symmetric RTP), see [`super::latch`].
+    pub remote_rtp: SocketAddr,
+    pub remote_rtcp: SocketAddr,
+    /// The law this leg was answered with: what the player and the recorder use, and what
+    /// the relay transcodes to when the other leg sends the other law.
+    pub law: G711Law,
+    /// Numbers to write on what we send to this leg.
+    pub send: PayloadTypes,
+    /// Numbers this leg writes on what it sends to us.
+    pub receive: PayloadTypes,
+    /// The direction attributes: we may send to this leg / it may send to us (hold).
+    pub sending: bool,
+    pub receiving: bool,
+}
+
+impl StreamParams {
+    /// The payload type of our audio towards this leg.
+    pub fn audio_pt(&self) -> u8 {
+        self.send.of(self.law).unwrap_or(match self.law {
+            G711Law::Pcmu => 0,
+            G711Law::Pcma => 8,
+        })
+    }
+}
+
+/// One thing a player plays, in order.
+#[derive(Debug, Clone)]
+pub enum PlayItem {
+    /// 8 kHz 16-bit PCM (decoded once, shared by every call that plays it).
+    Audio(Arc<[i16]>),
+    /// Silence of this length (`<Pause>`, the `w` of `digits`).
+    Silence(Duration),
+    /// DTMF digits sent as RFC 4733 events (`0-9 * # A-D`; `w` waits 0.5 s).
+    Digits(String),
+}
+
+/// `<Record>` on an endpoint: what it hears is written by `recorder`.
+#[derive(Debug)]
+pub struct RecordSpec {
+    pub recorder: Recorder,
+    /// `maxLength`.
+    pub max_length: Duration,
+    /// `timeout`: this much silence ends the recording (zero: never).
+    pub silence_timeout: Duration,
+    /// `finishOnKey`: any of these digits ends it.
+    pub finish_on_key: String,
+}
+
+/// Commands for one relay thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Open(Box<super::relay::Opened>),
+    Configure(EndpointId, StreamParams),
+    Bridge(EndpointId, EndpointId),
+    Unbridge(EndpointId),
+    Play {
+        id: EndpointId,
+        items: Vec<PlayItem>,
+        /// 0 = until stopped.
+        loops: u32,
+    },
+    StopPlay(EndpointId),
+    Record(EndpointId, Box<RecordSpec>),
+    StopRecord(EndpointId),
+    Close(EndpointId),
+    Shutdown,
+}
+
+/// Something the relay tells the call that owns an endpoint.
+#[derive(Debug)]
+pub struct MediaEvent {
+    pub endpoint: EndpointId,
+    pub kind: EventKind,
+}
+
+/// Why a recording ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordEnd {
+    MaxLength,
+    Silence,
+    /// A `finishOnKey` digit (kept out of the recording).
+    Key(char),
+    /// The call layer stopped it (hangup, or the call moved on).
+    Stopped,
+}
+
+#[derive(Debug)]
+pub enum EventKind {
+    /// A DTMF digit received as RFC 4733 telephone-events (once per key press).
+    Digit(char),
+    /// The player ran out of items (not sent when stopped).
+    PlayDone,
+    /// The recording ended; the file is finished (or removed when nothing was heard).
+    RecordDone {
+        end: RecordEnd,
+        result: std::io::Result<super::recorder::Finished>,
+        /// Whether any voice was heard (Twilio drops recordings with none).
+        heard_voice: bool,
+    },
+    /// No RTP or RTCP arrived on any endpoint of this call for the configured time.
+    MediaTimeout,
+}
+
+/// Where an endpoint's events go: the owning call's inbox.
+pub type EventSink = tokio::sync::mpsc::UnboundedSender<MediaEvent>;

@@ -1,0 +1,737 @@
+//! A relay thread: polls its endpoints' sockets, forwards RTP and RTCP between bridged
+//! endpoints, paces players, feeds recorders, reports digits and media timeouts.
+//!
+//! The hot path (a readable RTP socket) takes a batch with `recvmmsg`, checks each packet's
+//! source against the latch, rewrites its header in place for the other leg's stream
+//! (and transcodes the payload in place when the laws differ), and sends the batch with
+//! `sendmmsg` straight out of the receive buffers. Nothing on that path allocates: the
+//! buffers, the poll events and the per-endpoint state all exist before the first packet.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::command::{
+    Carried, Command, EndpointId, EventKind, EventSink, MediaEvent, RecordEnd, StreamParams,
+};
+use super::dtmf::TelephoneEvent;
+use super::endpoint::{Endpoint, PLAYER_SOURCE, PLAYER_SSRC, Recording, forward_map};
+use super::g711;
+use super::latch::{Latch, Verdict};
+use super::mmsg::{RecvBatch, SendBatch};
+use super::player::{FRAME_SAMPLES, Frame, Player};
+use super::ports::PortLease;
+use super::rtp::{
+    PacketKind, PayloadAction, PayloadMap, RtpPacket, SourceId, StreamRewriter, classify_rfc5761,
+    rewrite_rtcp_ssrcs_rfc3550,
+};
+use super::silence::SilenceDetector;
+
+pub const WAKER: Token = Token(usize::MAX);
+
+/// The player's pacing.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Media timeouts and recording limits are checked this often.
+const HOUSEKEEPING: Duration = Duration::from_millis(250);
+
+/// A player that fell this far behind (a stalled thread) restarts its pacing instead of
+/// bursting to catch up.
+const MAX_LAG: Duration = Duration::from_millis(100);
+
+/// An endpoint handed to a thread.
+#[derive(Debug)]
+pub struct Opened {
+    pub id: EndpointId,
+    pub rtp: std::net::UdpSocket,
+    pub rtcp: std::net::UdpSocket,
+    pub lease: PortLease,
+    pub sink: EventSink,
+    pub group: u64,
+    /// RFC 3550 §5.1: SSRC, first sequence number and timestamp of our stream to the leg.
+    pub ssrc: u32,
+    pub seq: u16,
+    pub ts: u32,
+}
+
+/// Counters one thread keeps (Relaxed: they are statistics, read by /metrics).
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    pub relayed: AtomicU64,
+    pub foreign: AtomicU64,
+    pub malformed: AtomicU64,
+    pub unroutable: AtomicU64,
+    pub played: AtomicU64,
+    pub rtcp_relayed: AtomicU64,
+    pub endpoints: AtomicU64,
+}
+
+pub struct RelayThread {
+    poll: Poll,
+    commands: Receiver<Command>,
+    slots: Vec<Option<Endpoint>>,
+    free: Vec<usize>,
+    by_id: HashMap<EndpointId, usize>,
+    playing: Vec<usize>,
+    recv: RecvBatch,
+    send: SendBatch,
+    pcm: Box<[i16; 2048]>,
+    group_rx: HashMap<u64, Instant>,
+    timeout: Duration,
+    next_housekeeping: Instant,
+    stats: Arc<RelayStats>,
+}
+
+impl RelayThread {
+    pub(crate) fn new(
+        poll: Poll,
+        commands: Receiver<Command>,
+        timeout: Duration,
+        stats: Arc<RelayStats>,
+    ) -> Self {
+        RelayThread {
+            poll,
+            commands,
+            slots: Vec::with_capacity(1024),
+            free: Vec::with_capacity(1024),
+            by_id: HashMap::with_capacity(1024),
+            playing: Vec::with_capacity(256),
+            recv: RecvBatch::new(),
+            send: SendBatch::new(),
+            pcm: Box::new([0; 2048]),
+            group_rx: HashMap::with_capacity(1024),
+            timeout,
+            next_housekeeping: Instant::now() + HOUSEKEEPING,
+            stats,
+        }
+    }
+
+    pub fn waker(poll: &Poll) -> io::Result<Waker> {
+        Waker::new(poll.registry(), WAKER)
+    }
+
+    /// Runs until [`Command::Shutdown`] or the engine is dropped.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let wait = self.next_deadline().saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!(error = %e, "media relay poll failed");
+                    return;
+                }
+            }
+            for ev in events.iter() {
+                let token = ev.token();
+                if token == WAKER {
+                    continue;
+                }
+                let (slot, rtcp) = (token.0 >> 1, token.0 & 1 == 1);
+                if rtcp {
+                    self.on_rtcp_readable(slot);
+                } else {
+                    self.on_rtp_readable(slot);
+                }
+            }
+            if !self.drain_commands() {
+                return;
+            }
+            let now = Instant::now();
+            self.tick_players(now);
+            if now >= self.next_housekeeping {
+                self.housekeeping(now);
+                self.next_housekeeping = now + HOUSEKEEPING;
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut d = self.next_housekeeping;
+        for &s in &self.playing {
+            if let Some(ep) = self.slots[s].as_ref() {
+                d = d.min(ep.next_tick);
+            }
+        }
+        d
+    }
+
+    // ----------------------------------------------------------------------------------
+    // The hot path
+    // ----------------------------------------------------------------------------------
+
+    fn on_rtp_readable(&mut self, slot: usize) {
+        loop {
+            let Some(ep) = self.slots.get(slot).and_then(Option::as_ref) else {
+                return;
+            };
+            let fd = ep.rtp.as_raw_fd();
+            let n = match self.recv.recv(fd) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!(error = %e, "rtp receive failed");
+                    return;
+                }
+            };
+            let now = Instant::now();
+            let peer_slot = ep.peer;
+            let (ep, mut peer) = pair_mut(&mut self.slots, slot, peer_slot);
+            let Some(ep) = ep else { return };
+            for i in 0..n {
+                let Some((buf, src)) = self.recv.get(i) else {
+                    continue;
+                };
+                if let Some((len, dest)) = on_rtp(
+                    ep,
+                    peer.as_deref_mut(),
+                    buf,
+                    src,
+                    now,
+                    &mut self.pcm,
+                    &self.stats,
+                ) {
+                    self.send.push(&buf[..len], dest);
+                }
+            }
+            if let Some(peer) = peer {
+                let sent = self.send.flush(peer.rtp.as_raw_fd());
+                self.stats.relayed.fetch_add(sent as u64, Ordering::Relaxed);
+            }
+            if n < super::mmsg::BATCH {
+                return;
+            }
+        }
+    }
+
+    fn on_rtcp_readable(&mut self, slot: usize) {
+        loop {
+            let Some(ep) = self.slots.get(slot).and_then(Option::as_ref) else {
+                return;
+            };
+            let n = match self.recv.recv(ep.rtcp.as_raw_fd()) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(_) => return,
+            };
+            let now = Instant::now();
+            let peer_slot = ep.peer;
+            let (ep, peer) = pair_mut(&mut self.slots, slot, peer_slot);
+            let Some(ep) = ep else { return };
+            let mut dest_fd = None;
+            for i in 0..n {
+                let Some((buf, src)) = self.recv.get(i) else {
+                    continue;
+                };
+                let Some(latch) = ep.rtcp_latch.as_mut() else {
+                    continue;
+                };
+                if latch.on_packet(src) == Verdict::Foreign {
+                    self.stats.foreign.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                ep.last_rx = now;
+                let Some(peer) = peer.as_deref() else {
+                    continue;
+                };
+                let (Some(peer_latch), true) = (peer.rtcp_latch.as_ref(), peer.accepts_relay())
+                else {
+                    continue;
+                };
+                // The reports name our stream to this leg; towards the peer they must name
+                // what the peer itself sent.
+                let ours = ep.out.ssrc();
+                let theirs = peer.in_ssrc;
+                if rewrite_rtcp_ssrcs_rfc3550(buf, peer.out.ssrc(), |s| {
+                    (s == ours).then_some(theirs)
+                })
+                .is_err()
+                {
+                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                self.send.push(buf, peer_latch.destination());
+                dest_fd = Some(peer.rtcp.as_raw_fd());
+            }
+            if let Some(fd) = dest_fd {
+                let sent = self.send.flush(fd);
+                self.stats
+                    .rtcp_relayed
+                    .fetch_add(sent as u64, Ordering::Relaxed);
+            }
+            if n < super::mmsg::BATCH {
+                return;
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Players
+    // ----------------------------------------------------------------------------------
+
+    fn tick_players(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.playing.len() {
+            let slot = self.playing[i];
+            let done = match self.slots[slot].as_mut() {
+                Some(ep) if ep.player.is_some() => {
+                    if now.saturating_duration_since(ep.next_tick) > MAX_LAG {
+                        ep.next_tick = now;
+                    }
+                    let mut done = false;
+                    while ep.next_tick <= now && !done {
+                        ep.next_tick += TICK;
+                        done = play_one(ep, now, &self.stats);
+                    }
+                    done
+                }
+                _ => {
+                    // Stopped or closed: just forget it.
+                    self.playing.swap_remove(i);
+                    continue;
+                }
+            };
+            if done {
+                if let Some(ep) = self.slots[slot].as_mut() {
+                    ep.player = None;
+                    emit(&ep.sink, ep.id, EventKind::PlayDone);
+                }
+                self.playing.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Timeouts
+    // ----------------------------------------------------------------------------------
+
+    fn housekeeping(&mut self, now: Instant) {
+        self.group_rx.clear();
+        for ep in self.slots.iter().flatten() {
+            let e = self.group_rx.entry(ep.group).or_insert(ep.last_rx);
+            *e = (*e).max(ep.last_rx);
+        }
+        for ep in self.slots.iter_mut().flatten() {
+            let last = self.group_rx.get(&ep.group).copied().unwrap_or(ep.last_rx);
+            if now.saturating_duration_since(last) >= self.timeout {
+                // Reported again after another full period if the call goes on (a call
+                // still ringing may ignore it).
+                ep.last_rx = now;
+                emit(&ep.sink, ep.id, EventKind::MediaTimeout);
+            }
+            let end = match &ep.recording {
+                Some(r) if now.saturating_duration_since(r.started) >= r.spec.max_length => {
+                    Some(RecordEnd::MaxLength)
+                }
+                Some(r)
+                    if !r.spec.silence_timeout.is_zero()
+                        && now.saturating_duration_since(r.last_audio)
+                            >= r.spec.silence_timeout =>
+                {
+                    Some(RecordEnd::Silence)
+                }
+                _ => None,
+            };
+            if let Some(end) = end {
+                finish_recording(ep, end);
+            }
+        }
+        // Keep the pacing list and the group table from holding memory of a busy past.
+        if self.group_rx.capacity() > 4 * self.group_rx.len().max(1024) {
+            self.group_rx.shrink_to(1024);
+        }
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Commands
+    // ----------------------------------------------------------------------------------
+
+    /// Applies queued commands; `false` on shutdown.
+    fn drain_commands(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Shutdown) => return false,
+                Ok(cmd) => self.apply(cmd),
+                Err(std::sync::mpsc::TryRecvError::Empty) => return true,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn slot_of(&self, id: EndpointId) -> Option<usize> {
+        self.by_id.get(&id).copied()
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Open(o) => self.open(*o),
+            Command::Configure(id, params) => {
+                let Some(s) = self.slot_of(id) else { return };
+                let Some(ep) = self.slots[s].as_mut() else {
+                    return;
+                };
+                let same_remote = ep.params.is_some_and(|p| p.remote_rtp == params.remote_rtp);
+                if !same_remote {
+                    ep.rtp_latch = Some(Latch::new(params.remote_rtp));
+                    ep.rtcp_latch = Some(Latch::new(params.remote_rtcp));
+                    ep.dtmf.reset();
+                }
+                ep.params = Some(params);
+                ep.rebuild_player_map();
+                self.rebuild_maps(s);
+            }
+            Command::Bridge(a, b) => {
+                let (Some(sa), Some(sb)) = (self.slot_of(a), self.slot_of(b)) else {
+                    tracing::warn!(?a, ?b, "bridge of endpoints on different threads or gone");
+                    return;
+                };
+                self.unbridge(sa);
+                self.unbridge(sb);
+                if let Some(ep) = self.slots[sa].as_mut() {
+                    ep.peer = Some(sb);
+                }
+                if let Some(ep) = self.slots[sb].as_mut() {
+                    ep.peer = Some(sa);
+                }
+                self.rebuild_maps(sa);
+            }
+            Command::Unbridge(id) => {
+                if let Some(s) = self.slot_of(id) {
+                    self.unbridge(s);
+                }
+            }
+            Command::Play { id, items, loops } => {
+                let Some(s) = self.slot_of(id) else { return };
+                let Some(ep) = self.slots[s].as_mut() else {
+                    return;
+                };
+                ep.player = Some(Player::new(items, loops));
+                ep.next_tick = Instant::now();
+                if !self.playing.contains(&s) {
+                    self.playing.push(s);
+                }
+            }
+            Command::StopPlay(id) => {
+                if let Some(ep) = self.slot_of(id).and_then(|s| self.slots[s].as_mut()) {
+                    ep.player = None;
+                }
+            }
+            Command::Record(id, spec) => {
+                let Some(ep) = self.slot_of(id).and_then(|s| self.slots[s].as_mut()) else {
+                    return;
+                };
+                if ep.recording.is_some() {
+                    finish_recording(ep, RecordEnd::Stopped);
+                }
+                let now = Instant::now();
+                ep.recording = Some(Recording {
+                    silence: SilenceDetector::new(spec.silence_timeout),
+                    spec,
+                    started: now,
+                    last_audio: now,
+                });
+            }
+            Command::StopRecord(id) => {
+                if let Some(ep) = self.slot_of(id).and_then(|s| self.slots[s].as_mut()) {
+                    if ep.recording.is_some() {
+                        finish_recording(ep, RecordEnd::Stopped);
+                    }
+                }
+            }
+            Command::Close(id) => self.close(id),
+            Command::Shutdown => {}
+        }
+    }
+
+    fn open(&mut self, o: Opened) {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let mut rtp = UdpSocket::from_std(o.rtp);
+        let mut rtcp = UdpSocket::from_std(o.rtcp);
+        let reg = self.poll.registry();
+        if let Err(e) = reg
+            .register(&mut rtp, Token(slot << 1), Interest::READABLE)
+            .and_then(|()| reg.register(&mut rtcp, Token((slot << 1) | 1), Interest::READABLE))
+        {
+            tracing::error!(error = %e, "cannot poll an RTP socket; endpoint dropped");
+            self.free.push(slot);
+            return;
+        }
+        let now = Instant::now();
+        self.by_id.insert(o.id, slot);
+        self.slots[slot] = Some(Endpoint {
+            id: o.id,
+            rtp,
+            rtcp,
+            _lease: o.lease,
+            sink: o.sink,
+            group: o.group,
+            params: None,
+            rtp_latch: None,
+            rtcp_latch: None,
+            peer: None,
+            to_peer: PayloadMap::new(),
+            out: StreamRewriter::new(o.ssrc, o.seq, o.ts, 8000),
+            in_ssrc: 0,
+            player: None,
+            player_map: PayloadMap::new(),
+            next_tick: now,
+            recording: None,
+            dtmf: Default::default(),
+            last_rx: now,
+        });
+        self.stats.endpoints.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn close(&mut self, id: EndpointId) {
+        let Some(slot) = self.by_id.remove(&id) else {
+            return;
+        };
+        self.unbridge(slot);
+        if let Some(mut ep) = self.slots[slot].take() {
+            if ep.recording.is_some() {
+                finish_recording(&mut ep, RecordEnd::Stopped);
+            }
+            let reg = self.poll.registry();
+            let _ = reg.deregister(&mut ep.rtp);
+            let _ = reg.deregister(&mut ep.rtcp);
+            self.stats.endpoints.fetch_sub(1, Ordering::Relaxed);
+            // Sockets close and the lease returns the ports here.
+        }
+        self.free.push(slot);
+    }
+
+    fn unbridge(&mut self, slot: usize) {
+        let Some(peer) = self.slots[slot].as_mut().and_then(|e| e.peer.take()) else {
+            return;
+        };
+        if let Some(p) = self.slots[peer].as_mut() {
+            p.peer = None;
+            p.to_peer = PayloadMap::new();
+        }
+        if let Some(e) = self.slots[slot].as_mut() {
+            e.to_peer = PayloadMap::new();
+        }
+    }
+
+    /// Recomputes the payload maps between `slot` and its peer, both ways.
+    fn rebuild_maps(&mut self, slot: usize) {
+        let peer = self.slots[slot].as_ref().and_then(|e| e.peer);
+        let (ep, peer) = pair_mut(&mut self.slots, slot, peer);
+        let (Some(ep), Some(peer)) = (ep, peer) else {
+            return;
+        };
+        let (Some(a), Some(b)) = (ep.params, peer.params) else {
+            ep.to_peer = PayloadMap::new();
+            peer.to_peer = PayloadMap::new();
+            return;
+        };
+        ep.to_peer = forward_map(&a, &b);
+        peer.to_peer = forward_map(&b, &a);
+    }
+}
+
+/// Handles one RTP datagram from `ep`'s leg; returns what to send to the peer (length and
+/// destination) after rewriting `buf` in place.
+fn on_rtp(
+    ep: &mut Endpoint,
+    peer: Option<&mut Endpoint>,
+    buf: &mut [u8],
+    src: std::net::SocketAddr,
+    now: Instant,
+    pcm: &mut [i16; 2048],
+    stats: &RelayStats,
+) -> Option<(usize, std::net::SocketAddr)> {
+    let params: StreamParams = ep.params?;
+    let latch = ep.rtp_latch.as_mut()?;
+    if latch.on_packet(src) == Verdict::Foreign {
+        stats.foreign.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    ep.last_rx = now;
+    if classify_rfc5761(buf) != PacketKind::Rtp {
+        // RTCP muxed on the RTP port, STUN...: not relayed on this port.
+        return None;
+    }
+    let len = buf.len();
+    let mut pkt = match RtpPacket::new(&mut *buf) {
+        Ok(p) => p,
+        Err(_) => {
+            stats.malformed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+    };
+    ep.in_ssrc = pkt.ssrc();
+    match params.receive.classify(pkt.payload_type()) {
+        Some(Carried::TelephoneEvent) => {
+            if let Ok(ev) = TelephoneEvent::parse(pkt.payload()) {
+                if let Some(d) = ep.dtmf.on_packet(pkt.ssrc(), pkt.timestamp(), &ev) {
+                    on_digit(ep, d.digit);
+                }
+            }
+        }
+        Some(Carried::Audio(law)) => {
+            if let Some(rec) = ep.recording.as_mut() {
+                let n = law.decode_slice(pkt.payload(), &mut pcm[..]);
+                let frame = &pcm[..n];
+                rec.last_audio = now;
+                // Twilio's `timeout`: this much silence in what arrives ends it too.
+                let silent_too_long = rec.silence.push(frame);
+                let failed = rec.spec.recorder.push(frame).is_err();
+                if failed || silent_too_long {
+                    finish_recording(ep, RecordEnd::Silence);
+                }
+            }
+        }
+        None => {}
+    }
+    if !params.receiving {
+        return None;
+    }
+    let peer = peer?;
+    if !peer.accepts_relay() {
+        return None;
+    }
+    let source = SourceId(ep.id.0 as u32);
+    let mapping = match peer.out.rewrite(source, &ep.to_peer, &mut pkt, now) {
+        Ok(m) => m,
+        Err(_) => {
+            stats.unroutable.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+    };
+    match mapping.action {
+        PayloadAction::PcmuToPcma => g711::pcmu_to_pcma_in_place(pkt.payload_mut()),
+        PayloadAction::PcmaToPcmu => g711::pcma_to_pcmu_in_place(pkt.payload_mut()),
+        PayloadAction::Forward | PayloadAction::TelephoneEvent => {}
+    }
+    let dest = peer.rtp_latch.as_ref()?.destination();
+    Some((len, dest))
+}
+
+fn on_digit(ep: &mut Endpoint, digit: char) {
+    emit(&ep.sink, ep.id, EventKind::Digit(digit));
+    let finish = ep
+        .recording
+        .as_ref()
+        .is_some_and(|r| r.spec.finish_on_key.contains(digit));
+    if finish {
+        finish_recording(ep, RecordEnd::Key(digit));
+    }
+}
+
+/// Sends one player tick to `ep`'s leg; `true` when the player is done.
+fn play_one(ep: &mut Endpoint, now: Instant, stats: &RelayStats) -> bool {
+    let (Some(player), Some(params), Some(latch)) =
+        (ep.player.as_mut(), ep.params, ep.rtp_latch.as_ref())
+    else {
+        // Not configured yet: the player waits (its pacing goes on).
+        return false;
+    };
+    let mut pcm = [0i16; FRAME_SAMPLES];
+    let mut buf = [0u8; 12 + FRAME_SAMPLES];
+    let len = match player.tick(&mut pcm) {
+        Frame::Done => return true,
+        Frame::Audio {
+            sequence,
+            timestamp,
+        } => {
+            write_header(&mut buf, false, params.audio_pt(), sequence, timestamp);
+            params.law.encode_slice(&pcm, &mut buf[12..]);
+            12 + FRAME_SAMPLES
+        }
+        Frame::Event(e) => {
+            let Some(te) = params.send.telephone_event else {
+                return false;
+            };
+            write_header(&mut buf, e.marker, te, e.sequence, e.timestamp);
+            buf[12..16].copy_from_slice(&e.payload);
+            16
+        }
+    };
+    let Ok(mut pkt) = RtpPacket::new(&mut buf[..len]) else {
+        return false;
+    };
+    if ep
+        .out
+        .rewrite(PLAYER_SOURCE, &ep.player_map, &mut pkt, now)
+        .is_ok()
+        && params.sending
+    {
+        let _ = ep.rtp.send_to(pkt.as_bytes(), latch.destination());
+        stats.played.fetch_add(1, Ordering::Relaxed);
+    }
+    false
+}
+
+fn write_header(buf: &mut [u8], marker: bool, pt: u8, seq: u16, ts: u32) {
+    buf[0] = 0x80;
+    buf[1] = (u8::from(marker) << 7) | (pt & 0x7f);
+    buf[2..4].copy_from_slice(&seq.to_be_bytes());
+    buf[4..8].copy_from_slice(&ts.to_be_bytes());
+    buf[8..12].copy_from_slice(&PLAYER_SSRC.to_be_bytes());
+}
+
+/// Ends `ep`'s recording. Finishing syncs the file to disk, so it runs on its own thread
+/// rather than stalling every call on this relay thread.
+fn finish_recording(ep: &mut Endpoint, end: RecordEnd) {
+    let Some(rec) = ep.recording.take() else {
+        return;
+    };
+    let heard_voice = rec.silence.heard_voice();
+    let sink = ep.sink.clone();
+    let id = ep.id;
+    let spawned = std::thread::Builder::new()
+        .name("media-recfinish".into())
+        .spawn(move || {
+            let result = rec.spec.recorder.finish();
+            emit(
+                &sink,
+                id,
+                EventKind::RecordDone {
+                    end,
+                    result,
+                    heard_voice,
+                },
+            );
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start a thread to finish a recording");
+    }
+}
+
+fn emit(sink: &EventSink, endpoint: EndpointId, kind: EventKind) {
+    // The call may be gone already; then nobody needs to know.
+    let _ = sink.send(MediaEvent { endpoint, kind });
+}
+
+/// Mutable references to two different slots (the second optional).
+fn pair_mut(
+    slots: &mut [Option<Endpoint>],
+    a: usize,
+    b: Option<usize>,
+) -> (Option<&mut Endpoint>, Option<&mut Endpoint>) {
+    match b {
+        Some(b) if b != a && b < slots.len() && a < slots.len() => {
+            if a < b {
+                let (lo, hi) = slots.split_at_mut(b);
+                (lo[a].as_mut(), hi[0].as_mut())
+            } else {
+                let (lo, hi) = slots.split_at_mut(a);
+                (hi[0].as_mut(), lo[b].as_mut())
+            }
+        }
+        _ => (slots.get_mut(a).and_then(Option::as_mut), None),
+    }
+}
