@@ -26,6 +26,7 @@ use super::service::{AppSource, CallService};
 use super::{CallCommand, CallInfo, CallStatus};
 use crate::sip::dialog::DialogState;
 use crate::sip::msg::{ResponseBuilder, SipMessage};
+use crate::sip::sdp::Direction;
 use crate::sip::transaction::{Input, Output, TransactionKey, TransactionLayer, TuEvent};
 use crate::sip::{Method, Peer, Transport};
 
@@ -104,8 +105,9 @@ pub struct Call {
     pub call_ids: Vec<String>,
     events: VecDeque<Ev>,
     forwards: HashMap<TransactionKey, Forwarded>,
-    /// re-INVITEs we sent the main leg ourselves (to bridge media after it was answered).
-    reinvites: Vec<TransactionKey>,
+    /// re-INVITEs we sent ourselves (passing a hold on to the other bridged leg), and to
+    /// which leg: the 2xx carries that leg's answer to our offer.
+    reinvites: Vec<(TransactionKey, LegRef)>,
     /// Status callbacks sent so far (`SequenceNumber`).
     pub callback_seq: u32,
     /// `<Reject>` ran: how the unanswered INVITE is to be refused.
@@ -431,7 +433,7 @@ impl Call {
 
     /// A re-INVITE or UPDATE from a leg (hold, resume, a new address): the media is
     /// anchored at the relay, so we answer it ourselves and repoint that leg's endpoint;
-    /// the other leg needs to know nothing. Without a body we offer, and the answer comes
+    /// the other leg hears of it only when the direction changes (`pass_direction`). Without a body we offer, and the answer comes
     /// in the ACK (RFC 3264 §4). An offer we cannot carry gets 488 and changes nothing.
     fn answer_reoffer(&mut self, key: TransactionKey, request: &SipMessage, r: LegRef) {
         let body = request.body();
@@ -458,6 +460,7 @@ impl Call {
             .body(super::media::SDP, sdp)
             .build();
         self.respond(key, resp);
+        self.pass_direction(r);
     }
 
     fn answer_simple(&mut self, key: TransactionKey, request: &SipMessage, code: u16) {
@@ -482,10 +485,15 @@ impl Call {
         if code < 200 {
             return;
         }
-        if let Some(i) = self.reinvites.iter().position(|k| *k == key) {
-            self.reinvites.swap_remove(i);
+        if let Some(i) = self.reinvites.iter().position(|(k, _)| *k == key) {
+            let (_, r) = self.reinvites.swap_remove(i);
             if (200..300).contains(&code) {
-                self.ack_in_dialog(LegRef::Main);
+                self.ack_in_dialog(r);
+                if let Some(media) = self.leg_mut(r).and_then(|l| l.media.as_mut())
+                    && let Err(e) = media.read_answer(&response.body())
+                {
+                    tracing::info!(why = e.class(), "SDP answer to our re-INVITE unusable");
+                }
             }
             return;
         }
@@ -515,19 +523,44 @@ impl Call {
         }
     }
 
-    /// Sends the main leg a re-INVITE with `sdp` as the offer (RFC 3261 §14.1); its 2xx is
-    /// ACKed in `on_response`.
-    pub fn reinvite_main(&mut self, (ct, sdp): (String, Bytes)) {
+    /// Passes a change of direction (hold, resume) from leg `from` to the other bridged
+    /// leg: the relay anchors the media, so the other leg gets our own re-INVITE (RFC 3264
+    /// §8.4) asking for the same direction, so a phone shows "held" and stops sending
+    /// audio nobody will hear. Nothing is sent when that direction was already asked for.
+    fn pass_direction(&mut self, from: LegRef) {
+        let other = match (from, self.bridge) {
+            (LegRef::Main, Some(b)) => LegRef::Dial(b),
+            (LegRef::Dial(i), Some(b)) if i == b => LegRef::Main,
+            _ => return,
+        };
+        // What we may now do towards the other leg: send what `from` sends us, and want
+        // back only what `from` takes.
+        let Some(p) = self
+            .leg(from)
+            .and_then(|l| l.media.as_ref())
+            .and_then(|m| m.params)
+        else {
+            return;
+        };
+        let want = Direction::from_flags(p.receiving, p.sending);
         let local = self.svc.local.clone();
-        let Some(m) = self.main.as_mut() else { return };
-        if m.state != LegState::Answered {
+        let Some(l) = self.leg_mut(other) else { return };
+        if l.state != LegState::Answered || l.dialog.is_none() {
             return;
         }
-        let (transport, peer) = (m.peer.transport, m.peer);
-        let Some(d) = m.dialog.as_mut() else { return };
+        let Some(media) = l.media.as_mut() else {
+            return;
+        };
+        if media.asked_direction == want || media.awaiting_answer {
+            return;
+        }
+        media.asked_direction = want;
+        let (ct, sdp) = media.offer(want);
+        let (transport, peer) = (l.peer.transport, l.peer);
+        let Some(d) = l.dialog.as_mut() else { return };
         let invite = leg::in_dialog(d, Method::Invite, &local, transport, Some((&ct, &sdp)));
         if let Some(key) = TransactionKey::client_for_request(&invite) {
-            self.reinvites.push(key);
+            self.reinvites.push((key, other));
             self.send_request(invite, peer);
         }
     }

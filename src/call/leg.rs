@@ -347,52 +347,6 @@ pub fn in_dialog(
     SipMessage::parse(bytes).expect("a request we wrote parses")
 }
 
-/// An SDP offer for a call the switch places itself (REST) before the media plane exists:
-/// our address, G.711 and telephone-event, marked inactive (RFC 4566 §6) so the callee sends
-/// no media anywhere. The media plane replaces it with the relay's ports.
-pub fn placeholder_offer(local: &Local) -> (String, Bytes) {
-    let host = local_host(local);
-    let family = if host.contains(':') { "IP6" } else { "IP4" };
-    let session = crate::ids::random_u64() >> 1;
-    let sdp = format!(
-        "v=0\r\no=switchboard {session} 1 IN {family} {host}\r\ns=switchboard\r\n\
-         c=IN {family} {host}\r\nt=0 0\r\nm=audio 9 RTP/AVP 0 8 101\r\n\
-         a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
-         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=inactive\r\n"
-    );
-    ("application/sdp".to_string(), Bytes::from(sdp))
-}
-
-/// An SDP answer (RFC 3264 §6) to `offer` for a call the switch answers before it has media
-/// to give (a `Pause`, the media plane not being there yet): every offered stream kept with
-/// its first format, at our address, port 9 and `a=inactive`, so nothing is sent anywhere.
-pub fn inactive_answer(offer: &[u8], local: &Local) -> (String, Bytes) {
-    let host = local_host(local);
-    let family = if host.contains(':') { "IP6" } else { "IP4" };
-    let mut sdp = format!(
-        "v=0\r\no=switchboard {} 1 IN {family} {host}\r\ns=switchboard\r\nc=IN {family} {host}\r\nt=0 0\r\n",
-        crate::ids::random_u64() >> 1
-    );
-    for line in String::from_utf8_lossy(offer).lines() {
-        let mut f = line.trim_end().strip_prefix("m=").map(|m| m.split(' '));
-        if let Some(fields) = f.as_mut() {
-            let media = fields.next().unwrap_or("audio");
-            let _port = fields.next();
-            let proto = fields.next().unwrap_or("RTP/AVP");
-            let fmt = fields.next().unwrap_or("0");
-            let _ = write!(sdp, "m={media} 9 {proto} {fmt}\r\na=inactive\r\n");
-        }
-    }
-    ("application/sdp".to_string(), Bytes::from(sdp))
-}
-
-fn local_host(local: &Local) -> &str {
-    match local.hostport.rsplit_once(':') {
-        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
-        None => local.hostport.as_str(),
-    }
-}
-
 /// Creates the UAS dialog for the caller's leg as we answer it.
 pub fn uas_dialog(leg: &Leg, state: DialogState) -> Option<Dialog> {
     Dialog::uas(&leg.invite, &leg.local_tag, state).ok()
@@ -520,18 +474,6 @@ mod tests {
         assert_eq!(inv.values(HeaderName::Route).count(), 1);
         assert_eq!(inv.body_len(), 5);
         assert_eq!(inv.from_header().unwrap().tag(), Some("abc"));
-    }
-
-    #[test]
-    fn inactive_answer_keeps_every_stream_with_one_format() {
-        let local = Local::new(None, "127.0.0.1:5060".parse().unwrap());
-        let offer = b"v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 8 0 101\r\nm=video 5000 RTP/AVP 96\r\n";
-        let (ct, sdp) = inactive_answer(offer, &local);
-        let sdp = String::from_utf8(sdp.to_vec()).unwrap();
-        assert_eq!(ct, "application/sdp");
-        assert!(sdp.contains("c=IN IP4 127.0.0.1\r\n"));
-        assert!(sdp.contains("m=audio 9 RTP/AVP 8\r\na=inactive\r\n"));
-        assert!(sdp.contains("m=video 9 RTP/AVP 96\r\na=inactive\r\n"));
     }
 
     #[test]

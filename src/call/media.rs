@@ -37,6 +37,8 @@ pub struct LegMedia {
     pub params: Option<StreamParams>,
     /// We sent an offer whose answer has not come yet.
     pub awaiting_answer: bool,
+    /// The direction last asked of this leg on behalf of the other one (hold passed on).
+    pub asked_direction: Direction,
 }
 
 impl LegMedia {
@@ -55,6 +57,7 @@ impl LegMedia {
             answer: None,
             params: None,
             awaiting_answer: false,
+            asked_direction: Direction::SendRecv,
         })
     }
 
