@@ -132,8 +132,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             udp: first_socket,
             conns: conns.clone(),
         },
-        media,
-        media_ip,
+        crate::call::service::MediaParts {
+            engine: media.clone(),
+            ip: media_ip,
+            recordings: recordings.clone(),
+            audio: crate::call::audio::AudioCache::new(
+                cfg.media.play_cache_bytes,
+                cfg.media.max_play_bytes,
+                cfg.media.sounds_dir.clone(),
+            ),
+        },
     ));
     call_registry.set_originator(Arc::new(ServiceOriginator(call_service.clone())));
     let shard_config = ShardConfig {
@@ -172,6 +180,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics: shared.metrics.clone(),
         calls: call_registry.clone(),
         recordings,
+        media: Some(media),
     });
     essential.spawn(async move {
         if let Err(e) = crate::api::serve(http, api_state).await {

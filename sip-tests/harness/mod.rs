@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod customer_app;
+pub mod rtp;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};

@@ -62,6 +62,9 @@ pub struct ApiState {
     pub calls: Arc<CallRegistry>,
     /// Finished recordings (the call service adds them; REST lists, serves, deletes).
     pub recordings: Arc<Recordings>,
+    /// The media plane, for its port-pool gauges on `/metrics` (`None` in tests without
+    /// one).
+    pub media: Option<Arc<crate::media::MediaEngine>>,
 }
 
 impl std::fmt::Debug for ApiState {

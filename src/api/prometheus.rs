@@ -1,6 +1,8 @@
 //! `GET /metrics`: the Prometheus scrape, unauthenticated like `/health` (bind the HTTP
 //! listener to a private address, or filter it, where the counts are sensitive).
 
+use std::fmt::Write as _;
+
 use hyper::{Method, Response, StatusCode};
 
 use super::{ApiState, Body, reply};
@@ -24,9 +26,35 @@ pub(super) fn handle(method: &Method, state: &ApiState) -> Response<Body> {
                 calls_active: state.calls.live_count(),
                 calls_finished,
             };
-            let text = state.metrics.render(&gauges);
+            let mut text = state.metrics.render(&gauges);
+            if let Some(media) = &state.media {
+                media_gauges(&mut text, media);
+            }
             reply::with_type(StatusCode::OK, CONTENT_TYPE, text.into())
         }
         _ => reply::method_not_allowed("GET, HEAD"),
+    }
+}
+
+/// The RTP port pool: `rtp_port_pairs_free` drops by one per open call leg and comes back
+/// when the leg's endpoint closes; `rtp_port_pairs_total` is the size of `rtp_ports`.
+fn media_gauges(out: &mut String, media: &crate::media::MediaEngine) {
+    let gauges = [
+        (
+            "rtp_port_pairs_free",
+            "RTP/RTCP port pairs free for new call legs.",
+            media.free_port_pairs(),
+        ),
+        (
+            "rtp_port_pairs_total",
+            "RTP/RTCP port pairs in [server] rtp_ports.",
+            media.total_port_pairs(),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+        );
     }
 }

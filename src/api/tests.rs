@@ -51,6 +51,7 @@ fn state_in(recordings_dir: &std::path::Path) -> ApiState {
         metrics: Arc::new(Metrics::new()),
         calls: Arc::new(CallRegistry::new(100, None)),
         recordings: Recordings::open(recordings_dir).expect("recordings dir"),
+        media: None,
     }
 }
 

@@ -4,8 +4,9 @@
 //! and hang up at the end of the document. REST can replace the instructions or end the call
 //! at any moment.
 //!
-//! Verbs executed here: `Dial`, `Redirect`, `Hangup`, `Reject`, `Pause`. `Say`, `Play`,
-//! `Gather` and `Record` need the media plane and are skipped with a warning until it lands.
+//! Verbs executed here: `Redirect`, `Hangup`, `Reject`; `Dial` is in `dial`, and `Play`,
+//! `Pause`, `Gather` and `Record` in `verbs`. `Say` (text to speech) is skipped with a
+//! warning.
 
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use crate::webhook::voice::{self, Fetch, FetchFailure};
 
 /// Where the next document comes from.
 #[derive(Debug, Clone)]
-enum Next {
+pub(super) enum Next {
     Fetch {
         url: String,
         method: instructions::Method,
@@ -151,7 +152,7 @@ impl Call {
     }
 
     /// Twilio's voice request parameters for this call as it stands.
-    fn params(&self) -> Vec<(String, String)> {
+    pub(super) fn params(&self) -> Vec<(String, String)> {
         let i = &self.info;
         let status = if i.answered_ms.is_some() {
             "in-progress"
@@ -299,10 +300,38 @@ impl Call {
                     return Ok(None);
                 }
                 Verb::Pause { length } => {
-                    // Twilio answers the call for any verb but Reject (and Dial, which we
-                    // answer when the callee does).
-                    self.answer_now();
-                    self.pause(Duration::from_secs(u64::from(*length))).await?
+                    self.pause(Duration::from_secs(u64::from(*length)), false)
+                        .await?;
+                }
+                Verb::Play {
+                    url,
+                    loop_count,
+                    digits,
+                } => {
+                    self.play(&resolve(url), *loop_count, digits.as_deref(), false)
+                        .await?;
+                }
+                Verb::Gather(g) => {
+                    // No action: the current document's URL (none for inline XML).
+                    let action = g
+                        .action
+                        .as_deref()
+                        .map(resolve)
+                        .or(base.map(str::to_string));
+                    if let Some(next) = self.gather(g, action).await? {
+                        return Ok(Some(next));
+                    }
+                }
+                Verb::Record(r) => {
+                    let action = r
+                        .action
+                        .as_deref()
+                        .map(resolve)
+                        .or(base.map(str::to_string));
+                    let callback = r.recording_status_callback.as_deref().map(resolve);
+                    if let Some(next) = self.record(r, action, callback).await? {
+                        return Ok(Some(next));
+                    }
                 }
                 Verb::Redirect { url, method } => {
                     return Ok(Some(Next::Fetch {
@@ -335,8 +364,8 @@ impl Call {
                         }));
                     }
                 }
-                Verb::Say { .. } | Verb::Play { .. } | Verb::Gather(_) | Verb::Record(_) => {
-                    tracing::warn!(call = %self.info.sid, verb = ?std::mem::discriminant(verb), "media verbs need the media plane (not yet): skipped");
+                Verb::Say { .. } => {
+                    tracing::warn!(call = %self.info.sid, "<Say> needs text to speech, which the switch does not have; skipped");
                 }
                 Verb::Other { name, .. } => {
                     tracing::warn!(call = %self.info.sid, verb = %name, "verb not supported; skipped");
@@ -349,27 +378,15 @@ impl Call {
         Ok(None)
     }
 
-    fn main_gone(&self) -> bool {
+    pub(super) fn main_gone(&self) -> bool {
         self.main
             .as_ref()
             .is_none_or(|m| m.state == super::leg::LegState::Ended)
     }
 
-    /// Fire-and-forget action request after the caller left.
+    /// Fire-and-forget `<Dial>` action request after the caller left.
     fn notify_action(&self, url: String, method: instructions::Method, r: &DialResult) {
-        let mut params = self.params();
-        params.extend(r.params());
-        let client = self.svc.webhooks.clone();
-        let token = self.auth_token.clone();
-        let limits = self.svc.limits;
-        tokio::spawn(async move {
-            let primary = Fetch {
-                url,
-                method,
-                params,
-            };
-            let _ = voice::fetch_instructions(&client, &token, &limits, &primary, None).await;
-        });
+        self.notify(url, method, r.params());
     }
 
     /// Answers the caller's INVITE if it is still pending, with our SDP answer (the relay's
@@ -393,19 +410,6 @@ impl Call {
             });
         self.answer_main(200, "", body);
         self.mark_answered();
-    }
-
-    /// `<Pause>`: wait, still answering SIP.
-    async fn pause(&mut self, length: Duration) -> Result<(), Stop> {
-        let until = now() + length;
-        loop {
-            match self.next(Some(until)).await {
-                None => return Ok(()),
-                Some(Ev::MainGone) => return Err(Stop::MainGone),
-                Some(Ev::Command(c)) => return Err(Stop::Command(c)),
-                Some(_) => {}
-            }
-        }
     }
 
     /// Sends a status callback for `event` if the call's app asked for it.
@@ -451,6 +455,9 @@ impl Call {
 
     /// Ends every leg and the call.
     async fn finish(mut self, finish: Finish) {
+        if finish == Finish::AppError {
+            self.play_application_error().await;
+        }
         let status = self.hang_up_all(finish);
         self.close(status).await;
     }

@@ -8,9 +8,13 @@
 //! - `service`: where calls start (a new INVITE through the dial plan, or REST).
 //! - `actor`: the call task's SIP side (its own transaction layer, legs, bridging).
 //! - `leg`: one leg's data and the requests it writes.
-//! - `interpret`: running the instructions; `dial`: the `<Dial>` verb.
+//! - `interpret`: running the instructions; `dial`: the `<Dial>` verb; `verbs`: the media
+//!   verbs (`Play`, `Pause`, `Gather`, `Record`).
+//! - `media`: each leg's relay endpoint and SDP; `audio`: what `<Play>` plays;
+//!   `recordings`: finished recordings.
 
 pub mod actor;
+pub mod audio;
 pub mod cdr;
 pub mod dial;
 pub mod interpret;
@@ -21,6 +25,7 @@ pub mod recordings;
 pub mod registry;
 pub mod router;
 pub mod service;
+pub mod verbs;
 
 pub use model::{
     CallCommand, CallInfo, CallStatus, Direction, OriginateError, OriginateRequest, Originator,

@@ -82,6 +82,20 @@ pub struct CallService {
     pub media: Arc<crate::media::MediaEngine>,
     /// The address our SDP advertises.
     pub media_ip: std::net::IpAddr,
+    /// Where `<Record>` files go, listed by REST.
+    pub recordings: Arc<super::recordings::Recordings>,
+    /// What `<Play>` has fetched and decoded.
+    pub audio: super::audio::AudioCache,
+}
+
+/// The media side of the call service, built at start-up.
+#[derive(Debug)]
+pub struct MediaParts {
+    pub engine: Arc<crate::media::MediaEngine>,
+    /// The address our SDP advertises.
+    pub ip: std::net::IpAddr,
+    pub recordings: Arc<super::recordings::Recordings>,
+    pub audio: super::audio::AudioCache,
 }
 
 impl std::fmt::Debug for CallService {
@@ -122,8 +136,7 @@ impl CallService {
         server_name: Arc<str>,
         local: Local,
         sender: SipSender,
-        media: Arc<crate::media::MediaEngine>,
-        media_ip: std::net::IpAddr,
+        media: MediaParts,
     ) -> CallService {
         let cfg = live.current();
         let plan = Arc::new(DialPlan::new(&cfg));
@@ -141,8 +154,10 @@ impl CallService {
             local,
             sender,
             limits: instructions::Limits::default(),
-            media,
-            media_ip,
+            media: media.engine,
+            media_ip: media.ip,
+            recordings: media.recordings,
+            audio: media.audio,
         }
     }
 

@@ -460,6 +460,8 @@ pub struct MediaConfig {
     /// Where `Record` writes its WAV files (created if missing). Relative paths are
     /// relative to the working directory.
     pub recordings_dir: PathBuf,
+    /// Where `Play` reads audio named by a relative path (inline TwiML has no base URL).
+    pub sounds_dir: PathBuf,
     /// Largest audio file `Play` fetches or reads, in bytes.
     pub max_play_bytes: usize,
     /// Decoded prompts kept in memory for reuse, in bytes of 8 kHz PCM.
@@ -472,6 +474,7 @@ impl Default for MediaConfig {
             threads: 0,
             timeout_secs: 60,
             recordings_dir: PathBuf::from("recordings"),
+            sounds_dir: PathBuf::from("sounds"),
             max_play_bytes: 16 << 20,
             play_cache_bytes: 64 << 20,
         }

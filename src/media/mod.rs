@@ -33,6 +33,8 @@ pub mod ports;
 pub mod prompts;
 pub mod recorder;
 pub mod relay;
+#[cfg(test)]
+mod relay_tests;
 pub mod rtp;
 pub mod silence;
 pub mod wav;

@@ -1,0 +1,690 @@
+//! Black-box media tests: real RTP crosses the running switch in a bridged call.
+//!
+//! A carrier (any loopback source: the sample config's trunk takes 127.0.0.0/8) calls
+//! +15550100001, whose inline TwiML dials client `alice`; alice is a token-registered UA.
+//! Each side has an RTP phone (`harness::rtp`): its SDP advertises the phone's socket, and
+//! the switch answers each leg with SDP of its own (its relay's address and port). The
+//! tests send RTP to the port the switch advertised to one side and read what arrives at
+//! the other side's phone.
+// Real sockets and a real process: receive deadlines read the real clock.
+#![allow(clippy::disallowed_methods)]
+
+mod harness;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use harness::rtp::{
+    Codec, Rtp, RtpPhone, SdpAudio, alaw_to_linear, alaw_to_ulaw_nearest, linear_to_ulaw,
+    rtp_packet, sdp_for, ulaw_to_alaw_nearest, ulaw_to_linear,
+};
+use harness::{Msg, Switch, Udp, request, switchboard};
+
+const REALM: &str = "switchboard.local";
+/// Runs the sample config's inline `<Dial><Client>alice</Client></Dial>`.
+const NUMBER: &str = "+15550100001";
+const WAIT: Duration = Duration::from_secs(5);
+/// One 20 ms G.711 frame at 8 kHz.
+const FRAME: usize = 160;
+
+/// The sample config with `[media] timeout_secs` set and recordings kept out of the tree.
+fn config(media_timeout_secs: u32) -> PathBuf {
+    let sample = std::fs::read_to_string(harness::default_config()).unwrap();
+    let dir = std::env::temp_dir().join(harness::unique("media-recordings"));
+    let text = sample
+        .replace(
+            "\ntimeout_secs = 60\n",
+            &format!("\ntimeout_secs = {media_timeout_secs}\n"),
+        )
+        .replace(
+            "recordings_dir = \"recordings\"",
+            &format!("recordings_dir = \"{}\"", dir.display()),
+        );
+    assert_eq!(
+        text.matches(&format!("timeout_secs = {media_timeout_secs}\n"))
+            .count(),
+        1,
+        "the sample config's [media] section changed shape"
+    );
+    let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("media")));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn token(identity: &str) -> String {
+    let out = switchboard()
+        .args(["token", "-c"])
+        .arg(harness::default_config())
+        .args(["--identity", identity, "--incoming"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Registers `identity` from `ua` with a token; returns when the switch said 200.
+fn register(ua: &Udp, identity: &str) {
+    let to = format!("<sip:{identity}@{REALM}>");
+    let from = format!("{to};tag={}", harness::unique("f"));
+    let auth = format!("Bearer {}", token(identity));
+    let req = request(
+        "REGISTER",
+        &format!("sip:{REALM}"),
+        ua.local_addr(),
+        "UDP",
+        &[("To", &to), ("From", &from), ("Authorization", &auth)],
+        "",
+    );
+    ua.send(&req);
+    let (resp, _) = ua
+        .recv_final(&call_id_of(&req), WAIT)
+        .expect("REGISTER answered");
+    assert_eq!(resp.status(), Some(200), "{}", resp.text());
+}
+
+fn call_id_of(req: &str) -> String {
+    Msg::parse(req.as_bytes())
+        .header("Call-ID")
+        .expect("Call-ID")
+        .to_string()
+}
+
+/// Waits for a request with this method, skipping anything else.
+fn expect_request(ua: &Udp, method: &str, within: Duration) -> Msg {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let m = ua
+            .recv_msg(left)
+            .unwrap_or_else(|| panic!("no {method} within {within:?}"));
+        if m.method() == Some(method) {
+            return m;
+        }
+    }
+}
+
+/// A UA's response to a request it received, with `sdp` as the body if given.
+fn reply(
+    req: &Msg,
+    code: u16,
+    reason: &str,
+    to_tag: &str,
+    contact: SocketAddr,
+    sdp: Option<&str>,
+) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for v in req.headers("Via") {
+        out.push_str(&format!("Via: {v}\r\n"));
+    }
+    let to = req.header("To").unwrap();
+    let to = if to.contains("tag=") {
+        to.to_string()
+    } else {
+        format!("{to};tag={to_tag}")
+    };
+    out.push_str(&format!(
+        "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:ua@{contact}>\r\n",
+        req.header("From").unwrap(),
+        req.header("Call-ID").unwrap(),
+        req.header("CSeq").unwrap(),
+    ));
+    let body = sdp.unwrap_or("");
+    if sdp.is_some() {
+        out.push_str("Content-Type: application/sdp\r\n");
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    out
+}
+
+/// An in-dialog request from the carrier (ACK or BYE) in the dialog of its INVITE and the
+/// switch's 2xx.
+fn carrier_in_dialog(method: &str, invite: &str, ok: &Msg, ua: &Udp, cseq: u32) -> String {
+    let inv = Msg::parse(invite.as_bytes());
+    let contact = ok.header("Contact").expect("Contact in 2xx");
+    let target = contact.trim_start_matches('<').split('>').next().unwrap();
+    format!(
+        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+        ua.local_addr(),
+        harness::branch(),
+        inv.header("From").unwrap(),
+        ok.header("To").unwrap(),
+        inv.header("Call-ID").unwrap(),
+    )
+}
+
+/// `GET /metrics`: the value of an unlabelled sample.
+fn metric(sw: &Switch, name: &str) -> u64 {
+    let mut s = TcpStream::connect(sw.http_addr()).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        sw.http_addr()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (_, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
+}
+
+/// Polls `/metrics` until `name` reads `want`; panics with the last value after [`WAIT`].
+fn wait_metric(sw: &Switch, name: &str, want: u64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let v = metric(sw, name);
+        if v == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} stays {v}, never {want}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A bridged call with an RTP phone on each side.
+struct Call {
+    carrier: Udp,
+    alice: Udp,
+    carrier_rtp: RtpPhone,
+    alice_rtp: RtpPhone,
+    invite: String,
+    /// The switch's 2xx to the carrier.
+    ok: Msg,
+    /// The switch's INVITE to alice.
+    alice_inv: Msg,
+    /// The switch's answer to the carrier: where the carrier sends its RTP.
+    switch_for_carrier: SdpAudio,
+    /// The switch's offer to alice: where alice sends hers.
+    switch_for_alice: SdpAudio,
+    /// When the carrier's INVITE went out.
+    started: Instant,
+}
+
+/// Registers alice, places the carrier's call offering `carrier_codecs`, has alice answer
+/// the switch's offer with `alice_codecs`, and ACKs: the call is bridged on return.
+fn bridged(sw: &Switch, carrier_codecs: &[Codec], alice_codecs: &[Codec]) -> Call {
+    let alice = sw.udp();
+    register(&alice, "alice");
+    call_alice(sw, alice, carrier_codecs, alice_codecs)
+}
+
+/// The same with alice already registered from `alice`.
+fn call_alice(sw: &Switch, alice: Udp, carrier_codecs: &[Codec], alice_codecs: &[Codec]) -> Call {
+    let carrier = sw.udp();
+    let carrier_rtp = RtpPhone::new();
+    let alice_rtp = RtpPhone::new();
+
+    let ruri = format!("sip:{NUMBER}@{}", sw.udp_addr());
+    let from = format!(
+        "<sip:+15557654321@{}>;tag={}",
+        carrier.local_addr().ip(),
+        harness::unique("f")
+    );
+    let invite = request(
+        "INVITE",
+        &ruri,
+        carrier.local_addr(),
+        "UDP",
+        &[("From", &from)],
+        &carrier_rtp.offer(carrier_codecs),
+    );
+    let started = Instant::now();
+    carrier.send(&invite);
+
+    let alice_inv = expect_request(&alice, "INVITE", WAIT);
+    let switch_for_alice = SdpAudio::parse(&alice_inv.body);
+    let answer = alice_rtp.answer(&switch_for_alice, alice_codecs);
+    alice.send(reply(
+        &alice_inv,
+        200,
+        "OK",
+        "alice1",
+        alice.local_addr(),
+        Some(&answer),
+    ));
+
+    let (ok, _) = carrier
+        .recv_final(&call_id_of(&invite), WAIT)
+        .expect("2xx to the carrier");
+    assert_eq!(ok.status(), Some(200), "{}", ok.text());
+    let switch_for_carrier = SdpAudio::parse(&ok.body);
+    carrier.send(carrier_in_dialog("ACK", &invite, &ok, &carrier, 1));
+    expect_request(&alice, "ACK", WAIT);
+    Call {
+        carrier,
+        alice,
+        carrier_rtp,
+        alice_rtp,
+        invite,
+        ok,
+        alice_inv,
+        switch_for_carrier,
+        switch_for_alice,
+        started,
+    }
+}
+
+impl Call {
+    /// The carrier hangs up; alice gets the BYE and answers it.
+    fn carrier_hangs_up(&self) {
+        self.carrier.send(carrier_in_dialog(
+            "BYE",
+            &self.invite,
+            &self.ok,
+            &self.carrier,
+            2,
+        ));
+        let (ok, _) = self
+            .carrier
+            .recv_final(&call_id_of(&self.invite), WAIT)
+            .expect("200 to BYE");
+        assert_eq!(ok.status(), Some(200));
+        let bye = expect_request(&self.alice, "BYE", WAIT);
+        self.alice.send(reply(
+            &bye,
+            200,
+            "OK",
+            "alice1",
+            self.alice.local_addr(),
+            None,
+        ));
+    }
+}
+
+/// A frame whose bytes say which packet it is (so a reordered, duplicated or foreign
+/// packet cannot pass for another).
+fn frame(stream: u8, i: usize) -> Vec<u8> {
+    (0..FRAME)
+        .map(|k| (k as u8).wrapping_mul(31) ^ (i as u8).wrapping_mul(7) ^ stream)
+        .collect()
+}
+
+/// Sends `n` frames from `from` to `to` with `pt`, one at a time, each awaited at
+/// `receiver`: every one must arrive, in order, with the same payload, from `relay` (the
+/// switch's address that `receiver` was given: symmetric RTP), with payload type
+/// `want_pt` and the payload `expect(sent)`; and the stream `receiver` sees must be one
+/// stream (one SSRC, sequence numbers +1, timestamps +160). Returns what arrived.
+#[allow(clippy::too_many_arguments)]
+fn stream_across(
+    from: &mut RtpPhone,
+    to: SocketAddr,
+    pt: u8,
+    payloads: &[Vec<u8>],
+    receiver: &RtpPhone,
+    relay: SocketAddr,
+    want_pt: u8,
+    expect: impl Fn(&[u8]) -> Vec<u8>,
+) -> Vec<Rtp> {
+    let mut got: Vec<Rtp> = Vec::new();
+    for (i, payload) in payloads.iter().enumerate() {
+        from.send(to, pt, payload);
+        let (p, src) = receiver.recv(WAIT).unwrap_or_else(|| {
+            panic!(
+                "packet {i} of {} sent to {to} never arrived",
+                payloads.len()
+            )
+        });
+        assert_eq!(
+            src, relay,
+            "packet {i} came from {src}, not the advertised {relay}"
+        );
+        assert_eq!(p.pt, want_pt, "packet {i}: payload type");
+        assert_eq!(p.payload, expect(payload), "packet {i}: payload");
+        if let Some(prev) = got.last() {
+            assert_eq!(p.ssrc, prev.ssrc, "packet {i}: SSRC changed mid-stream");
+            assert_eq!(
+                p.seq,
+                prev.seq.wrapping_add(1),
+                "packet {i}: sequence number"
+            );
+            assert_eq!(
+                p.ts,
+                prev.ts.wrapping_add(payload.len() as u32),
+                "packet {i}: timestamp"
+            );
+        }
+        got.push(p);
+    }
+    got
+}
+
+// ---------------------------------------------------------------------------------------
+// The harness's own pieces
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn harness_g711_reference_and_rtp_and_sdp_round_trip() {
+    assert_eq!(ulaw_to_linear(0xFF), 0);
+    assert_eq!(ulaw_to_linear(0x7F), 0);
+    assert_eq!(ulaw_to_linear(0x80), 32124);
+    assert_eq!(ulaw_to_linear(0x00), -32124);
+    assert_eq!(alaw_to_linear(0xD5), 8);
+    assert_eq!(alaw_to_linear(0x55), -8);
+    assert_eq!(alaw_to_linear(0xAA), 32256);
+    assert_eq!(linear_to_ulaw(0), 0xFF);
+    for c in 0..=255u8 {
+        if c != 0x7F {
+            assert_eq!(linear_to_ulaw(ulaw_to_linear(c)), c, "{c:#x}");
+        }
+        // Nearest-value transcoding keeps the sign and is within G.711's worst step.
+        let u = alaw_to_ulaw_nearest(c);
+        assert_eq!(u >= 0x80, c >= 0x80);
+        assert!((i32::from(ulaw_to_linear(u)) - i32::from(alaw_to_linear(c))).abs() <= 132);
+        let a = ulaw_to_alaw_nearest(c);
+        assert_eq!(a >= 0x80, c >= 0x80);
+        assert!((i32::from(alaw_to_linear(a)) - i32::from(ulaw_to_linear(c))).abs() <= 132);
+    }
+    assert_eq!(alaw_to_ulaw_nearest(0xD5), 0xFF);
+    assert_eq!(ulaw_to_alaw_nearest(0xFF), 0xD5);
+
+    let p = rtp_packet(8, true, 65535, 0xDEAD_BEEF, 42, &[1, 2, 3]);
+    let r = Rtp::parse(&p).unwrap();
+    assert_eq!(
+        (r.marker, r.pt, r.seq, r.ts, r.ssrc),
+        (true, 8, 65535, 0xDEAD_BEEF, 42)
+    );
+    assert_eq!(r.payload, vec![1, 2, 3]);
+
+    let addr: SocketAddr = "127.0.0.1:41234".parse().unwrap();
+    let s = SdpAudio::parse(sdp_for(addr, &[Codec::Pcma, Codec::TelephoneEvent]).as_bytes());
+    assert_eq!(s.rtp, addr);
+    assert_eq!(s.pts, vec![8, 101]);
+    assert_eq!(s.pt_of("telephone-event"), Some(101));
+    assert_eq!(s.pt_of("PCMA"), Some(8));
+    assert_eq!(s.pt_of("PCMU"), None);
+    assert_eq!(s.direction, "sendrecv");
+}
+
+// ---------------------------------------------------------------------------------------
+// Through the switch
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_bridged_call_carries_audio_both_ways_through_the_switchs_ports() {
+    let sw = Switch::start_with_config(config(60));
+    let all = [Codec::Pcmu, Codec::Pcma, Codec::TelephoneEvent];
+    let mut call = bridged(&sw, &all, &[Codec::Pcmu, Codec::TelephoneEvent]);
+
+    // Each leg got the switch's own SDP: its address, an even port of its own per leg
+    // (RTCP on the next), not the other party's.
+    let (c, a) = (&call.switch_for_carrier, &call.switch_for_alice);
+    for (side, s) in [("carrier", c), ("alice", a)] {
+        assert_eq!(s.rtp.ip(), sw.udp_addr().ip(), "{side}: {s:?}");
+        assert_eq!(s.rtp.port() % 2, 0, "{side}: RTP on an even port: {s:?}");
+        assert_ne!(s.rtp.port(), call.carrier_rtp.port(), "{side}");
+        assert_ne!(s.rtp.port(), call.alice_rtp.port(), "{side}");
+        if let Some(rtcp) = s.rtcp_port {
+            assert_eq!(rtcp, s.rtp.port() + 1, "{side}: {s:?}");
+        }
+        assert_eq!(s.direction, "sendrecv", "{side}");
+    }
+    assert_ne!(c.rtp, a.rtp, "one relay port per leg");
+    assert_eq!(
+        c.first_pt(),
+        0,
+        "answered with the carrier's first choice: {c:?}"
+    );
+    assert!(a.pt_of("PCMU").is_some(), "{a:?}");
+
+    // Carrier → alice: PCMU bytes arrive unchanged, from the port alice was told.
+    let out: Vec<Vec<u8>> = (0..25).map(|i| frame(0xC0, i)).collect();
+    let to_alice = stream_across(
+        &mut call.carrier_rtp,
+        c.rtp,
+        0,
+        &out,
+        &call.alice_rtp,
+        a.rtp,
+        0,
+        |p| p.to_vec(),
+    );
+    assert_eq!(to_alice.len(), 25);
+
+    // Alice → carrier, likewise, from the port the carrier was told.
+    let back: Vec<Vec<u8>> = (0..25).map(|i| frame(0xA1, i)).collect();
+    stream_across(
+        &mut call.alice_rtp,
+        a.rtp,
+        0,
+        &back,
+        &call.carrier_rtp,
+        c.rtp,
+        0,
+        |p| p.to_vec(),
+    );
+
+    // Both ways at once: interleaved, every packet still crosses.
+    for i in 0..20 {
+        let (x, y) = (frame(0x11, i), frame(0x22, i));
+        call.carrier_rtp.send(c.rtp, 0, &x);
+        call.alice_rtp.send(a.rtp, 0, &y);
+        let (p, src) = call
+            .alice_rtp
+            .recv(WAIT)
+            .expect("carrier's packet at alice");
+        assert_eq!((src, p.payload), (a.rtp, x), "packet {i} at alice");
+        let (p, src) = call
+            .carrier_rtp
+            .recv(WAIT)
+            .expect("alice's packet at the carrier");
+        assert_eq!((src, p.payload), (c.rtp, y), "packet {i} at the carrier");
+    }
+    call.carrier_hangs_up();
+}
+
+#[test]
+fn pcma_from_the_carrier_reaches_a_pcmu_only_client_transcoded() {
+    let sw = Switch::start_with_config(config(60));
+    let mut call = bridged(&sw, &[Codec::Pcma], &[Codec::Pcmu]);
+    let (c, a) = (
+        call.switch_for_carrier.clone(),
+        call.switch_for_alice.clone(),
+    );
+    assert_eq!(c.first_pt(), 8, "the carrier offered PCMA only: {c:?}");
+    assert!(c.pt_of("PCMU").is_none(), "{c:?}");
+    assert!(
+        a.pt_of("PCMU").is_some(),
+        "alice must be offered PCMU: {a:?}"
+    );
+
+    // Every A-law code, twice over in 160-byte frames: alice hears, in μ-law, the nearest
+    // value to what the carrier sent.
+    let alaw: Vec<Vec<u8>> = (0..4)
+        .map(|f| (0..FRAME).map(|k| ((f * FRAME + k) % 256) as u8).collect())
+        .collect();
+    stream_across(
+        &mut call.carrier_rtp,
+        c.rtp,
+        8,
+        &alaw,
+        &call.alice_rtp,
+        a.rtp,
+        0,
+        |p| p.iter().map(|&b| alaw_to_ulaw_nearest(b)).collect(),
+    );
+    // And alice's μ-law reaches the carrier as A-law.
+    let ulaw: Vec<Vec<u8>> = (0..4)
+        .map(|f| {
+            (0..FRAME)
+                .map(|k| ((f * FRAME + k + 7) % 256) as u8)
+                .collect()
+        })
+        .collect();
+    stream_across(
+        &mut call.alice_rtp,
+        a.rtp,
+        0,
+        &ulaw,
+        &call.carrier_rtp,
+        c.rtp,
+        8,
+        |p| p.iter().map(|&b| ulaw_to_alaw_nearest(b)).collect(),
+    );
+    call.carrier_hangs_up();
+}
+
+#[test]
+fn a_third_party_spraying_the_carriers_port_after_latching_is_not_relayed() {
+    let sw = Switch::start_with_config(config(60));
+    let mut call = bridged(&sw, &[Codec::Pcmu], &[Codec::Pcmu]);
+    let (c, a) = (
+        call.switch_for_carrier.clone(),
+        call.switch_for_alice.clone(),
+    );
+    // The carrier speaks first: the switch latches onto it.
+    let first: Vec<Vec<u8>> = (0..3).map(|i| frame(0xC0, i)).collect();
+    stream_across(
+        &mut call.carrier_rtp,
+        c.rtp,
+        0,
+        &first,
+        &call.alice_rtp,
+        a.rtp,
+        0,
+        |p| p.to_vec(),
+    );
+
+    // A sprayer sends to the carrier's relay port; the carrier keeps talking after each
+    // burst. Datagrams on one socket are read in order, so had any sprayed packet been
+    // relayed it would reach alice before the carrier's next one.
+    let mut sprayer = RtpPhone::new();
+    let spray = vec![0x5A; FRAME];
+    for round in 0..10 {
+        for _ in 0..5 {
+            sprayer.send(c.rtp, 0, &spray);
+        }
+        let mine = frame(0xC1, round);
+        call.carrier_rtp.send(c.rtp, 0, &mine);
+        let (p, src) = call
+            .alice_rtp
+            .recv(WAIT)
+            .unwrap_or_else(|| panic!("round {round}: the carrier's packet never reached alice"));
+        assert_ne!(
+            p.payload, spray,
+            "round {round}: a sprayed packet reached alice"
+        );
+        assert_eq!((src, p.payload), (a.rtp, mine), "round {round}");
+    }
+    // Alice's audio still goes to the carrier, not to the sprayer.
+    let back: Vec<Vec<u8>> = (0..5).map(|i| frame(0xA1, i)).collect();
+    stream_across(
+        &mut call.alice_rtp,
+        a.rtp,
+        0,
+        &back,
+        &call.carrier_rtp,
+        c.rtp,
+        0,
+        |p| p.to_vec(),
+    );
+    // Nothing went to the sprayer: whatever the switch sent there would be queued on its
+    // socket by now (the carrier's packets sent after it have all been delivered).
+    let stray = sprayer.drain_until(Instant::now() + Duration::from_millis(200));
+    assert_eq!(stray, 0, "the switch sent {stray} datagrams to the sprayer");
+    call.carrier_hangs_up();
+}
+
+#[test]
+fn a_bridged_call_with_no_media_ends_after_the_media_timeout() {
+    let sw = Switch::start_with_config(config(2));
+    let mut call = bridged(&sw, &[Codec::Pcmu], &[Codec::Pcmu]);
+    let c = call.switch_for_carrier.clone();
+
+    // While the carrier sends, the call stays up: for twice the timeout, a frame every
+    // 50 ms, and no BYE on either side.
+    let talk_until = Instant::now() + Duration::from_secs(4);
+    let mut i = 0;
+    while Instant::now() < talk_until {
+        call.carrier_rtp.send(c.rtp, 0, &frame(0xC0, i));
+        i += 1;
+        for ua in [&call.carrier, &call.alice] {
+            if let Some(m) = ua.recv_msg(Duration::from_millis(25)) {
+                assert_ne!(
+                    m.method(),
+                    Some("BYE"),
+                    "BYE while media flows: {}",
+                    m.text()
+                );
+            }
+        }
+    }
+    assert!(
+        call.alice_rtp
+            .drain_until(Instant::now() + Duration::from_millis(100))
+            > 0,
+        "the carrier's audio reached alice"
+    );
+
+    // Silence: both sides get a BYE, answered with 200.
+    let silent_from = Instant::now();
+    let bye = expect_request(&call.carrier, "BYE", Duration::from_secs(2 + 5));
+    assert!(
+        silent_from.elapsed() >= Duration::from_millis(1500),
+        "BYE {:?} after the last packet: before the 2 s timeout",
+        silent_from.elapsed()
+    );
+    call.carrier
+        .send(reply(&bye, 200, "OK", "x", call.carrier.local_addr(), None));
+    let bye = expect_request(&call.alice, "BYE", WAIT);
+    assert_eq!(
+        bye.header("Call-ID"),
+        call.alice_inv.header("Call-ID"),
+        "alice's dialog ends"
+    );
+    call.alice.send(reply(
+        &bye,
+        200,
+        "OK",
+        "alice1",
+        call.alice.local_addr(),
+        None,
+    ));
+}
+
+#[test]
+fn a_bridged_call_where_nobody_sends_rtp_ends_after_the_media_timeout() {
+    let sw = Switch::start_with_config(config(2));
+    let call = bridged(&sw, &[Codec::Pcmu], &[Codec::Pcmu]);
+    let bye = expect_request(&call.carrier, "BYE", Duration::from_secs(2 + 5));
+    assert!(
+        call.started.elapsed() >= Duration::from_secs(2),
+        "BYE {:?} after the INVITE: before the 2 s timeout",
+        call.started.elapsed()
+    );
+    call.carrier
+        .send(reply(&bye, 200, "OK", "x", call.carrier.local_addr(), None));
+    let bye = expect_request(&call.alice, "BYE", WAIT);
+    call.alice.send(reply(
+        &bye,
+        200,
+        "OK",
+        "alice1",
+        call.alice.local_addr(),
+        None,
+    ));
+}
+
+#[test]
+fn rtp_ports_are_taken_per_leg_and_return_to_the_pool_when_the_call_ends() {
+    let sw = Switch::start_with_config(config(60));
+    let total = metric(&sw, "rtp_port_pairs_total");
+    // rtp_ports = "20000-29999": 5000 even/odd pairs.
+    assert_eq!(total, 5000);
+    assert_eq!(metric(&sw, "rtp_port_pairs_free"), total);
+
+    let call = bridged(&sw, &[Codec::Pcmu], &[Codec::Pcmu]);
+    // One pair for the carrier's leg, one for alice's.
+    assert_eq!(metric(&sw, "rtp_port_pairs_free"), total - 2);
+    call.carrier_hangs_up();
+    wait_metric(&sw, "rtp_port_pairs_free", total);
+
+    // A second call takes them again and gives them back again.
+    let call = call_alice(&sw, call.alice, &[Codec::Pcmu], &[Codec::Pcmu]);
+    assert_eq!(metric(&sw, "rtp_port_pairs_free"), total - 2);
+    call.carrier_hangs_up();
+    wait_metric(&sw, "rtp_port_pairs_free", total);
+}
