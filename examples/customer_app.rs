@@ -26,6 +26,11 @@
 //! delay_ms = 0               # [0] wait this long before answering
 //! after = 2                  # optional: from the 3rd signed hit on, answer `after_body`
 //! after_body = "<Response><Hangup/></Response>"
+//!
+//! [[route]]
+//! path = "/hello.wav"        # a media file: served from `file`, no signature needed
+//! content_type = "audio/x-wav"   # (Twilio does not sign `<Play>` fetches)
+//! file = "/srv/prompts/hello.wav"
 //! ```
 //!
 //! Output (stdout, each line flushed): first `listening http://ADDR`, then for every request
@@ -94,6 +99,8 @@ struct Route {
     after: Option<u64>,
     #[serde(default)]
     after_body: String,
+    /// Serve this file's bytes instead of `body`, to anyone: media, not instructions.
+    file: Option<std::path::PathBuf>,
     /// Signed hits so far.
     #[serde(skip)]
     hits: AtomicU64,
@@ -116,6 +123,7 @@ fn demo_route(path: &str, body: &str) -> Route {
         delay_ms: 0,
         after: None,
         after_body: String::new(),
+        file: None,
         hits: AtomicU64::new(0),
     }
 }
@@ -167,8 +175,8 @@ fn params_json(params: &[(String, String)]) -> Map<String, Value> {
     map
 }
 
-fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     if let Ok(ct) = content_type.parse() {
         resp.headers_mut().insert(CONTENT_TYPE, ct);
@@ -237,20 +245,38 @@ async fn handle(
         .is_some_and(|sig| verify_twilio_signature(&app.auth_token, &url, &form, sig));
 
     let route = app.script.route.iter().find(|r| r.path == path);
+    if let Some(r) = route
+        && let Some(file) = &r.file
+    {
+        let (code, response) = match std::fs::read(file) {
+            Ok(bytes) => (200, reply(StatusCode::OK, &r.content_type, bytes)),
+            Err(_) => (
+                404,
+                reply(StatusCode::NOT_FOUND, "text/plain", "no such file\n"),
+            ),
+        };
+        let line = json!({
+            "method": method.as_str(),
+            "path": path,
+            "query": query,
+            "params": logged,
+            "signature_ok": signature_ok,
+            "status": code,
+            "t_ms": t_ms,
+        });
+        emit(&line.to_string());
+        return Ok(response);
+    }
     let (status, delay, response) = match (signature_ok, route) {
         (false, _) => (
             403,
             0,
-            reply(
-                StatusCode::FORBIDDEN,
-                "text/plain",
-                "bad signature\n".into(),
-            ),
+            reply(StatusCode::FORBIDDEN, "text/plain", "bad signature\n"),
         ),
         (true, None) => (
             404,
             0,
-            reply(StatusCode::NOT_FOUND, "text/plain", "no such path\n".into()),
+            reply(StatusCode::NOT_FOUND, "text/plain", "no such path\n"),
         ),
         (true, Some(r)) => {
             let hit = r.hits.fetch_add(1, Ordering::Relaxed);

@@ -70,12 +70,17 @@ impl Switch {
     /// Starts the switch with the given config file, `--sip 127.0.0.1:0 --http 127.0.0.1:0`,
     /// and waits (up to [`START_DEADLINE`]) for its `ready` line. Panics with the collected
     /// stderr if it exits or stays silent.
+    /// The switch runs in a fresh temporary working directory, so that relative paths in
+    /// the config (`recordings_dir`, `sounds_dir`) land there and not in the repository.
     pub fn start_with_config(path: impl AsRef<Path>) -> Switch {
-        let path = path.as_ref();
+        let path = std::path::absolute(path.as_ref()).expect("an absolute config path");
+        let cwd = std::env::temp_dir().join(unique("switch-cwd"));
+        std::fs::create_dir_all(&cwd).expect("a working directory for the switch");
         let mut child = switchboard()
+            .current_dir(&cwd)
             .arg("run")
             .arg("-c")
-            .arg(path)
+            .arg(&path)
             .args(["--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

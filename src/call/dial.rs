@@ -535,13 +535,15 @@ impl Call {
             self.finish_child(w, CallStatus::Failed);
             return Ok(self.dial_result("failed", None));
         }
-        self.answer_now();
+        // Bridge first: the caller starts sending as soon as it has our 2xx, and packets
+        // that reach the relay before the bridge are dropped.
         if let (Some(a), Some(b)) = (
             self.main.as_ref().and_then(|m| m.media.as_ref()),
             self.legs[w].media.as_ref(),
         ) {
             self.svc.media.bridge(a.endpoint.id(), b.endpoint.id());
         }
+        self.answer_now();
         self.mark_answered();
         let answered_ms = unix_ms();
         let sid = self.legs[w].sid.clone();

@@ -36,6 +36,16 @@ use super::silence::SilenceDetector;
 
 pub const WAKER: Token = Token(usize::MAX);
 
+/// The relay thread's clock. The thread does real I/O and paces players, so it reads the
+/// time itself; everything below it (rewriter, latch, player) takes `now` as an argument.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the relay thread is an I/O driver, like engine.rs"
+)]
+fn clock() -> Instant {
+    Instant::now()
+}
+
 /// The player's pacing.
 const TICK: Duration = Duration::from_millis(20);
 
@@ -108,7 +118,7 @@ impl RelayThread {
             pcm: Box::new([0; 2048]),
             group_rx: HashMap::with_capacity(1024),
             timeout,
-            next_housekeeping: Instant::now() + HOUSEKEEPING,
+            next_housekeeping: clock() + HOUSEKEEPING,
             stats,
         }
     }
@@ -121,13 +131,13 @@ impl RelayThread {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         loop {
-            let now = Instant::now();
+            let now = clock();
             let wait = self.next_deadline().saturating_duration_since(now);
-            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    tracing::error!(error = %e, "media relay poll failed");
-                    return;
-                }
+            if let Err(e) = self.poll.poll(&mut events, Some(wait))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                tracing::error!(error = %e, "media relay poll failed");
+                return;
             }
             for ev in events.iter() {
                 let token = ev.token();
@@ -144,7 +154,7 @@ impl RelayThread {
             if !self.drain_commands() {
                 return;
             }
-            let now = Instant::now();
+            let now = clock();
             self.tick_players(now);
             if now >= self.next_housekeeping {
                 self.housekeeping(now);
@@ -181,7 +191,7 @@ impl RelayThread {
                     return;
                 }
             };
-            let now = Instant::now();
+            let now = clock();
             let peer_slot = ep.peer;
             let (ep, mut peer) = pair_mut(&mut self.slots, slot, peer_slot);
             let Some(ep) = ep else { return };
@@ -221,7 +231,7 @@ impl RelayThread {
                 Ok(n) => n,
                 Err(_) => return,
             };
-            let now = Instant::now();
+            let now = clock();
             let peer_slot = ep.peer;
             let (ep, peer) = pair_mut(&mut self.slots, slot, peer_slot);
             let Some(ep) = ep else { return };
@@ -415,7 +425,7 @@ impl RelayThread {
                     return;
                 };
                 ep.player = Some(Player::new(items, loops));
-                ep.next_tick = Instant::now();
+                ep.next_tick = clock();
                 if !self.playing.contains(&s) {
                     self.playing.push(s);
                 }
@@ -432,7 +442,7 @@ impl RelayThread {
                 if ep.recording.is_some() {
                     finish_recording(ep, RecordEnd::Stopped);
                 }
-                let now = Instant::now();
+                let now = clock();
                 ep.recording = Some(Recording {
                     silence: SilenceDetector::new(spec.silence_timeout),
                     spec,
@@ -441,10 +451,10 @@ impl RelayThread {
                 });
             }
             Command::StopRecord(id) => {
-                if let Some(ep) = self.slot_of(id).and_then(|s| self.slots[s].as_mut()) {
-                    if ep.recording.is_some() {
-                        finish_recording(ep, RecordEnd::Stopped);
-                    }
+                if let Some(ep) = self.slot_of(id).and_then(|s| self.slots[s].as_mut())
+                    && ep.recording.is_some()
+                {
+                    finish_recording(ep, RecordEnd::Stopped);
                 }
             }
             Command::Close(id) => self.close(id),
@@ -468,7 +478,7 @@ impl RelayThread {
             self.free.push(slot);
             return;
         }
-        let now = Instant::now();
+        let now = clock();
         self.by_id.insert(o.id, slot);
         self.slots[slot] = Some(Endpoint {
             id: o.id,
@@ -575,10 +585,10 @@ fn on_rtp(
     ep.in_ssrc = pkt.ssrc();
     match params.receive.classify(pkt.payload_type()) {
         Some(Carried::TelephoneEvent) => {
-            if let Ok(ev) = TelephoneEvent::parse(pkt.payload()) {
-                if let Some(d) = ep.dtmf.on_packet(pkt.ssrc(), pkt.timestamp(), &ev) {
-                    on_digit(ep, d.digit);
-                }
+            if let Ok(ev) = TelephoneEvent::parse(pkt.payload())
+                && let Some(d) = ep.dtmf.on_packet(pkt.ssrc(), pkt.timestamp(), &ev)
+            {
+                on_digit(ep, d.digit);
             }
         }
         Some(Carried::Audio(law)) => {

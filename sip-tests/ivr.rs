@@ -1,0 +1,436 @@
+//! Black-box tests of the media verbs: a carrier calls an application that plays a prompt,
+//! gathers digits and records a message, all through the running binary, with real RTP on
+//! loopback and a real customer web app (`examples/customer_app`) serving the TwiML and the
+//! prompt's WAV file.
+//!
+//! What is checked is what a caller and the customer's app would see: the prompt's samples
+//! as decoded from the RTP that arrives, `Digits` at the Gather action after RFC 4733
+//! key presses, and a recording whose samples (downloaded from REST) are what was said.
+// Real sockets and a real process: receive deadlines read the real clock.
+#![allow(clippy::disallowed_methods)]
+
+mod harness;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use harness::customer_app::CustomerApp;
+use harness::rtp::{Codec, RtpPhone, SdpAudio, linear_to_ulaw, ulaw_to_linear};
+use harness::{Msg, Switch, Udp, request};
+use serde_json::Value;
+
+const ACCOUNT: &str = "AC00000000000000000000000000000001";
+const AUTH_TOKEN: &str = "demo-auth-token-change-me";
+const NUMBER: &str = "+15550100001";
+const WAIT: Duration = Duration::from_secs(5);
+const FRAME: usize = 160;
+const TELEPHONE_EVENT: u8 = 101;
+
+/// The sample config with the application fetching from `voice_url`.
+fn config_with(voice_url: &str) -> PathBuf {
+    let sample = std::fs::read_to_string(harness::default_config()).unwrap();
+    let text = sample
+        .lines()
+        .map(|l| match l.starts_with("twiml = ") {
+            true => format!("voice_url = \"{voice_url}\""),
+            false => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(text, sample, "the sample config changed shape");
+    let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("ivr")));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A carrier call with `phone`'s SDP; returns (INVITE, the switch's 2xx).
+fn call(sw: &Switch, carrier: &Udp, phone: &RtpPhone) -> (String, Msg) {
+    let ruri = format!("sip:{NUMBER}@{}", sw.udp_addr());
+    let from = format!(
+        "<sip:+15557654321@{}>;tag={}",
+        carrier.local_addr().ip(),
+        harness::unique("f")
+    );
+    let invite = request(
+        "INVITE",
+        &ruri,
+        carrier.local_addr(),
+        "UDP",
+        &[("From", &from)],
+        &phone.offer(&[Codec::Pcmu, Codec::TelephoneEvent]),
+    );
+    carrier.send(&invite);
+    let cid = Msg::parse(invite.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    let (ok, _) = carrier.recv_final(&cid, WAIT).expect("an answer");
+    assert_eq!(
+        ok.status(),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&ok.raw)
+    );
+    carrier.send(in_dialog("ACK", &invite, &ok, carrier, 1));
+    (invite, ok)
+}
+
+fn in_dialog(method: &str, invite: &str, ok: &Msg, ua: &Udp, cseq: u32) -> String {
+    let inv = Msg::parse(invite.as_bytes());
+    let contact = ok.header("Contact").expect("Contact in 2xx");
+    let target = contact.trim_start_matches('<').split('>').next().unwrap();
+    format!(
+        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+        ua.local_addr(),
+        harness::branch(),
+        inv.header("From").unwrap(),
+        ok.header("To").unwrap(),
+        inv.header("Call-ID").unwrap(),
+    )
+}
+
+fn expect_request(ua: &Udp, method: &str, within: Duration) -> Msg {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let m = ua
+            .recv_msg(left)
+            .unwrap_or_else(|| panic!("no {method} within {within:?}"));
+        if m.method() == Some(method) {
+            return m;
+        }
+    }
+}
+
+fn ok_to(req: &Msg, ua: &Udp) -> String {
+    let mut out = "SIP/2.0 200 OK\r\n".to_string();
+    for v in req.headers("Via") {
+        out.push_str(&format!("Via: {v}\r\n"));
+    }
+    out.push_str(&format!(
+        "From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:ua@{}>\r\nContent-Length: 0\r\n\r\n",
+        req.header("From").unwrap(),
+        req.header("To").unwrap(),
+        req.header("Call-ID").unwrap(),
+        req.header("CSeq").unwrap(),
+        ua.local_addr(),
+    ));
+    out
+}
+
+/// The app's first request for `path`, waiting for it.
+fn wait_path(app: &CustomerApp, path: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(r) = app.requests().into_iter().find(|r| r["path"] == path) {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no request for {path}: {:?}",
+            app.requests()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn param<'a>(req: &'a Value, name: &str) -> &'a str {
+    req["params"][name].as_str().unwrap_or("")
+}
+
+/// GET on the REST API with the account's Basic auth: (status, body bytes).
+fn rest_get(sw: &Switch, url: &str) -> (u16, Vec<u8>) {
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or(url);
+    let mut s = TcpStream::connect(sw.http_addr()).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{AUTH_TOKEN}"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n",
+        sw.http_addr()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, raw[split + 4..].to_vec())
+}
+
+/// Equal sample sequences, or a failure naming the first difference (not 8,000 numbers).
+fn assert_same(got: &[i16], want: &[i16], what: &str) {
+    if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
+        let end = (i + 8).min(got.len()).min(want.len());
+        panic!(
+            "{what}: first difference at sample {i} of {}: got {:?}, want {:?}",
+            want.len(),
+            &got[i..end],
+            &want[i..end]
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+}
+
+/// A recognisable prompt: a 300 Hz tone rising in level, `ms` long, at 8 kHz.
+fn prompt_samples(ms: usize) -> Vec<i16> {
+    let n = ms * 8;
+    (0..n)
+        .map(|i| {
+            let level = 2_000.0 + 10_000.0 * i as f64 / n as f64;
+            (level * (2.0 * std::f64::consts::PI * 300.0 * i as f64 / 8_000.0).sin()) as i16
+        })
+        .collect()
+}
+
+/// Speech-level audio to record: 440 Hz at about −12 dBFS.
+fn voice_frame(i: usize) -> [u8; FRAME] {
+    let mut out = [0u8; FRAME];
+    for (j, b) in out.iter_mut().enumerate() {
+        let t = (i * FRAME + j) as f64 / 8_000.0;
+        *b = linear_to_ulaw((8_000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16);
+    }
+    out
+}
+
+/// One RFC 4733 key press: three packets of the event, then three end packets, all with
+/// the event's start timestamp and marker on the first (RFC 4733 §2.5.1).
+fn press(phone: &mut RtpPhone, to: SocketAddr, event: u8) {
+    let ts = phone.ts;
+    for (k, end) in [
+        (1u16, false),
+        (2, false),
+        (3, false),
+        (4, true),
+        (4, true),
+        (4, true),
+    ] {
+        let duration = k * 160;
+        let flags = if end { 0x80 } else { 0 } | 10;
+        let payload = [event, flags, (duration >> 8) as u8, duration as u8];
+        let pkt =
+            harness::rtp::rtp_packet(TELEPHONE_EVENT, k == 1, phone.seq, ts, phone.ssrc, &payload);
+        phone.send_raw(to, &pkt);
+        phone.seq = phone.seq.wrapping_add(1);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    phone.ts = ts.wrapping_add(4 * 160);
+}
+
+#[test]
+fn an_application_plays_a_prompt_gathers_digits_and_records_a_message() {
+    let dir = std::env::temp_dir().join(harness::unique("ivr-prompt"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prompt = prompt_samples(1_000);
+    let wav = dir.join("prompt.wav");
+    std::fs::write(&wav, switchboard::media::wav::write_recording(&prompt)).unwrap();
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        &format!(
+            r#"
+[[route]]
+path = "/prompt.wav"
+content_type = "audio/x-wav"
+file = "{}"
+[[route]]
+path = "/voice"
+body = '<Response><Play>/prompt.wav</Play><Gather numDigits="2" timeout="5" action="/gathered"/><Say>never reached</Say></Response>'
+[[route]]
+path = "/gathered"
+body = '<Response><Record maxLength="10" timeout="3" action="/recorded"/></Response>'
+[[route]]
+path = "/recorded"
+body = '<Response><Hangup/></Response>'
+"#,
+            wav.display()
+        ),
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let carrier = sw.udp();
+    let mut phone = RtpPhone::new();
+    let (invite, ok) = call(&sw, &carrier, &phone);
+    let relay = SdpAudio::parse(&ok.body).rtp;
+
+    // The prompt: 50 frames whose μ-law decodes to the file's samples through G.711.
+    let mut heard = Vec::new();
+    let mut seqs = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while heard.len() < prompt.len() {
+        let (p, from) = phone.recv_until(deadline).expect("the whole prompt");
+        assert_eq!(
+            from, relay,
+            "symmetric RTP: from the port the switch advertised"
+        );
+        assert_eq!(p.pt, 0);
+        seqs.push(p.seq);
+        heard.extend(p.payload.iter().map(|&b| ulaw_to_linear(b)));
+    }
+    // The switch's encoder is ITU-T G.191's (unit-tested against G.711's tables there);
+    // Sun's linear2ulaw in the harness rounds some negative samples the other way.
+    let expected: Vec<i16> = prompt
+        .iter()
+        .map(|&s| ulaw_to_linear(switchboard::media::g711::ulaw_encode(s)))
+        .collect();
+    assert_same(&heard, &expected, "decoded prompt samples match the file");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "one continuous stream: {seqs:?}"
+    );
+
+    // Two key presses as RFC 4733 events: the Gather action hears them. A key pressed
+    // while the <Play> before the <Gather> still runs is not the Gather's: give the switch
+    // a moment to move on from the prompt's last frame.
+    std::thread::sleep(Duration::from_millis(300));
+    press(&mut phone, relay, 4);
+    press(&mut phone, relay, 2);
+    let gathered = &wait_path(&app, "/gathered");
+    assert_eq!(gathered["signature_ok"], true);
+    assert_eq!(param(gathered, "Digits"), "42");
+
+    // <Record> beeps (playBeep defaults to true); then we speak for one second and
+    // press '#' (in the default finishOnKey).
+    let beep_end = Instant::now() + Duration::from_secs(2);
+    let mut beep_packets = 0;
+    while let Some((p, _)) = phone.recv_until(beep_end) {
+        if p.payload.iter().any(|&b| ulaw_to_linear(b).abs() > 1_000) {
+            beep_packets += 1;
+        }
+        if beep_packets >= 20 {
+            break;
+        }
+    }
+    assert!(beep_packets >= 20, "the beep: {beep_packets} loud frames");
+    // Let the beep finish before speaking (it is half a second).
+    std::thread::sleep(Duration::from_millis(400));
+    let mut said = Vec::new();
+    for i in 0..50 {
+        let frame = voice_frame(i);
+        said.extend(frame.iter().map(|&b| ulaw_to_linear(b)));
+        phone.send(relay, 0, &frame);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    press(&mut phone, relay, 11); // '#'
+
+    let recorded = &wait_path(&app, "/recorded");
+    assert_eq!(recorded["signature_ok"], true);
+    assert_eq!(param(recorded, "Digits"), "#");
+    assert_eq!(param(recorded, "RecordingDuration"), "1");
+    let sid = param(recorded, "RecordingSid").to_string();
+    assert!(sid.starts_with("RE"), "{recorded}");
+    let url = param(recorded, "RecordingUrl").to_string();
+    assert!(url.ends_with(&format!("/Recordings/{sid}")), "{url}");
+
+    // <Hangup/>: the carrier gets BYE.
+    let bye = expect_request(&carrier, "BYE", WAIT);
+    carrier.send(ok_to(&bye, &carrier));
+    let _ = invite;
+
+    // The recording, from REST: exactly what was said.
+    let (status, body) = rest_get(&sw, &format!("{url}.wav"));
+    assert_eq!(status, 200);
+    let wav = switchboard::media::wav::Wav::parse(&body, body.len()).expect("a WAV");
+    let samples = wav.to_pcm_8k();
+    assert_same(&samples, &said, "recorded samples are what was sent");
+    let (status, list) = rest_get(
+        &sw,
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Recordings.json"),
+    );
+    assert_eq!(status, 200);
+    let list: Value = serde_json::from_slice(&list).unwrap();
+    assert_eq!(list["recordings"][0]["sid"], sid.as_str(), "{list}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_silent_recording_is_dropped_and_the_next_verb_runs() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Record timeout="1" playBeep="false" action="/recorded"/><Redirect>/after</Redirect></Response>'
+[[route]]
+path = "/recorded"
+body = '<Response><Hangup/></Response>'
+[[route]]
+path = "/after"
+body = '<Response><Hangup/></Response>'
+"#,
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let carrier = sw.udp();
+    let mut phone = RtpPhone::new();
+    let (_invite, ok) = call(&sw, &carrier, &phone);
+    let relay = SdpAudio::parse(&ok.body).rtp;
+    // Two seconds of digital silence: the 1 s silence timeout ends the recording.
+    for _ in 0..100 {
+        phone.send(relay, 0, &[0xFF; FRAME]);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let bye = expect_request(&carrier, "BYE", WAIT);
+    carrier.send(ok_to(&bye, &carrier));
+    let paths: Vec<String> = app
+        .wait_requests(2, WAIT)
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/voice", "/after"],
+        "no action for an empty recording"
+    );
+    let (_, list) = rest_get(
+        &sw,
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Recordings.json"),
+    );
+    let list: Value = serde_json::from_slice(&list).unwrap();
+    assert_eq!(
+        list["recordings"].as_array().map(Vec::len),
+        Some(0),
+        "{list}"
+    );
+}
+
+#[test]
+fn an_application_error_plays_the_error_prompt_then_hangs_up() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+status = 500
+body = 'oops'
+"#,
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let carrier = sw.udp();
+    let phone = RtpPhone::new();
+    let (_invite, _ok) = call(&sw, &carrier, &phone);
+    // The shipped prompt is about four seconds: count its frames until the BYE.
+    let mut loud = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some((p, _)) = phone.recv_until(deadline) {
+        if p.payload.iter().any(|&b| ulaw_to_linear(b).abs() > 500) {
+            loud += 1;
+        }
+        if let Some(m) = carrier.recv_msg(Duration::from_millis(1))
+            && m.method() == Some("BYE")
+        {
+            carrier.send(ok_to(&m, &carrier));
+            break;
+        }
+    }
+    assert!(
+        loud >= 50,
+        "the error prompt was heard ({loud} frames with speech)"
+    );
+}
