@@ -822,6 +822,35 @@ fn calls_section() {
 }
 
 #[test]
+fn media_section_is_checked() {
+    fails_at(
+        "[media]\nthreads = 65\n",
+        "65",
+        0,
+        "threads must be 0 (one per core) to 64",
+    );
+    fails_at(
+        "[media]\ntimeout_secs = 0\n",
+        "0",
+        0,
+        "timeout_secs must be 1 to 86400",
+    );
+    fails_at(
+        "[media]\nrecordings_dir = \"\"\n",
+        "\"\"",
+        0,
+        "recordings_dir must not be empty",
+    );
+    fails_at(
+        "[media]\nmax_play_bytes = 0\n",
+        "0",
+        0,
+        "max_play_bytes must be greater than 0",
+    );
+    fails_at("[media]\nthreds = 2\n", "threds", 0, "unknown field");
+}
+
+#[test]
 fn first_problem_in_file_order_is_reported() {
     // Two problems; the one higher in the file wins regardless of check order.
     let text = "[[routes]]\npattern = \"x\"\ntrunk = \"none\"\n\n[server]\nrealm = \"\"\n";

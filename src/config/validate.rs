@@ -55,6 +55,7 @@ pub(crate) fn validate(cfg: &mut Config) -> Vec<Problem> {
     webhooks(cfg, &mut p);
     registrar(cfg, &mut p);
     calls(cfg, &mut p);
+    media(cfg, &mut p);
     p.0
 }
 
@@ -558,6 +559,48 @@ fn webhooks(cfg: &mut Config, p: &mut Problems) {
             Ok(net) => w.private_nets.push(net),
             Err(why) => p.push(key_path!["webhooks", "allow_private_networks", j], why),
         }
+    }
+}
+
+/// Relay threads beyond this gain nothing on any machine we run on (and endpoint ids keep
+/// the thread in 8 bits).
+const MEDIA_THREADS_MAX: usize = 64;
+/// A day: a media timeout longer than this is a typo, and no call would ever be ended.
+const MEDIA_TIMEOUT_MAX: u64 = 86_400;
+
+fn media(cfg: &Config, p: &mut Problems) {
+    let m = &cfg.media;
+    if m.threads > MEDIA_THREADS_MAX {
+        p.push(
+            key_path!["media", "threads"],
+            format!(
+                "threads must be 0 (one per core) to {MEDIA_THREADS_MAX}, not {}",
+                m.threads
+            ),
+        );
+    }
+    if m.timeout_secs == 0 || m.timeout_secs > MEDIA_TIMEOUT_MAX {
+        p.push(
+            key_path!["media", "timeout_secs"],
+            format!(
+                "timeout_secs must be 1 to {MEDIA_TIMEOUT_MAX}, not {}",
+                m.timeout_secs
+            ),
+        );
+    }
+    for (key, dir) in [
+        ("recordings_dir", &m.recordings_dir),
+        ("sounds_dir", &m.sounds_dir),
+    ] {
+        if dir.as_os_str().is_empty() {
+            p.push(key_path!["media", key], format!("{key} must not be empty"));
+        }
+    }
+    if m.max_play_bytes == 0 {
+        p.push(
+            key_path!["media", "max_play_bytes"],
+            "max_play_bytes must be greater than 0",
+        );
     }
 }
 
