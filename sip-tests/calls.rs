@@ -313,7 +313,7 @@ fn a_carrier_call_reaches_a_registered_client_and_the_app_hears_how_it_went() {
         .and_then(|p| p.parse().ok())
         .expect("an audio stream");
     assert!(
-        (20000..30000).contains(&port) && port % 2 == 0,
+        (20000..30000).contains(&port) && port.is_multiple_of(2),
         "relay port {port} in rtp_ports, even"
     );
     assert!(inv.header("From").unwrap().contains("+15557654321"));

@@ -252,11 +252,6 @@ fn call_alice(sw: &Switch, alice: Udp, carrier_codecs: &[Codec], alice_codecs: &
         .expect("2xx to the carrier");
     assert_eq!(ok.status(), Some(200), "{}", ok.text());
     let switch_for_carrier = SdpAudio::parse(&ok.body);
-    eprintln!(
-        "DEBUG to-alice:\n{}\nalice answer:\n{answer}\nto-carrier:\n{}",
-        alice_inv.text(),
-        ok.text()
-    );
     carrier.send(carrier_in_dialog("ACK", &invite, &ok, &carrier, 1));
     expect_request(&alice, "ACK", WAIT);
     Call {
@@ -692,33 +687,4 @@ fn rtp_ports_are_taken_per_leg_and_return_to_the_pool_when_the_call_ends() {
     assert_eq!(metric(&sw, "rtp_port_pairs_free"), total - 2);
     call.carrier_hangs_up();
     wait_metric(&sw, "rtp_port_pairs_free", total);
-}
-
-#[test]
-fn zz_probe() {
-    let sw = Switch::start_with_config(config(60));
-    let codecs: Vec<Codec> = match std::env::var("PROBE").as_deref() {
-        Ok("te") => vec![Codec::Pcmu, Codec::TelephoneEvent],
-        _ => vec![Codec::Pcmu],
-    };
-    let mut call = bridged(&sw, &codecs, &codecs);
-    let (c, a) = (
-        call.switch_for_carrier.clone(),
-        call.switch_for_alice.clone(),
-    );
-    for i in 0..10 {
-        call.carrier_rtp.send(c.rtp, 0, &frame(1, i));
-        call.alice_rtp.send(a.rtp, 0, &frame(2, i));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!(
-        "PROBE alice got {}",
-        call.alice_rtp
-            .drain_until(Instant::now() + Duration::from_millis(300))
-    );
-    eprintln!(
-        "PROBE carrier got {}",
-        call.carrier_rtp
-            .drain_until(Instant::now() + Duration::from_millis(300))
-    );
 }

@@ -1203,7 +1203,7 @@ fn recording_list_filters_and_pages() {
         format!("/2010-04-01/Accounts/{AC1}/Recordings.json?PageSize=2&Page=1")
     );
     let (_, _, body) = get(&s, &next, Some(&auth));
-    assert_eq!(sids(&body), [a.sid.clone()]);
+    assert_eq!(sids(&body), std::slice::from_ref(&a.sid));
     let v = json(&body);
     assert_eq!(v["start"], 2);
     assert_eq!(v["end"], 2);

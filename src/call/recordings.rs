@@ -467,8 +467,8 @@ mod tests {
 
         let sids = |v: Vec<RecordingInfo>| v.into_iter().map(|r| r.sid).collect::<Vec<_>>();
         assert_eq!(sids(r.list(AC1, None)), [b.sid.clone(), a.sid.clone()]);
-        assert_eq!(sids(r.list(AC1, Some(CA1))), [a.sid.clone()]);
-        assert_eq!(sids(r.list(AC2, None)), [c.sid.clone()]);
+        assert_eq!(sids(r.list(AC1, Some(CA1))), std::slice::from_ref(&a.sid));
+        assert_eq!(sids(r.list(AC2, None)), std::slice::from_ref(&c.sid));
         assert_eq!(r.get(AC1, &a.sid), Some(a.clone()));
         assert_eq!(r.get(AC2, &a.sid), None, "another account's");
 

@@ -664,3 +664,61 @@ fn ports_go_back_to_the_pool_when_endpoints_are_dropped() {
     assert!(engine.open(9, tx).is_err());
     drop(again);
 }
+
+#[test]
+fn a_prompt_on_a_bridged_leg_continues_its_stream_and_the_relay_resumes_after_it() {
+    let mut c = call(
+        engine(31_160, 4, WAIT * 12),
+        10,
+        G711Law::Pcmu,
+        G711Law::Pcmu,
+    );
+    let pa = c.a.port();
+    prime(&mut c.phone_a, pa, 0, &c.phone_b);
+    let mut at_b = Vec::new();
+    for i in 0..10 {
+        c.phone_a.send(pa, 0, &payload(i));
+        at_b.push(c.phone_b.recv_frame("relayed before the prompt"));
+    }
+    let samples: Vec<i16> = (0..5 * FRAME)
+        .map(|i| g711::ulaw_decode((i % 256) as u8))
+        .collect();
+    c.engine
+        .play(c.b.id(), vec![PlayItem::Audio(samples.clone().into())], 1);
+    let ev = next_event(&mut c.events, WAIT).expect("PlayDone");
+    assert!(matches!(ev.kind, EventKind::PlayDone), "{ev:?}");
+    let played: Vec<Rx> = (0..5).map(|_| c.phone_b.recv_frame("the prompt")).collect();
+    let decoded: Vec<i16> = played
+        .iter()
+        .flat_map(|r| r.payload.iter().map(|&c| g711::ulaw_decode(c)))
+        .collect();
+    assert_eq!(decoded, samples);
+    at_b.extend(played);
+    for i in 0..10 {
+        let out = payload(100 + i);
+        c.phone_a.send(pa, 0, &out);
+        let got = c.phone_b.recv_frame("relayed after the prompt");
+        assert_eq!(got.payload, out);
+        at_b.push(got);
+    }
+
+    // One stream for B's phone: one SSRC, sequence +1 per packet through both switches,
+    // time moving forward by at least a frame, the M bit exactly where the source changed.
+    for (i, w) in at_b.windows(2).enumerate() {
+        assert_eq!(w[1].ssrc, w[0].ssrc, "SSRC changed at packet {}", i + 1);
+        assert_eq!(
+            w[1].seq,
+            w[0].seq.wrapping_add(1),
+            "sequence at packet {}",
+            i + 1
+        );
+        let step = w[1].ts.wrapping_sub(w[0].ts);
+        assert!(
+            (FRAME as u32..8000 * 10).contains(&step),
+            "timestamp step {step} at packet {}",
+            i + 1
+        );
+        let switch = i + 1 == 10 || i + 1 == 15;
+        assert_eq!(w[1].marker, switch, "M bit at packet {}", i + 1);
+    }
+}
