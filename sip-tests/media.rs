@@ -324,8 +324,14 @@ fn stream_across(
         from.send(to, pt, payload);
         let (p, src) = receiver.recv(WAIT).unwrap_or_else(|| {
             panic!(
-                "packet {i} of {} sent to {to} never arrived",
-                payloads.len()
+                "packet {i} of {} sent to {to} never arrived{}",
+                payloads.len(),
+                if i == 0 {
+                    " (a first packet lost at the start of a call: does the relay handle \
+                     packets that woke it before the Bridge/Configure queued before them?)"
+                } else {
+                    ""
+                }
             )
         });
         assert_eq!(

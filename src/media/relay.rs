@@ -139,6 +139,11 @@ impl RelayThread {
                 tracing::error!(error = %e, "media relay poll failed");
                 return;
             }
+            // Commands first: a Configure or Bridge queued before a packet that arrives in
+            // the same wake-up must apply to it (else the call's first packet is dropped).
+            if !self.drain_commands() {
+                return;
+            }
             for ev in events.iter() {
                 let token = ev.token();
                 if token == WAKER {
@@ -150,9 +155,6 @@ impl RelayThread {
                 } else {
                     self.on_rtp_readable(slot);
                 }
-            }
-            if !self.drain_commands() {
-                return;
             }
             let now = clock();
             self.tick_players(now);
