@@ -44,7 +44,7 @@ SIPP_LIMIT = 20000          # SIPp -l: calls open at once (bench.py calls' defau
 IDENTITY = "bob"            # the registered client the customer app dials
 CALLER = "+15557654321"     # From of carrier_uac.xml
 VOICE_TWIML = f"<Response><Dial><Client>{IDENTITY}</Client></Dial></Response>"
-RTP_PORTS = "20000-31999"   # below Linux's ephemeral range: 6,000 RTP/RTCP pairs
+RTP_PORTS = "10000-32767"   # below Linux's ephemeral range: 11,384 RTP/RTCP pairs (2 per call)
 MAX_CONCURRENT = 100000     # [calls] max_concurrent in the config copy, if the key exists
 
 

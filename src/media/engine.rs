@@ -9,7 +9,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Sender, channel};
 use std::time::Duration;
 
@@ -30,6 +30,10 @@ const BIND_ATTEMPTS: usize = 8;
 struct ThreadHandle {
     commands: Sender<Command>,
     waker: Arc<Waker>,
+    /// Set by the sender that wakes the thread, cleared by the thread before it drains its
+    /// commands: a burst of commands (a call sets up two endpoints with several each) costs
+    /// one eventfd write and one wake-up, not one per command.
+    wake_pending: Arc<AtomicBool>,
     stats: Arc<RelayStats>,
     join: Option<std::thread::JoinHandle<()>>,
 }
@@ -78,13 +82,21 @@ impl MediaEngine {
             let waker = Arc::new(RelayThread::waker(&poll)?);
             let (tx, rx) = channel();
             let stats = Arc::new(RelayStats::default());
-            let relay = RelayThread::new(poll, rx, timeout, Arc::clone(&stats));
+            let wake_pending = Arc::new(AtomicBool::new(false));
+            let relay = RelayThread::new(
+                poll,
+                rx,
+                Arc::clone(&wake_pending),
+                timeout,
+                Arc::clone(&stats),
+            );
             let join = std::thread::Builder::new()
                 .name(format!("media-{i}"))
                 .spawn(move || relay.run())?;
             handles.push(ThreadHandle {
                 commands: tx,
                 waker,
+                wake_pending,
                 stats,
                 join: Some(join),
             });
@@ -177,7 +189,9 @@ impl MediaEngine {
 
     fn send(&self, id: EndpointId, cmd: Command) {
         let t = &self.threads[id.thread() % self.threads.len()];
-        if t.commands.send(cmd).is_ok() {
+        // The command is queued before the flag is read: a thread that cleared the flag
+        // before this send either drains the command now or is woken for it here.
+        if t.commands.send(cmd).is_ok() && !t.wake_pending.swap(true, Ordering::SeqCst) {
             let _ = t.waker.wake();
         }
     }

@@ -86,6 +86,8 @@ pub struct RelayStats {
 pub struct RelayThread {
     poll: Poll,
     commands: Receiver<Command>,
+    /// Cleared before draining `commands` (see `MediaEngine::send`).
+    wake_pending: Arc<std::sync::atomic::AtomicBool>,
     slots: Vec<Option<Endpoint>>,
     free: Vec<usize>,
     by_id: HashMap<EndpointId, usize>,
@@ -103,12 +105,14 @@ impl RelayThread {
     pub(crate) fn new(
         poll: Poll,
         commands: Receiver<Command>,
+        wake_pending: Arc<std::sync::atomic::AtomicBool>,
         timeout: Duration,
         stats: Arc<RelayStats>,
     ) -> Self {
         RelayThread {
             poll,
             commands,
+            wake_pending,
             slots: Vec::with_capacity(1024),
             free: Vec::with_capacity(1024),
             by_id: HashMap::with_capacity(1024),
@@ -369,6 +373,7 @@ impl RelayThread {
 
     /// Applies queued commands; `false` on shutdown.
     fn drain_commands(&mut self) -> bool {
+        self.wake_pending.store(false, Ordering::SeqCst);
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Shutdown) => return false,
