@@ -16,7 +16,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use harness::customer_app::CustomerApp;
-use harness::{Msg, Switch, Udp, request, sdp_offer, switchboard};
+use harness::ua::{
+    self, call_id_of, expect_request, in_dialog as carrier_in_dialog, no_request, register, token,
+    token_with,
+};
+use harness::{Msg, Switch, Udp, request, sdp_offer};
 use serde_json::Value;
 
 const ACCOUNT: &str = "AC00000000000000000000000000000001";
@@ -49,42 +53,6 @@ fn config_with(voice_url: &str, app_extra: &str, trunk_extra: &str) -> PathBuf {
     path
 }
 
-fn token(identity: &str) -> String {
-    let out = switchboard()
-        .args(["token", "-c"])
-        .arg(harness::default_config())
-        .args(["--identity", identity, "--incoming"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// Registers `identity` from `ua` with a token; returns when the switch said 200.
-fn register(sw: &Switch, ua: &Udp, identity: &str) {
-    let to = format!("<sip:{identity}@{REALM}>");
-    let from = format!("{to};tag={}", harness::unique("f"));
-    let auth = format!("Bearer {}", token(identity));
-    let req = request(
-        "REGISTER",
-        &format!("sip:{REALM}"),
-        ua.local_addr(),
-        "UDP",
-        &[("To", &to), ("From", &from), ("Authorization", &auth)],
-        "",
-    );
-    ua.send(&req);
-    let cid = call_id_of(&req);
-    let (resp, _) = ua.recv_final(&cid, WAIT).expect("REGISTER answered");
-    assert_eq!(
-        resp.status(),
-        Some(200),
-        "{}",
-        String::from_utf8_lossy(&resp.raw)
-    );
-    let _ = sw;
-}
-
 /// A carrier INVITE to `number` from `ua`.
 fn carrier_invite(sw: &Switch, ua: &Udp, number: &str) -> String {
     let ruri = format!("sip:{number}@{}", sw.udp_addr());
@@ -103,41 +71,7 @@ fn carrier_invite(sw: &Switch, ua: &Udp, number: &str) -> String {
     )
 }
 
-/// The Call-ID of a request we wrote.
-fn call_id_of(req: &str) -> String {
-    Msg::parse(req.as_bytes())
-        .header("Call-ID")
-        .expect("Call-ID")
-        .to_string()
-}
-
-/// Waits for a request with this method, answering nothing.
-fn expect_request(ua: &Udp, method: &str, within: Duration) -> Msg {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let m = ua
-            .recv_msg(left)
-            .unwrap_or_else(|| panic!("no {method} within {within:?}"));
-        if m.method() == Some(method) {
-            return m;
-        }
-    }
-}
-
-/// Whether any request with this method arrives within `within`.
-fn no_request(ua: &Udp, method: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while let Some(m) = ua.recv_msg(deadline.saturating_duration_since(Instant::now())) {
-        if m.method() == Some(method) {
-            return false;
-        }
-    }
-    true
-}
-
-/// A response from a UA to a request it received: Via/From/To/Call-ID/CSeq copied, a To
-/// tag, our Contact, and an optional SDP body.
+/// A UA's response, with an SDP offer of the UA's address as the body when `sdp`.
 fn reply(
     req: &Msg,
     code: u16,
@@ -146,48 +80,8 @@ fn reply(
     contact: SocketAddr,
     sdp: bool,
 ) -> String {
-    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
-    for v in req.headers("Via") {
-        out.push_str(&format!("Via: {v}\r\n"));
-    }
-    let to = req.header("To").unwrap();
-    let to = if to.contains("tag=") {
-        to.to_string()
-    } else {
-        format!("{to};tag={to_tag}")
-    };
-    out.push_str(&format!(
-        "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:ua@{contact}>\r\n",
-        req.header("From").unwrap(),
-        req.header("Call-ID").unwrap(),
-        req.header("CSeq").unwrap(),
-    ));
-    let body = if sdp {
-        sdp_offer(contact.ip())
-    } else {
-        String::new()
-    };
-    if sdp {
-        out.push_str("Content-Type: application/sdp\r\n");
-    }
-    out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    out
-}
-
-/// An in-dialog request from the carrier (ACK or BYE) for the dialog its INVITE and the
-/// switch's 2xx set up: Request-URI = the 2xx's Contact, the 2xx's To (with tag).
-fn carrier_in_dialog(method: &str, invite: &str, ok: &Msg, ua: &Udp, cseq: u32) -> String {
-    let inv = Msg::parse(invite.as_bytes());
-    let contact = ok.header("Contact").expect("Contact in 2xx");
-    let target = contact.trim_start_matches('<').split('>').next().unwrap();
-    format!(
-        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
-        ua.local_addr(),
-        harness::branch(),
-        inv.header("From").unwrap(),
-        ok.header("To").unwrap(),
-        inv.header("Call-ID").unwrap(),
-    )
+    let body = sdp.then(|| sdp_offer(contact.ip()));
+    ua::reply(req, code, reason, to_tag, contact, body.as_deref())
 }
 
 /// The same for the callee side: a BYE from the client to the switch.
@@ -276,7 +170,7 @@ fn a_carrier_call_reaches_a_registered_client_and_the_app_hears_how_it_went() {
     let app = CustomerApp::start(AUTH_TOKEN, DIAL_ALICE);
     let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
     let alice = sw.udp();
-    register(&sw, &alice, "alice");
+    register(&alice, "alice");
     assert_eq!(client_status(&sw, "alice"), "available");
 
     let carrier = sw.udp();
@@ -408,8 +302,8 @@ fn two_contacts_ring_the_first_answer_wins_and_the_other_is_cancelled() {
     let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
     let desk = sw.udp();
     let mobile = sw.udp();
-    register(&sw, &desk, "alice");
-    register(&sw, &mobile, "alice");
+    register(&desk, "alice");
+    register(&mobile, "alice");
     let carrier = sw.udp();
     let invite = carrier_invite(&sw, &carrier, NUMBER);
     carrier.send(&invite);
@@ -470,7 +364,7 @@ fn the_caller_hanging_up_while_ringing_cancels_the_client() {
     let app = CustomerApp::start(AUTH_TOKEN, DIAL_ALICE);
     let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
     let alice = sw.udp();
-    register(&sw, &alice, "alice");
+    register(&alice, "alice");
     let carrier = sw.udp();
     let invite = carrier_invite(&sw, &carrier, NUMBER);
     carrier.send(&invite);
@@ -625,7 +519,7 @@ fn unknown_numbers_get_404() {
 fn a_rest_call_rings_the_client_runs_twiml_and_hangs_up() {
     let sw = Switch::start();
     let alice = sw.udp();
-    register(&sw, &alice, "alice");
+    register(&alice, "alice");
     let form = "To=client%3Aalice&From=%2B15550100001&Twiml=%3CResponse%3E%3CPause+length%3D%221%22%2F%3E%3CHangup%2F%3E%3C%2FResponse%3E";
     let (code, call) = rest(&sw, "POST", "Calls.json", form);
     assert_eq!(code, 201, "{call}");
@@ -708,7 +602,7 @@ body = '<Response><Dial callerId="+15550100001" timeout="5">+4420700000</Dial></
 /// carrier, INVITE alice got).
 fn bridged(sw: &Switch) -> (Udp, Udp, String, Msg, Msg) {
     let alice = sw.udp();
-    register(sw, &alice, "alice");
+    register(&alice, "alice");
     let carrier = sw.udp();
     let invite = carrier_invite(sw, &carrier, NUMBER);
     carrier.send(&invite);
@@ -844,7 +738,7 @@ body = '<Response><Reject reason="busy"/></Response>'
     );
     let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
     let alice = sw.udp();
-    register(&sw, &alice, "alice");
+    register(&alice, "alice");
     let carrier = sw.udp();
     let invite = carrier_invite(&sw, &carrier, NUMBER);
     carrier.send(&invite);
@@ -875,7 +769,7 @@ body = '<Response><Reject reason="busy"/></Response>'
 fn rest_modifies_a_live_call_with_new_twiml_and_hangs_another_up() {
     let sw = Switch::start();
     let alice = sw.udp();
-    register(&sw, &alice, "alice");
+    register(&alice, "alice");
     let pause = "To=client%3Aalice&From=%2B15550100001&Twiml=%3CResponse%3E%3CPause+length%3D%2230%22%2F%3E%3C%2FResponse%3E";
     for modify in [
         "Twiml=%3CResponse%3E%3CHangup%2F%3E%3C%2FResponse%3E",
@@ -994,8 +888,8 @@ fn two_answers_at_once_the_late_one_is_acked_and_hung_up() {
     let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
     let desk = sw.udp();
     let mobile = sw.udp();
-    register(&sw, &desk, "alice");
-    register(&sw, &mobile, "alice");
+    register(&desk, "alice");
+    register(&mobile, "alice");
     let carrier = sw.udp();
     let invite = carrier_invite(&sw, &carrier, NUMBER);
     carrier.send(&invite);
@@ -1029,7 +923,7 @@ fn our_2xx_is_retransmitted_until_the_carrier_acks() {
     let app = CustomerApp::start(AUTH_TOKEN, DIAL_ALICE);
     let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
     let alice = sw.udp();
-    register(&sw, &alice, "alice");
+    register(&alice, "alice");
     let carrier = sw.udp();
     let invite = carrier_invite(&sw, &carrier, NUMBER);
     carrier.send(&invite);
@@ -1070,7 +964,7 @@ body = '<Response><Pause length="1"/><Dial><Client>alice</Client></Dial></Respon
     );
     let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
     let alice = sw.udp();
-    register(&sw, &alice, "alice");
+    register(&alice, "alice");
     let carrier = sw.udp();
     let invite = carrier_invite(&sw, &carrier, NUMBER);
     carrier.send(&invite);
@@ -1100,18 +994,6 @@ body = '<Response><Pause length="1"/><Dial><Client>alice</Client></Dial></Respon
     wait_call_status(&sw, &sid, "completed");
 }
 
-fn token_with(identity: &str, extra: &[&str]) -> String {
-    let out = switchboard()
-        .args(["token", "-c"])
-        .arg(harness::default_config())
-        .args(["--identity", identity])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn a_client_app_places_a_call_through_the_application_its_token_names() {
     let app = CustomerApp::start(
@@ -1124,7 +1006,7 @@ body = '<Response><Dial><Client>alice</Client></Dial></Response>'
     );
     let sw = Switch::start_with_config(config_with(&app.url("/voice"), "", ""));
     let alice = sw.udp();
-    register(&sw, &alice, "alice");
+    register(&alice, "alice");
     let bob = sw.udp();
     let ruri = format!("sip:+15551230000@{REALM}");
     let place = |auth: &str| {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use harness::customer_app::CustomerApp;
 use harness::rtp::{Codec, RtpPhone, SdpAudio, linear_to_ulaw, ulaw_to_linear};
+use harness::ua::{expect_request, in_dialog, reply};
 use harness::{Msg, Switch, Udp, request};
 use serde_json::Value;
 
@@ -78,47 +79,9 @@ fn call(sw: &Switch, carrier: &Udp, phone: &RtpPhone) -> (String, Msg) {
     (invite, ok)
 }
 
-fn in_dialog(method: &str, invite: &str, ok: &Msg, ua: &Udp, cseq: u32) -> String {
-    let inv = Msg::parse(invite.as_bytes());
-    let contact = ok.header("Contact").expect("Contact in 2xx");
-    let target = contact.trim_start_matches('<').split('>').next().unwrap();
-    format!(
-        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
-        ua.local_addr(),
-        harness::branch(),
-        inv.header("From").unwrap(),
-        ok.header("To").unwrap(),
-        inv.header("Call-ID").unwrap(),
-    )
-}
-
-fn expect_request(ua: &Udp, method: &str, within: Duration) -> Msg {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let m = ua
-            .recv_msg(left)
-            .unwrap_or_else(|| panic!("no {method} within {within:?}"));
-        if m.method() == Some(method) {
-            return m;
-        }
-    }
-}
-
+/// 200 OK from `ua` to a request in a dialog (its To already has a tag).
 fn ok_to(req: &Msg, ua: &Udp) -> String {
-    let mut out = "SIP/2.0 200 OK\r\n".to_string();
-    for v in req.headers("Via") {
-        out.push_str(&format!("Via: {v}\r\n"));
-    }
-    out.push_str(&format!(
-        "From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:ua@{}>\r\nContent-Length: 0\r\n\r\n",
-        req.header("From").unwrap(),
-        req.header("To").unwrap(),
-        req.header("Call-ID").unwrap(),
-        req.header("CSeq").unwrap(),
-        ua.local_addr(),
-    ));
-    out
+    reply(req, 200, "OK", "", ua.local_addr(), None)
 }
 
 /// The app's first request for `path`, waiting for it.

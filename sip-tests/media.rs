@@ -20,9 +20,9 @@ use harness::rtp::{
     Codec, Rtp, RtpPhone, SdpAudio, alaw_to_linear, alaw_to_ulaw_nearest, linear_to_ulaw,
     rtp_packet, sdp_for, ulaw_to_alaw_nearest, ulaw_to_linear,
 };
-use harness::{Msg, Switch, Udp, request, switchboard};
+use harness::ua::{call_id_of, expect_request, in_dialog as carrier_in_dialog, register, reply};
+use harness::{Msg, Switch, Udp, request};
 
-const REALM: &str = "switchboard.local";
 /// Runs the sample config's inline `<Dial><Client>alice</Client></Dial>`.
 const NUMBER: &str = "+15550100001";
 const WAIT: Duration = Duration::from_secs(5);
@@ -51,107 +51,6 @@ fn config(media_timeout_secs: u32) -> PathBuf {
     let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("media")));
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn token(identity: &str) -> String {
-    let out = switchboard()
-        .args(["token", "-c"])
-        .arg(harness::default_config())
-        .args(["--identity", identity, "--incoming"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// Registers `identity` from `ua` with a token; returns when the switch said 200.
-fn register(ua: &Udp, identity: &str) {
-    let to = format!("<sip:{identity}@{REALM}>");
-    let from = format!("{to};tag={}", harness::unique("f"));
-    let auth = format!("Bearer {}", token(identity));
-    let req = request(
-        "REGISTER",
-        &format!("sip:{REALM}"),
-        ua.local_addr(),
-        "UDP",
-        &[("To", &to), ("From", &from), ("Authorization", &auth)],
-        "",
-    );
-    ua.send(&req);
-    let (resp, _) = ua
-        .recv_final(&call_id_of(&req), WAIT)
-        .expect("REGISTER answered");
-    assert_eq!(resp.status(), Some(200), "{}", resp.text());
-}
-
-fn call_id_of(req: &str) -> String {
-    Msg::parse(req.as_bytes())
-        .header("Call-ID")
-        .expect("Call-ID")
-        .to_string()
-}
-
-/// Waits for a request with this method, skipping anything else.
-fn expect_request(ua: &Udp, method: &str, within: Duration) -> Msg {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let m = ua
-            .recv_msg(left)
-            .unwrap_or_else(|| panic!("no {method} within {within:?}"));
-        if m.method() == Some(method) {
-            return m;
-        }
-    }
-}
-
-/// A UA's response to a request it received, with `sdp` as the body if given.
-fn reply(
-    req: &Msg,
-    code: u16,
-    reason: &str,
-    to_tag: &str,
-    contact: SocketAddr,
-    sdp: Option<&str>,
-) -> String {
-    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
-    for v in req.headers("Via") {
-        out.push_str(&format!("Via: {v}\r\n"));
-    }
-    let to = req.header("To").unwrap();
-    let to = if to.contains("tag=") {
-        to.to_string()
-    } else {
-        format!("{to};tag={to_tag}")
-    };
-    out.push_str(&format!(
-        "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:ua@{contact}>\r\n",
-        req.header("From").unwrap(),
-        req.header("Call-ID").unwrap(),
-        req.header("CSeq").unwrap(),
-    ));
-    let body = sdp.unwrap_or("");
-    if sdp.is_some() {
-        out.push_str("Content-Type: application/sdp\r\n");
-    }
-    out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    out
-}
-
-/// An in-dialog request from the carrier (ACK or BYE) in the dialog of its INVITE and the
-/// switch's 2xx.
-fn carrier_in_dialog(method: &str, invite: &str, ok: &Msg, ua: &Udp, cseq: u32) -> String {
-    let inv = Msg::parse(invite.as_bytes());
-    let contact = ok.header("Contact").expect("Contact in 2xx");
-    let target = contact.trim_start_matches('<').split('>').next().unwrap();
-    format!(
-        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
-        ua.local_addr(),
-        harness::branch(),
-        inv.header("From").unwrap(),
-        ok.header("To").unwrap(),
-        inv.header("Call-ID").unwrap(),
-    )
 }
 
 /// `GET /metrics`: the value of an unlabelled sample.

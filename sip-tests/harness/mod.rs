@@ -9,6 +9,7 @@
 
 pub mod customer_app;
 pub mod rtp;
+pub mod ua;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};

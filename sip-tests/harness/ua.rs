@@ -1,0 +1,140 @@
+//! What the call tests' user agents do over and over: register with a token, wait for a
+//! request, answer one, and send ACK or BYE in the dialog the switch's 2xx set up. Written
+//! by hand like the rest of the harness, so it never shares a bug with the switch.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::{Msg, Udp, request, switchboard};
+
+/// The sample config's realm.
+pub const REALM: &str = "switchboard.local";
+
+/// A token for `identity` minted by `switchboard token` with the sample config, plus any
+/// `extra` arguments (`--incoming`, `--outgoing AP…`, …).
+pub fn token_with(identity: &str, extra: &[&str]) -> String {
+    let out = switchboard()
+        .args(["token", "-c"])
+        .arg(super::default_config())
+        .args(["--identity", identity])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A token that lets `identity` receive calls.
+pub fn token(identity: &str) -> String {
+    token_with(identity, &["--incoming"])
+}
+
+/// How long a REGISTER may take to be answered.
+const REGISTER_WAIT: Duration = Duration::from_secs(5);
+
+/// Registers `identity` from `ua` with a bearer token; returns once the switch said 200.
+pub fn register(ua: &Udp, identity: &str) {
+    let to = format!("<sip:{identity}@{REALM}>");
+    let from = format!("{to};tag={}", super::unique("f"));
+    let auth = format!("Bearer {}", token(identity));
+    let req = request(
+        "REGISTER",
+        &format!("sip:{REALM}"),
+        ua.local_addr(),
+        "UDP",
+        &[("To", &to), ("From", &from), ("Authorization", &auth)],
+        "",
+    );
+    ua.send(&req);
+    let (resp, _) = ua
+        .recv_final(&call_id_of(&req), REGISTER_WAIT)
+        .expect("REGISTER answered");
+    assert_eq!(resp.status(), Some(200), "{}", resp.text());
+}
+
+/// The Call-ID of a request we wrote.
+pub fn call_id_of(req: &str) -> String {
+    Msg::parse(req.as_bytes())
+        .header("Call-ID")
+        .expect("Call-ID")
+        .to_string()
+}
+
+/// Waits for a request with this method, skipping anything else; panics after `within`.
+pub fn expect_request(ua: &Udp, method: &str, within: Duration) -> Msg {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let m = ua
+            .recv_msg(left)
+            .unwrap_or_else(|| panic!("no {method} within {within:?}"));
+        if m.method() == Some(method) {
+            return m;
+        }
+    }
+}
+
+/// Whether no request with this method arrives within `within`.
+pub fn no_request(ua: &Udp, method: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while let Some(m) = ua.recv_msg(deadline.saturating_duration_since(Instant::now())) {
+        if m.method() == Some(method) {
+            return false;
+        }
+    }
+    true
+}
+
+/// A UA's response to a request it received: Via/From/To/Call-ID/CSeq copied, a To tag
+/// if it had none, our Contact, and `sdp` as the body if given.
+pub fn reply(
+    req: &Msg,
+    code: u16,
+    reason: &str,
+    to_tag: &str,
+    contact: SocketAddr,
+    sdp: Option<&str>,
+) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for v in req.headers("Via") {
+        out.push_str(&format!("Via: {v}\r\n"));
+    }
+    let to = req.header("To").unwrap();
+    let to = if to.contains("tag=") {
+        to.to_string()
+    } else {
+        format!("{to};tag={to_tag}")
+    };
+    out.push_str(&format!(
+        "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:ua@{contact}>\r\n",
+        req.header("From").unwrap(),
+        req.header("Call-ID").unwrap(),
+        req.header("CSeq").unwrap(),
+    ));
+    let body = sdp.unwrap_or("");
+    if sdp.is_some() {
+        out.push_str("Content-Type: application/sdp\r\n");
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    out
+}
+
+/// An in-dialog request from the caller (ACK, BYE, a re-INVITE without body) in the dialog
+/// of its `invite` and the switch's 2xx `ok`: Request-URI = the 2xx's Contact, its To.
+pub fn in_dialog(method: &str, invite: &str, ok: &Msg, ua: &Udp, cseq: u32) -> String {
+    let inv = Msg::parse(invite.as_bytes());
+    let contact = ok.header("Contact").expect("Contact in 2xx");
+    let target = contact.trim_start_matches('<').split('>').next().unwrap();
+    format!(
+        "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+        ua.local_addr(),
+        super::branch(),
+        inv.header("From").unwrap(),
+        ok.header("To").unwrap(),
+        inv.header("Call-ID").unwrap(),
+    )
+}
