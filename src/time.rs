@@ -1,5 +1,7 @@
-//! RFC 3339 timestamps (`2024-05-01T12:34:56Z`) from unix seconds, without a date crate:
-//! the REST API and webhook parameters are the only places that show wall-clock times.
+//! RFC 3339 (`2024-05-01T12:34:56Z`) and RFC 2822 (`Tue, 14 Nov 2023 22:13:20 +0000`, how
+//! Twilio writes dates in REST resources and callbacks) timestamps from unix seconds,
+//! without a date crate: the REST API and webhook parameters are the only places that show
+//! wall-clock times.
 
 /// `unix` seconds as an RFC 3339 UTC timestamp.
 pub fn rfc3339(unix: u64) -> String {
@@ -8,6 +10,24 @@ pub fn rfc3339(unix: u64) -> String {
     let (y, m, d) = civil_from_days(days as i64);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// `unix` seconds as RFC 2822 in UTC: `Tue, 14 Nov 2023 22:13:20 +0000`.
+pub fn rfc2822(unix: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = unix % 86_400;
+    let (y, m, d) = civil_from_days((unix / 86_400) as i64);
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} +0000",
+        DAYS[(unix / 86_400 % 7) as usize], // 1970-01-01 was a Thursday
+        MONTHS[(m as usize).clamp(1, 12) - 1],
         secs / 3600,
         secs / 60 % 60,
         secs % 60
@@ -43,6 +63,16 @@ mod tests {
         // 2100 is not a leap year: Feb 28 is followed by Mar 1.
         assert_eq!(rfc3339(4_107_456_000), "2100-02-28T00:00:00Z");
         assert_eq!(rfc3339(4_107_542_400), "2100-03-01T00:00:00Z");
+    }
+
+    #[test]
+    fn rfc2822_dates() {
+        assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc2822(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 +0000");
+        assert_eq!(rfc2822(951_868_799), "Tue, 29 Feb 2000 23:59:59 +0000");
+        // Checked with python3: datetime(2026, 11, 24, 14, tzinfo=utc).timestamp().
+        assert_eq!(rfc2822(1_795_528_800), "Tue, 24 Nov 2026 14:00:00 +0000");
+        assert_eq!(rfc2822(4_107_542_400), "Mon, 01 Mar 2100 00:00:00 +0000");
     }
 
     #[test]

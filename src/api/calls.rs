@@ -104,7 +104,7 @@ fn call_uri(account: &str, sid: &str) -> String {
 }
 
 fn doc(c: &CallInfo) -> CallDoc<'_> {
-    let secs = |ms: u64| rfc2822(ms / 1000);
+    let secs = |ms: u64| crate::time::rfc2822(ms / 1000);
     // Twilio: `start_time` is empty until the call is dialed; an answered call starts when
     // answered (duration counts from there), an unanswered one when it was placed.
     let start = c
@@ -144,25 +144,6 @@ fn doc(c: &CallInfo) -> CallDoc<'_> {
         uri: call_uri(&c.account_sid, &c.sid),
         subresource_uris: serde_json::Map::new(),
     }
-}
-
-/// `unix` seconds as Twilio writes dates: RFC 2822, `Tue, 14 Nov 2023 22:13:20 +0000`.
-pub(super) fn rfc2822(unix: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    // The civil date comes from the one calendar routine we have: `YYYY-MM-DDTHH:MM:SSZ`.
-    let iso = crate::time::rfc3339(unix);
-    let month: usize = iso.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
-    format!(
-        "{}, {} {} {} {} +0000",
-        DAYS[(unix / 86_400 % 7) as usize], // 1970-01-01 was a Thursday
-        iso.get(8..10).unwrap_or("01"),
-        MONTHS[month.clamp(1, 12) - 1],
-        iso.get(0..4).unwrap_or("1970"),
-        iso.get(11..19).unwrap_or("00:00:00"),
-    )
 }
 
 /// A parameter problem: Twilio's error code and message, answered with 400. Kept small
@@ -568,14 +549,6 @@ fn command(form: &Form) -> Result<Option<CallCommand>, Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc2822_dates() {
-        assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc2822(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 +0000");
-        assert_eq!(rfc2822(951_868_799), "Tue, 29 Feb 2000 23:59:59 +0000");
-        assert_eq!(rfc2822(1_795_528_800), "Tue, 24 Nov 2026 14:00:00 +0000");
-    }
 
     #[test]
     fn parties() {

@@ -108,7 +108,7 @@ pub fn progress_params(
     if let Some(d) = duration_secs {
         out.push(("CallDuration".to_owned(), d.to_string()));
     }
-    out.push(("Timestamp".to_owned(), rfc2822(now_unix)));
+    out.push(("Timestamp".to_owned(), crate::time::rfc2822(now_unix)));
     out.push(("CallbackSource".to_owned(), CALLBACK_SOURCE.to_owned()));
     out.push(("SequenceNumber".to_owned(), sequence.to_string()));
     out
@@ -123,35 +123,6 @@ pub fn wants(events: &[String], event: &str) -> bool {
         return event.eq_ignore_ascii_case(DEFAULT_EVENT);
     }
     listed.any(|e| e.eq_ignore_ascii_case(event))
-}
-
-/// `unix` seconds as RFC 2822 in UTC, Twilio's `Timestamp` form:
-/// `Tue, 24 Nov 2026 14:00:00 +0000`. The calendar date comes from `time::rfc3339`
-/// (`YYYY-MM-DDTHH:MM:SSZ`), so there is one date conversion in the crate.
-fn rfc2822(unix: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let iso = crate::time::rfc3339(unix);
-    // 1970-01-01 was a Thursday.
-    let weekday = DAYS[(unix / 86_400 % 7) as usize];
-    let (date, time) = iso
-        .trim_end_matches('Z')
-        .split_once('T')
-        .unwrap_or((iso.as_str(), "00:00:00"));
-    let mut parts = date.rsplitn(3, '-');
-    let (day, month, year) = (parts.next(), parts.next(), parts.next());
-    let month = month
-        .and_then(|m| m.parse::<usize>().ok())
-        .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
-        .copied()
-        .unwrap_or("Jan");
-    format!(
-        "{weekday}, {} {month} {} {time} +0000",
-        day.unwrap_or("01"),
-        year.unwrap_or("1970")
-    )
 }
 
 #[cfg(test)]
@@ -181,15 +152,6 @@ mod tests {
             .await
             .expect("callback task ends")
             .expect("no panic");
-    }
-
-    #[test]
-    fn timestamps_are_rfc2822() {
-        assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        // Checked with python3: datetime(2026, 11, 24, 14, tzinfo=utc).timestamp().
-        assert_eq!(rfc2822(1_795_528_800), "Tue, 24 Nov 2026 14:00:00 +0000");
-        assert_eq!(rfc2822(1_700_000_000), "Tue, 14 Nov 2023 22:13:20 +0000");
-        assert_eq!(rfc2822(951_868_799), "Tue, 29 Feb 2000 23:59:59 +0000");
     }
 
     #[test]
