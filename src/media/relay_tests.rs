@@ -1,8 +1,8 @@
 //! The relay end to end on real UDP sockets: a real [`MediaEngine`] bound to 127.0.0.1 on a
 //! small private port range per test, and plain `UdpSocket`s standing in for the phones.
 //!
-//! Commands reach the relay thread asynchronously and packets are read before commands in
-//! each poll round, so no test assumes that a command took effect by the time it returns:
+//! Commands reach the relay thread asynchronously (each poll round applies them before it
+//! reads the sockets), so no test assumes that a command took effect by the time it returns:
 //! a flow is primed (sent until the far phone hears it) before it is measured, and a
 //! command is known to be applied once a later command's effect is seen (a short play's
 //! `PlayDone`). Timing is only ever checked against deadlines.
@@ -721,4 +721,82 @@ fn a_prompt_on_a_bridged_leg_continues_its_stream_and_the_relay_resumes_after_it
         let switch = i + 1 == 10 || i + 1 == 15;
         assert_eq!(w[1].marker, switch, "M bit at packet {}", i + 1);
     }
+}
+
+/// An RTCP receiver report (RFC 3550 §6.4.2) from `sender` about `source`: one report block.
+fn receiver_report(sender: u32, source: u32) -> Vec<u8> {
+    let mut p = vec![0x81, 201, 0, 7];
+    p.extend_from_slice(&sender.to_be_bytes());
+    p.extend_from_slice(&source.to_be_bytes());
+    // Fraction lost, cumulative lost, highest sequence, jitter, LSR, DLSR: recognisable bytes.
+    p.extend((0..20).map(|i| 0xA0 + i as u8));
+    p
+}
+
+#[test]
+fn rtcp_is_relayed_with_ssrcs_rewritten_and_only_from_the_latched_source() {
+    let engine = engine(31_200, 4, WAIT * 12);
+    let (tx, _events) = unbounded_channel();
+    let a = engine.open(9, tx.clone()).unwrap();
+    let b = engine.open(9, tx).unwrap();
+    let mut phone_a = Phone::new(0x3333_0001);
+    let mut phone_b = Phone::new(0x4444_0002);
+    let rtcp_a = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    let rtcp_b = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    rtcp_b
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let with_rtcp = |phone: &Phone, rtcp: &UdpSocket| StreamParams {
+        remote_rtcp: rtcp.local_addr().unwrap(),
+        ..params(phone.addr(), G711Law::Pcmu)
+    };
+    engine.configure(a.id(), with_rtcp(&phone_a, &rtcp_a));
+    engine.configure(b.id(), with_rtcp(&phone_b, &rtcp_b));
+    engine.bridge(a.id(), b.id());
+    // RTP both ways first: the relay then knows each leg's SSRCs in and out.
+    let heard_by_b = prime(&mut phone_a, a.port(), 0, &phone_b);
+    let heard_by_a = prime(&mut phone_b, b.port(), 0, &phone_a);
+
+    // A reports on the stream it hears from the relay (the relay's SSRC towards A).
+    let report = receiver_report(phone_a.ssrc, heard_by_a.ssrc);
+    let rtcp_port_a = a.port() + 1;
+    let mut buf = [0u8; 1500];
+    let deadline = Instant::now() + WAIT;
+    let (n, from) = loop {
+        rtcp_a.send_to(&report, (LOCALHOST, rtcp_port_a)).unwrap();
+        if let Ok(got) = rtcp_b.recv_from(&mut buf) {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "no RTCP reached B");
+    };
+    assert_eq!(from.port(), b.port() + 1, "from B's RTCP port");
+    let got = &buf[..n];
+    assert_eq!(got.len(), report.len());
+    assert_eq!(&got[..4], &report[..4], "same packet type and length");
+    // B sees the relay's SSRC towards B as the sender, reporting on B's own stream.
+    assert_eq!(got[4..8], heard_by_b.ssrc.to_be_bytes(), "sender SSRC");
+    assert_eq!(got[8..12], phone_b.ssrc.to_be_bytes(), "reported SSRC");
+    assert_eq!(&got[12..], &report[12..], "report block body unchanged");
+
+    // Another source sending RTCP to A's RTCP port is dropped: its reports (told apart by
+    // their body) never reach B, and A's next report still does.
+    let stranger = UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    let mut forged = receiver_report(phone_a.ssrc, heard_by_a.ssrc);
+    forged[12..].fill(0xEE);
+    for _ in 0..5 {
+        stranger.send_to(&forged, (LOCALHOST, rtcp_port_a)).unwrap();
+    }
+    rtcp_a.send_to(&report, (LOCALHOST, rtcp_port_a)).unwrap();
+    let (n, _) = rtcp_b
+        .recv_from(&mut buf)
+        .expect("A's report after the stranger's");
+    assert_eq!(&buf[12..n], &report[12..], "A's report, not the stranger's");
+    while let Ok((n, _)) = rtcp_b.recv_from(&mut buf) {
+        assert_ne!(
+            &buf[12..n],
+            &forged[12..],
+            "the stranger's report was relayed"
+        );
+    }
+    assert!(engine.stats().foreign >= 5, "{:?}", engine.stats());
 }
