@@ -593,3 +593,102 @@ fn rtp_ports_are_taken_per_leg_and_return_to_the_pool_when_the_call_ends() {
     call.carrier_hangs_up();
     wait_metric(&sw, "rtp_port_pairs_free", total);
 }
+
+#[test]
+fn a_carrier_hold_stops_audio_towards_the_carrier_and_reaches_alice_as_a_reinvite() {
+    let sw = Switch::start_with_config(config(60));
+    let mut c = bridged(
+        &sw,
+        &[Codec::Pcmu, Codec::TelephoneEvent],
+        &[Codec::Pcmu, Codec::TelephoneEvent],
+    );
+    let to_switch_c = c.switch_for_carrier.rtp;
+    let to_switch_a = c.switch_for_alice.rtp;
+    // Both ways flow first (each side latched).
+    let both: Vec<Vec<u8>> = (0..5).map(|i| frame(1, i)).collect();
+    stream_across(
+        &mut c.carrier_rtp,
+        to_switch_c,
+        0,
+        &both,
+        &c.alice_rtp,
+        to_switch_a,
+        0,
+        |p| p.to_vec(),
+    );
+    stream_across(
+        &mut c.alice_rtp,
+        to_switch_a,
+        0,
+        &both,
+        &c.carrier_rtp,
+        to_switch_c,
+        0,
+        |p| p.to_vec(),
+    );
+
+    // The carrier holds: sendonly. The switch answers recvonly itself and asks alice for
+    // the same with a re-INVITE of its own.
+    let hold = c
+        .carrier_rtp
+        .offer(&[Codec::Pcmu, Codec::TelephoneEvent])
+        .replace("a=sendrecv", "a=sendonly");
+    let reinvite = carrier_in_dialog("INVITE", &c.invite, &c.ok, &c.carrier, 2).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Contact: <sip:carrier@{}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{hold}",
+            c.carrier.local_addr(),
+            hold.len()
+        ),
+    );
+    c.carrier.send(&reinvite);
+    let (held, _) = c
+        .carrier
+        .recv_final(&call_id_of(&c.invite), WAIT)
+        .expect("the switch answers the hold");
+    assert_eq!(held.status(), Some(200));
+    assert_eq!(SdpAudio::parse(&held.body).direction, "recvonly");
+    c.carrier
+        .send(carrier_in_dialog("ACK", &c.invite, &held, &c.carrier, 2));
+    let at_alice = expect_request(&c.alice, "INVITE", WAIT);
+    let offer = SdpAudio::parse(&at_alice.body);
+    assert_eq!(offer.direction, "sendonly", "the hold is passed on");
+    let answer = c
+        .alice_rtp
+        .answer(&offer, &[Codec::Pcmu, Codec::TelephoneEvent])
+        .replace("a=sendrecv", "a=recvonly");
+    c.alice.send(reply(
+        &at_alice,
+        200,
+        "OK",
+        "alice1",
+        c.alice.local_addr(),
+        Some(&answer),
+    ));
+    expect_request(&c.alice, "ACK", WAIT);
+
+    // Held: the carrier's music still reaches alice ...
+    let music: Vec<Vec<u8>> = (0..5).map(|i| frame(3, i)).collect();
+    stream_across(
+        &mut c.carrier_rtp,
+        to_switch_c,
+        0,
+        &music,
+        &c.alice_rtp,
+        to_switch_a,
+        0,
+        |p| p.to_vec(),
+    );
+    // ... and nothing alice sends reaches the carrier.
+    for i in 0..10 {
+        c.alice_rtp.send(to_switch_a, 0, &frame(4, i));
+    }
+    let quiet_until = Instant::now() + Duration::from_millis(500);
+    while let Some((p, _)) = c.carrier_rtp.recv_until(quiet_until) {
+        assert!(
+            !(0..10).any(|i| p.payload == frame(4, i)),
+            "alice's audio reached the carrier on hold"
+        );
+    }
+    c.carrier_hangs_up();
+}
