@@ -397,3 +397,109 @@ body = 'oops'
         "the error prompt was heard ({loud} frames with speech)"
     );
 }
+
+#[test]
+fn star_leaves_the_dialed_client_and_the_document_goes_on() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Dial hangupOnStar="true" action="/after-dial"><Client>alice</Client></Dial></Response>'
+[[route]]
+path = "/after-dial"
+body = '<Response><Hangup/></Response>'
+"#,
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let alice = sw.udp();
+    harness::ua::register(&alice, "alice");
+    let carrier = sw.udp();
+    let mut phone = RtpPhone::new();
+    let alice_rtp = RtpPhone::new();
+    let ruri = format!("sip:{NUMBER}@{}", sw.udp_addr());
+    let from = format!("<sip:+15557654321@127.0.0.1>;tag={}", harness::unique("f"));
+    let invite = request(
+        "INVITE",
+        &ruri,
+        carrier.local_addr(),
+        "UDP",
+        &[("From", &from)],
+        &phone.offer(&[Codec::Pcmu, Codec::TelephoneEvent]),
+    );
+    carrier.send(&invite);
+    let inv = expect_request(&alice, "INVITE", WAIT);
+    let answer = alice_rtp.answer(
+        &SdpAudio::parse(&inv.body),
+        &[Codec::Pcmu, Codec::TelephoneEvent],
+    );
+    alice.send(reply(
+        &inv,
+        200,
+        "OK",
+        "alice1",
+        alice.local_addr(),
+        Some(&answer),
+    ));
+    let cid = Msg::parse(invite.as_bytes())
+        .header("Call-ID")
+        .unwrap()
+        .to_string();
+    let (ok, _) = carrier.recv_final(&cid, WAIT).expect("answered");
+    assert_eq!(ok.status(), Some(200));
+    carrier.send(in_dialog("ACK", &invite, &ok, &carrier, 1));
+    expect_request(&alice, "ACK", WAIT);
+
+    // '*' as RFC 4733: alice is hung up, the Dial's action hears `completed`, and its
+    // <Hangup/> ends the carrier's call.
+    let relay = SdpAudio::parse(&ok.body).rtp;
+    press(&mut phone, relay, 10);
+    let bye = expect_request(&alice, "BYE", WAIT);
+    alice.send(ok_to(&bye, &alice));
+    let after = &wait_path(&app, "/after-dial");
+    assert_eq!(param(after, "DialCallStatus"), "completed");
+    let bye = expect_request(&carrier, "BYE", WAIT);
+    carrier.send(ok_to(&bye, &carrier));
+}
+
+#[test]
+fn a_gather_hears_digits_sent_as_sip_info() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Gather numDigits="2" timeout="5" action="/gathered"/></Response>'
+[[route]]
+path = "/gathered"
+body = '<Response><Hangup/></Response>'
+"#,
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let carrier = sw.udp();
+    let phone = RtpPhone::new();
+    let (invite, ok) = call(&sw, &carrier, &phone);
+    // application/dtmf-relay INFO, as many SIP phones and SBCs send DTMF.
+    for (cseq, digit) in [(2, "7"), (3, "#")] {
+        let body = format!("Signal={digit}\r\nDuration=160\r\n");
+        let info = in_dialog("INFO", &invite, &ok, &carrier, cseq).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        carrier.send(&info);
+        let cid = Msg::parse(invite.as_bytes())
+            .header("Call-ID")
+            .unwrap()
+            .to_string();
+        let (answer, _) = carrier.recv_final(&cid, WAIT).expect("INFO answered");
+        assert_eq!(answer.status(), Some(200));
+    }
+    // '#' is the default finishOnKey: Digits is what came before it.
+    let gathered = &wait_path(&app, "/gathered");
+    assert_eq!(param(gathered, "Digits"), "7");
+    let bye = expect_request(&carrier, "BYE", WAIT);
+    carrier.send(ok_to(&bye, &carrier));
+}
