@@ -274,11 +274,22 @@ body = '<Response><Hangup/></Response>'
     assert!(beep_packets >= 20, "the beep: {beep_packets} loud frames");
     // Let the beep finish before speaking (it is half a second).
     std::thread::sleep(Duration::from_millis(400));
+    // Half a second of silence, one second of speech, half a second of silence: the
+    // default trim="trim-silence" keeps the speech alone.
+    let silence = [0xFFu8; FRAME];
     let mut said = Vec::new();
+    for _ in 0..25 {
+        phone.send(relay, 0, &silence);
+        std::thread::sleep(Duration::from_millis(20));
+    }
     for i in 0..50 {
         let frame = voice_frame(i);
         said.extend(frame.iter().map(|&b| ulaw_to_linear(b)));
         phone.send(relay, 0, &frame);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..25 {
+        phone.send(relay, 0, &silence);
         std::thread::sleep(Duration::from_millis(20));
     }
     press(&mut phone, relay, 11); // '#'
@@ -302,7 +313,11 @@ body = '<Response><Hangup/></Response>'
     assert_eq!(status, 200);
     let wav = switchboard::media::wav::Wav::parse(&body, body.len()).expect("a WAV");
     let samples = wav.to_pcm_8k();
-    assert_same(&samples, &said, "recorded samples are what was sent");
+    assert_same(
+        &samples,
+        &said,
+        "recorded samples are what was said, silence trimmed",
+    );
     let (status, list) = rest_get(
         &sw,
         &format!("/2010-04-01/Accounts/{ACCOUNT}/Recordings.json"),

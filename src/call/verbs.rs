@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::actor::{Call, Ev, LegRef, Stop, now};
 use super::interpret::Next;
 use super::service::unix_ms;
-use crate::instructions::{self, Gather, GatherInput, GatherNested, Record, Verb};
+use crate::instructions::{self, Gather, GatherInput, GatherNested, Record, RecordTrim, Verb};
 use crate::media::recorder::Recorder;
 use crate::media::{EndpointId, EventKind, PlayItem, RecordEnd, RecordSpec, prompts};
 use crate::webhook::status_callback::spawn_status_callback;
@@ -215,6 +215,7 @@ impl Call {
                 max_length: Duration::from_secs(u64::from(r.max_length)),
                 silence_timeout: Duration::from_secs(u64::from(r.timeout)),
                 finish_on_key: r.finish_on_key.clone(),
+                trim_silence: r.trim == RecordTrim::TrimSilence,
             },
         );
         // Wait for the relay's report; a hangup or a REST command stops the recording,

@@ -116,6 +116,8 @@ pub struct RecordSpec {
     pub silence_timeout: Duration,
     /// `finishOnKey`: any of these digits ends it.
     pub finish_on_key: String,
+    /// `trim="trim-silence"`: keep only from the first voice heard to the last.
+    pub trim_silence: bool,
 }
 
 /// Commands for one relay thread.

@@ -68,6 +68,32 @@ fn patch_sizes(file: &mut File, data_bytes: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Moves samples `start..end` (clamped to the `data_bytes` written) to the front of the
+/// data chunk and truncates the file after them; returns the new data size. Copies in
+/// 64 KiB steps, front to back, which is safe since the destination never passes the source.
+fn keep_samples(file: &mut File, data_bytes: u32, start: u64, end: u64) -> io::Result<u32> {
+    let total = u64::from(data_bytes) / 2;
+    let start = start.min(total);
+    let end = end.clamp(start, total);
+    let header = RECORDING_HEADER_LEN as u64;
+    let keep = (end - start) * 2;
+    if start > 0 {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut done = 0;
+        while done < keep {
+            let n = (keep - done).min(buf.len() as u64) as usize;
+            file.seek(SeekFrom::Start(header + start * 2 + done))?;
+            file.read_exact(&mut buf[..n])?;
+            file.seek(SeekFrom::Start(header + done))?;
+            file.write_all(&buf[..n])?;
+            done += n as u64;
+        }
+    }
+    file.set_len(header + keep)?;
+    // `keep` ≤ `data_bytes`, a u32.
+    Ok(keep as u32)
+}
+
 /// fsyncs a directory so that a file created in it survives a crash.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -86,7 +112,9 @@ impl Recorder {
         }
         fs::create_dir_all(dir)?;
         let path = dir.join(format!("{sid}.{EXTENSION}"));
+        // Readable too: trimming moves the kept samples within the file.
         let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .open(&path)?;
@@ -144,9 +172,23 @@ impl Recorder {
 
     /// Flushes, patches the header's sizes and fsyncs the file and its directory: when
     /// this returns the recording is a valid WAV file that survives a crash.
-    pub fn finish(mut self) -> io::Result<Finished> {
+    pub fn finish(self) -> io::Result<Finished> {
+        self.finish_keeping(None)
+    }
+
+    /// [`Recorder::finish`] keeping only samples `start..end` (`<Record trim="trim-silence">`,
+    /// Twilio's default: the silence before the caller speaks and after they stop goes).
+    /// The kept samples move to the front of the data chunk and the file is cut after them.
+    pub fn finish_trimmed(self, start: u64, end: u64) -> io::Result<Finished> {
+        self.finish_keeping(Some((start, end)))
+    }
+
+    fn finish_keeping(mut self, keep: Option<(u64, u64)>) -> io::Result<Finished> {
         if let Some(out) = self.out.take() {
             let mut file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+            if let Some((start, end)) = keep {
+                self.data_bytes = keep_samples(&mut file, self.data_bytes, start, end)?;
+            }
             patch_sizes(&mut file, self.data_bytes)?;
             file.sync_all()?;
             if let Some(dir) = self.path.parent() {
@@ -321,6 +363,36 @@ mod tests {
         assert_eq!(parse_file(&done.path), audio);
         // Nothing to repair in a finished file.
         assert!(recover_dir(&dir).expect("recover").is_empty());
+    }
+
+    #[test]
+    fn trimming_keeps_exactly_the_span_asked_for() {
+        let tmp = TempDir::new("trim");
+        // More than one 64 KiB copy step, starting at an odd sample.
+        let audio = samples(80_000);
+        for (start, end, want) in [
+            (12_345u64, 70_001u64, 12_345..70_001),
+            (0, 500, 0..500),
+            (79_990, 1_000_000, 79_990..80_000),
+            (90_000, 95_000, 80_000..80_000),
+        ] {
+            let sid = format!("RE{start}x{end}");
+            let mut r = Recorder::create(&tmp.0, &sid).expect("create");
+            for frame in audio.chunks(160) {
+                r.push(frame).expect("push");
+            }
+            let done = r.finish_trimmed(start, end).expect("finish");
+            assert_eq!(done.data_bytes as usize, 2 * want.len(), "{start}..{end}");
+            assert_eq!(
+                parse_file(&done.path),
+                audio[want.clone()],
+                "{start}..{end}"
+            );
+            assert_eq!(
+                fs::metadata(&done.path).unwrap().len(),
+                (RECORDING_HEADER_LEN + 2 * want.len()) as u64
+            );
+        }
     }
 
     #[test]

@@ -707,12 +707,16 @@ fn finish_recording(ep: &mut Endpoint, end: RecordEnd) {
         return;
     };
     let heard_voice = rec.silence.heard_voice();
+    let span = rec.silence.voiced_span().filter(|_| rec.spec.trim_silence);
     let sink = ep.sink.clone();
     let id = ep.id;
     let spawned = std::thread::Builder::new()
         .name("media-recfinish".into())
         .spawn(move || {
-            let result = rec.spec.recorder.finish();
+            let result = match span {
+                Some((start, end)) => rec.spec.recorder.finish_trimmed(start, end),
+                None => rec.spec.recorder.finish(),
+            };
             emit(
                 &sink,
                 id,

@@ -537,6 +537,7 @@ fn a_recording_holds_exactly_what_the_leg_sent() {
             max_length: Duration::from_secs(60),
             silence_timeout: Duration::ZERO,
             finish_on_key: String::new(),
+            trim_silence: false,
         },
     );
     assert!(barrier(&c.engine, c.a.id(), &mut c.events).is_empty());

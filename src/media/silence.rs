@@ -47,6 +47,11 @@ pub struct SilenceDetector {
     /// Length of the current run of voiced frames.
     voiced_run: u64,
     heard_voice: bool,
+    /// Samples pushed so far.
+    samples: u64,
+    /// Where the first confirmed voice began and where the last confirmed voice ended, in
+    /// samples from the start: what `trim="trim-silence"` keeps.
+    voiced_span: Option<(u64, u64)>,
 }
 
 impl SilenceDetector {
@@ -59,6 +64,8 @@ impl SilenceDetector {
             silent_samples: 0,
             voiced_run: 0,
             heard_voice: false,
+            samples: 0,
+            voiced_span: None,
         }
     }
 
@@ -85,15 +92,25 @@ impl SilenceDetector {
         } else {
             self.voiced_run = 0;
         }
+        self.samples += len;
         if self.voiced_run >= ONSET_SAMPLES {
             self.heard_voice = true;
             self.silent_samples = 0;
+            let run_start = self.samples - self.voiced_run;
+            let first = self.voiced_span.map_or(run_start, |(first, _)| first);
+            self.voiced_span = Some((first, self.samples));
         } else {
             // Silence, or voiced audio too short to be speech yet: if the run goes on to
             // the onset, the clock is reset then.
             self.silent_samples += len;
         }
         self.timed_out()
+    }
+
+    /// From the start of the first confirmed voice to the end of the last, in samples since
+    /// the first frame pushed; `None` when no voice was heard.
+    pub fn voiced_span(&self) -> Option<(u64, u64)> {
+        self.voiced_span
     }
 
     /// Whether the silence so far has reached a (non-zero) timeout.
@@ -222,5 +239,34 @@ mod tests {
             assert!(!d.push(&vec![0; len]));
         }
         assert!(d.push(&[0; 100]));
+    }
+
+    #[test]
+    fn the_voiced_span_runs_from_the_first_onset_to_the_last_voice() {
+        let mut d = SilenceDetector::new(Duration::ZERO);
+        let silence = [0i16; 160];
+        let voice = [3_000i16; 160];
+        assert_eq!(d.voiced_span(), None);
+        for _ in 0..5 {
+            d.push(&silence);
+        }
+        // One loud frame is a click, not voice.
+        d.push(&voice);
+        d.push(&silence);
+        assert_eq!(d.voiced_span(), None);
+        for _ in 0..10 {
+            d.push(&voice);
+        }
+        assert_eq!(d.voiced_span(), Some((7 * 160, 17 * 160)));
+        for _ in 0..4 {
+            d.push(&silence);
+        }
+        for _ in 0..3 {
+            d.push(&voice);
+        }
+        for _ in 0..6 {
+            d.push(&silence);
+        }
+        assert_eq!(d.voiced_span(), Some((7 * 160, 24 * 160)));
     }
 }
