@@ -344,7 +344,14 @@ path = "/after"
 body = '<Response><Hangup/></Response>'
 "#,
     );
-    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let recordings = std::env::temp_dir().join(harness::unique("ivr-recordings"));
+    let cfg = config_with(&app.url("/voice"));
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "recordings_dir = \"recordings\"",
+        &format!("recordings_dir = \"{}\"", recordings.display()),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let sw = Switch::start_with_config(&cfg);
     let carrier = sw.udp();
     let mut phone = RtpPhone::new();
     let (_invite, ok) = call(&sw, &carrier, &phone);
@@ -376,6 +383,16 @@ body = '<Response><Hangup/></Response>'
         Some(0),
         "{list}"
     );
+    // And no file is left behind (the directory exists: the switch made it at start).
+    let left: Vec<_> = std::fs::read_dir(&recordings)
+        .expect("the recordings directory")
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "left in the recordings directory: {left:?}"
+    );
+    let _ = std::fs::remove_dir_all(&recordings);
 }
 
 #[test]

@@ -245,9 +245,13 @@ impl Call {
         };
         let finished = match result {
             Ok(f) if heard_voice => f,
-            Ok(_) => {
-                // Twilio's empty-recording rule: no action request, go on with the next verb.
+            Ok(f) => {
+                // Twilio's empty-recording rule: no action request, go on with the next verb;
+                // and the file goes, or it would stay on disk, listed nowhere.
                 tracing::info!(call = %self.info.sid, "nothing was heard: recording dropped");
+                if let Err(e) = tokio::fs::remove_file(&f.path).await {
+                    tracing::warn!(call = %self.info.sid, path = %f.path.display(), error = %e, "empty recording not removed");
+                }
                 return stopped.map_or(Ok(None), Err);
             }
             Err(e) => {
