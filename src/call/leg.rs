@@ -53,6 +53,20 @@ pub struct Local {
     pub hostport: String,
 }
 
+/// The host part of `server.public_address` (`host`, `host:port`, a bare IPv6 address or
+/// `[v6]:port`), without port or brackets: what SDP and REST URLs need of it.
+pub fn public_host(public: &str) -> &str {
+    let p = public.trim();
+    if let Some(rest) = p.strip_prefix('[') {
+        return rest.split_once(']').map_or(rest, |(h, _)| h);
+    }
+    match p.matches(':').count() {
+        1 => p.split_once(':').map_or(p, |(h, _)| h),
+        // No port, or a bare IPv6 address.
+        _ => p,
+    }
+}
+
 impl Local {
     pub fn new(public: Option<&str>, bound: SocketAddr) -> Local {
         let hostport = match public {

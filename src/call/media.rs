@@ -191,15 +191,8 @@ pub fn params_of(m: &NegotiatedMedia) -> StreamParams {
 /// else the address the relay binds.
 pub fn advertised_address(public: Option<&str>, bound: IpAddr) -> IpAddr {
     public
-        .and_then(|p| {
-            p.parse::<IpAddr>()
-                .ok()
-                .or_else(|| p.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
-                .or_else(|| {
-                    p.rsplit_once(':')
-                        .and_then(|(h, _)| h.parse::<IpAddr>().ok())
-                })
-        })
+        .map(super::leg::public_host)
+        .and_then(|h| h.parse::<IpAddr>().ok())
         .unwrap_or(bound)
 }
 

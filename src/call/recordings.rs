@@ -112,21 +112,11 @@ pub fn api_base_url(bound: SocketAddr, public_address: Option<&str>) -> String {
         }
         Some(h) => h,
     };
-    // `public_address` is `host` or `host:port` (the SIP port, not ours): keep the host.
-    let host = if let Some(rest) = host.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((v6, _)) => format!("[{v6}]"),
-            None => format!("[{rest}]"),
-        }
-    } else {
-        match host.matches(':').count() {
-            0 => host.to_owned(),
-            1 => host.split_once(':').map_or(host, |(h, _)| h).to_owned(),
-            // A bare IPv6 address.
-            _ => format!("[{host}]"),
-        }
-    };
-    format!("http://{host}:{port}")
+    // `public_address` may carry the SIP port, not ours: keep the host.
+    match super::leg::public_host(host) {
+        v6 if v6.contains(':') => format!("http://[{v6}]:{port}"),
+        host => format!("http://{host}:{port}"),
+    }
 }
 
 /// Twilio's `recordingStatusCallback` parameters for a finished recording, in Twilio's
