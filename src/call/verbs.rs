@@ -263,12 +263,12 @@ impl Call {
         info.path = finished.path;
         info.duration_secs = finished.duration_ms / 1000;
         let recordings = self.svc.recordings.clone();
-        let info = match tokio::task::spawn_blocking(move || recordings.add(info)).await {
-            Ok(Ok(info)) => info,
-            Ok(Err(e)) => {
-                tracing::error!(call = %self.info.sid, error = %e, "recording not registered");
-                return stopped.map_or(Ok(None), Err);
-            }
+        let added = tokio::task::spawn_blocking(move || recordings.add(info))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+        let info = match added {
+            Ok(info) => info,
             Err(e) => {
                 tracing::error!(call = %self.info.sid, error = %e, "recording not registered");
                 return stopped.map_or(Ok(None), Err);
