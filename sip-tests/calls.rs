@@ -55,20 +55,7 @@ fn config_with(voice_url: &str, app_extra: &str, trunk_extra: &str) -> PathBuf {
 
 /// A carrier INVITE to `number` from `ua`.
 fn carrier_invite(sw: &Switch, ua: &Udp, number: &str) -> String {
-    let ruri = format!("sip:{number}@{}", sw.udp_addr());
-    let from = format!(
-        "<sip:+15557654321@{}>;tag={}",
-        ua.local_addr().ip(),
-        harness::unique("f")
-    );
-    request(
-        "INVITE",
-        &ruri,
-        ua.local_addr(),
-        "UDP",
-        &[("From", &from)],
-        &sdp_offer(ua.local_addr().ip()),
-    )
+    ua::carrier_invite(sw, ua, number, &sdp_offer(ua.local_addr().ip()))
 }
 
 /// A UA's response, with an SDP offer of the UA's address as the body when `sdp`.

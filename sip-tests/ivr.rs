@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use harness::customer_app::CustomerApp;
 use harness::rtp::{Codec, RtpPhone, SdpAudio, linear_to_ulaw, ulaw_to_linear};
-use harness::ua::{expect_request, in_dialog, reply};
-use harness::{Msg, Switch, Udp, request};
+use harness::ua::{call_id_of, carrier_invite, expect_request, in_dialog, reply};
+use harness::{Msg, Switch, Udp};
 use serde_json::Value;
 
 const ACCOUNT: &str = "AC00000000000000000000000000000001";
@@ -49,26 +49,16 @@ fn config_with(voice_url: &str) -> PathBuf {
 
 /// A carrier call with `phone`'s SDP; returns (INVITE, the switch's 2xx).
 fn call(sw: &Switch, carrier: &Udp, phone: &RtpPhone) -> (String, Msg) {
-    let ruri = format!("sip:{NUMBER}@{}", sw.udp_addr());
-    let from = format!(
-        "<sip:+15557654321@{}>;tag={}",
-        carrier.local_addr().ip(),
-        harness::unique("f")
-    );
-    let invite = request(
-        "INVITE",
-        &ruri,
-        carrier.local_addr(),
-        "UDP",
-        &[("From", &from)],
+    let invite = carrier_invite(
+        sw,
+        carrier,
+        NUMBER,
         &phone.offer(&[Codec::Pcmu, Codec::TelephoneEvent]),
     );
     carrier.send(&invite);
-    let cid = Msg::parse(invite.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
-    let (ok, _) = carrier.recv_final(&cid, WAIT).expect("an answer");
+    let (ok, _) = carrier
+        .recv_final(&call_id_of(&invite), WAIT)
+        .expect("an answer");
     assert_eq!(
         ok.status(),
         Some(200),
@@ -449,14 +439,10 @@ body = '<Response><Hangup/></Response>'
     let carrier = sw.udp();
     let mut phone = RtpPhone::new();
     let alice_rtp = RtpPhone::new();
-    let ruri = format!("sip:{NUMBER}@{}", sw.udp_addr());
-    let from = format!("<sip:+15557654321@127.0.0.1>;tag={}", harness::unique("f"));
-    let invite = request(
-        "INVITE",
-        &ruri,
-        carrier.local_addr(),
-        "UDP",
-        &[("From", &from)],
+    let invite = carrier_invite(
+        &sw,
+        &carrier,
+        NUMBER,
         &phone.offer(&[Codec::Pcmu, Codec::TelephoneEvent]),
     );
     carrier.send(&invite);
@@ -473,11 +459,9 @@ body = '<Response><Hangup/></Response>'
         alice.local_addr(),
         Some(&answer),
     ));
-    let cid = Msg::parse(invite.as_bytes())
-        .header("Call-ID")
-        .unwrap()
-        .to_string();
-    let (ok, _) = carrier.recv_final(&cid, WAIT).expect("answered");
+    let (ok, _) = carrier
+        .recv_final(&call_id_of(&invite), WAIT)
+        .expect("answered");
     assert_eq!(ok.status(), Some(200));
     carrier.send(in_dialog("ACK", &invite, &ok, &carrier, 1));
     expect_request(&alice, "ACK", WAIT);
@@ -522,11 +506,9 @@ body = '<Response><Hangup/></Response>'
             ),
         );
         carrier.send(&info);
-        let cid = Msg::parse(invite.as_bytes())
-            .header("Call-ID")
-            .unwrap()
-            .to_string();
-        let (answer, _) = carrier.recv_final(&cid, WAIT).expect("INFO answered");
+        let (answer, _) = carrier
+            .recv_final(&call_id_of(&invite), WAIT)
+            .expect("INFO answered");
         assert_eq!(answer.status(), Some(200));
     }
     // '#' is the default finishOnKey: Digits is what came before it.

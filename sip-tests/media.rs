@@ -20,8 +20,10 @@ use harness::rtp::{
     Codec, Rtp, RtpPhone, SdpAudio, alaw_to_linear, alaw_to_ulaw_nearest, linear_to_ulaw,
     rtp_packet, sdp_for, ulaw_to_alaw_nearest, ulaw_to_linear,
 };
-use harness::ua::{call_id_of, expect_request, in_dialog as carrier_in_dialog, register, reply};
-use harness::{Msg, Switch, Udp, request};
+use harness::ua::{
+    call_id_of, carrier_invite, expect_request, in_dialog as carrier_in_dialog, register, reply,
+};
+use harness::{Msg, Switch, Udp};
 
 /// Runs the sample config's inline `<Dial><Client>alice</Client></Dial>`.
 const NUMBER: &str = "+15550100001";
@@ -117,20 +119,7 @@ fn call_alice(sw: &Switch, alice: Udp, carrier_codecs: &[Codec], alice_codecs: &
     let carrier_rtp = RtpPhone::new();
     let alice_rtp = RtpPhone::new();
 
-    let ruri = format!("sip:{NUMBER}@{}", sw.udp_addr());
-    let from = format!(
-        "<sip:+15557654321@{}>;tag={}",
-        carrier.local_addr().ip(),
-        harness::unique("f")
-    );
-    let invite = request(
-        "INVITE",
-        &ruri,
-        carrier.local_addr(),
-        "UDP",
-        &[("From", &from)],
-        &carrier_rtp.offer(carrier_codecs),
-    );
+    let invite = carrier_invite(sw, &carrier, NUMBER, &carrier_rtp.offer(carrier_codecs));
     let started = Instant::now();
     carrier.send(&invite);
 
@@ -168,6 +157,29 @@ fn call_alice(sw: &Switch, alice: Udp, carrier_codecs: &[Codec], alice_codecs: &
 }
 
 impl Call {
+    /// The switch hung the call up: the carrier answers `carrier_bye`, then alice gets
+    /// hers and answers it; returns alice's BYE.
+    fn both_hung_up(&self, carrier_bye: &Msg) -> Msg {
+        self.carrier.send(reply(
+            carrier_bye,
+            200,
+            "OK",
+            "x",
+            self.carrier.local_addr(),
+            None,
+        ));
+        let bye = expect_request(&self.alice, "BYE", WAIT);
+        self.alice.send(reply(
+            &bye,
+            200,
+            "OK",
+            "alice1",
+            self.alice.local_addr(),
+            None,
+        ));
+        bye
+    }
+
     /// The carrier hangs up; alice gets the BYE and answers it.
     fn carrier_hangs_up(&self) {
         self.carrier.send(carrier_in_dialog(
@@ -532,22 +544,12 @@ fn a_bridged_call_with_no_media_ends_after_the_media_timeout() {
         "BYE {:?} after the last packet: before the 2 s timeout",
         silent_from.elapsed()
     );
-    call.carrier
-        .send(reply(&bye, 200, "OK", "x", call.carrier.local_addr(), None));
-    let bye = expect_request(&call.alice, "BYE", WAIT);
+    let bye = call.both_hung_up(&bye);
     assert_eq!(
         bye.header("Call-ID"),
         call.alice_inv.header("Call-ID"),
         "alice's dialog ends"
     );
-    call.alice.send(reply(
-        &bye,
-        200,
-        "OK",
-        "alice1",
-        call.alice.local_addr(),
-        None,
-    ));
 }
 
 #[test]
@@ -560,17 +562,7 @@ fn a_bridged_call_where_nobody_sends_rtp_ends_after_the_media_timeout() {
         "BYE {:?} after the INVITE: before the 2 s timeout",
         call.started.elapsed()
     );
-    call.carrier
-        .send(reply(&bye, 200, "OK", "x", call.carrier.local_addr(), None));
-    let bye = expect_request(&call.alice, "BYE", WAIT);
-    call.alice.send(reply(
-        &bye,
-        200,
-        "OK",
-        "alice1",
-        call.alice.local_addr(),
-        None,
-    ));
+    call.both_hung_up(&bye);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Msg, Udp, request, switchboard};
+use super::{Msg, Switch, Udp, request, switchboard};
 
 /// The sample config's realm.
 pub const REALM: &str = "switchboard.local";
@@ -54,6 +54,24 @@ pub fn register(ua: &Udp, identity: &str) {
         .recv_final(&call_id_of(&req), REGISTER_WAIT)
         .expect("REGISTER answered");
     assert_eq!(resp.status(), Some(200), "{}", resp.text());
+}
+
+/// A carrier's INVITE from `ua` (as +15557654321) to `number` at the switch, offering `sdp`.
+pub fn carrier_invite(sw: &Switch, ua: &Udp, number: &str, sdp: &str) -> String {
+    let ruri = format!("sip:{number}@{}", sw.udp_addr());
+    let from = format!(
+        "<sip:+15557654321@{}>;tag={}",
+        ua.local_addr().ip(),
+        super::unique("f")
+    );
+    request(
+        "INVITE",
+        &ruri,
+        ua.local_addr(),
+        "UDP",
+        &[("From", &from)],
+        sdp,
+    )
 }
 
 /// The Call-ID of a request we wrote.
