@@ -433,15 +433,16 @@ impl Call {
 
     /// A re-INVITE or UPDATE from a leg (hold, resume, a new address): the media is
     /// anchored at the relay, so we answer it ourselves and repoint that leg's endpoint;
-    /// the other leg hears of it only when the direction changes (`pass_direction`). Without a body we offer, and the answer comes
-    /// in the ACK (RFC 3264 §4). An offer we cannot carry gets 488 and changes nothing.
+    /// the other leg hears of it only when the direction changes (`pass_direction`).
+    /// Without a body we offer, and the answer comes in the ACK (RFC 3264 §4). An offer we
+    /// cannot carry gets 488 and changes nothing.
     fn answer_reoffer(&mut self, key: TransactionKey, request: &SipMessage, r: LegRef) {
         let body = request.body();
         let Some(media) = self.leg_mut(r).and_then(|l| l.media.as_mut()) else {
             return self.answer_simple(key, request, 488);
         };
         let sdp = if body.is_empty() {
-            Ok(media.offer(crate::sip::sdp::Direction::SendRecv).1)
+            Ok(media.offer(Direction::SendRecv).1)
         } else {
             media.answer_offer(&body)
         };
