@@ -23,13 +23,10 @@ use crate::registrar::register::Registrar;
 use crate::sip::msg::{Limits, Rejected, ResponseBuilder, SipMessage, parse_datagram};
 use crate::sip::screen::{self, ACCEPTED_BODIES, SUPPORTED_EXTENSIONS, Verdict};
 use crate::sip::transaction::{Input, Output, Timers, TransactionKey, TransactionLayer, TuEvent};
-use crate::sip::{Method, Peer, Transport, peer::response_destination};
+use crate::sip::{ALLOW, Method, Peer, Transport, peer::response_destination};
+use crate::time::unix_now;
 use crate::transport::sender::SipSender;
 use crate::transport::{Connections, Inbound};
-
-/// Methods the switch accepts, for Allow (RFC 3261 §20.5). INFO and UPDATE are passed
-/// between bridged legs.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE";
 
 /// What every shard needs to know.
 #[derive(Debug, Clone)]
@@ -64,15 +61,6 @@ pub struct Shard {
 #[allow(clippy::disallowed_methods)]
 fn now() -> Instant {
     Instant::now()
-}
-
-/// Wall-clock seconds, for expiries that outlive the process's monotonic clock (tokens,
-/// registrations).
-#[allow(clippy::disallowed_methods)]
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Shard {

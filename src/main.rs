@@ -233,7 +233,15 @@ fn token(
     if ttl == 0 {
         return fail("--ttl must be at least 1 second".to_owned());
     }
-    match mint_access_token(acct, key, identity, ttl, incoming, outgoing, unix_now()) {
+    match mint_access_token(
+        acct,
+        key,
+        identity,
+        ttl,
+        incoming,
+        outgoing,
+        switchboard::time::unix_now(),
+    ) {
         Ok(token) => {
             println!("{token}");
             ExitCode::SUCCESS
@@ -244,12 +252,4 @@ fn token(
         )),
         Err(e) => fail(e.to_string()),
     }
-}
-
-/// Unix time for `token` (the CLI is an edge; the core takes time as an argument).
-#[allow(clippy::disallowed_methods)]
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

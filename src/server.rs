@@ -195,7 +195,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         shared.presence.clone(),
         shared.store.clone(),
         SWEEP_EVERY,
-        crate::engine::unix_now,
+        crate::time::unix_now,
     ));
     // Handlers go in before `ready`: a SIGHUP that arrives earlier would otherwise take the
     // default action and end the process.

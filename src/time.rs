@@ -94,3 +94,21 @@ mod tests {
         }
     }
 }
+
+/// Wall-clock seconds, for expiries that outlive the process's monotonic clock (tokens,
+/// registrations). One of the two wall-clock readers (with [`unix_ms`]); drivers call them
+/// and pass the value in.
+#[allow(clippy::disallowed_methods)]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Wall-clock milliseconds, for call records (created, answered, ended).
+#[allow(clippy::disallowed_methods)]
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

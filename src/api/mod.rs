@@ -101,7 +101,7 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Resu
                 let state = Arc::clone(&state);
                 async move {
                     let resp = match read_body(req).await {
-                        Ok(req) => respond(&req, &state, crate::engine::unix_now()),
+                        Ok(req) => respond(&req, &state, crate::time::unix_now()),
                         Err(resp) => resp,
                     };
                     Ok::<_, Infallible>(resp)

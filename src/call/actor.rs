@@ -457,7 +457,7 @@ impl Call {
         let resp = ResponseBuilder::new(request, 200)
             .header("Server", self.svc.server_name.to_string())
             .header("Contact", self.svc.local.contact(transport))
-            .header("Allow", crate::engine::ALLOW)
+            .header("Allow", crate::sip::ALLOW)
             .body(super::media::SDP, sdp)
             .build();
         self.respond(key, resp);
@@ -472,7 +472,7 @@ impl Call {
             b = b.to_tag(&m.local_tag);
         }
         if code == 488 || code == 405 {
-            b = b.header("Allow", crate::engine::ALLOW);
+            b = b.header("Allow", crate::sip::ALLOW);
         }
         let resp = b.build();
         self.respond(key, resp);
@@ -782,7 +782,7 @@ impl Call {
         let mut headers: Vec<(&str, String)> = Vec::new();
         if ok {
             headers.push(("Contact", contact));
-            headers.push(("Allow", crate::engine::ALLOW.to_string()));
+            headers.push(("Allow", crate::sip::ALLOW.to_string()));
         }
         let resp = m.response(
             code,
@@ -887,7 +887,7 @@ impl Call {
     /// Marks the call in progress (answered) in the record.
     pub fn mark_answered(&mut self) {
         if self.info.answered_ms.is_none() {
-            let ms = super::service::unix_ms();
+            let ms = crate::time::unix_ms();
             self.update_info(|i| {
                 i.status = CallStatus::InProgress;
                 i.answered_ms = Some(ms);

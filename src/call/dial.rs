@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use super::actor::{Call, Ev, LegEv, LegRef, Stop, now};
 use super::leg::{self, Credentials, InviteSpec, Leg, LegState, Role};
-use super::service::unix_ms;
 use super::{CallInfo, CallStatus, Direction, new_call_sid};
 use crate::instructions::{Dial, DialNoun, DialTarget};
 use crate::registrar::location::AorKey;
 use crate::sip::transaction::TransactionKey;
 use crate::sip::{Peer, Transport};
+use crate::time::unix_ms;
 
 /// Twilio rings at most ten nouns at once.
 const MAX_FORKS: usize = 10;
@@ -125,7 +125,7 @@ impl Call {
         match callee {
             Callee::Client(identity) => {
                 let key = AorKey::new(self.info.account_sid.as_str(), identity.as_str());
-                let bindings = self.svc.store.lookup(&key, crate::engine::unix_now());
+                let bindings = self.svc.store.lookup(&key, crate::time::unix_now());
                 if bindings.is_empty() {
                     return Err(Unreachable::Offline);
                 }
@@ -512,9 +512,7 @@ impl Call {
         // The client is in a call from its answer on.
         let client = self.legs[w].client.clone();
         if let Some(k) = &client {
-            self.svc
-                .presence
-                .set_busy(k, true, crate::engine::unix_now());
+            self.svc.presence.set_busy(k, true, crate::time::unix_now());
         }
         // The callee's answer points the relay at it; the caller gets our answer to its own
         // offer, and the relay joins the two legs' endpoints.
@@ -530,7 +528,7 @@ impl Call {
             if let Some(k) = &client {
                 self.svc
                     .presence
-                    .set_busy(k, false, crate::engine::unix_now());
+                    .set_busy(k, false, crate::time::unix_now());
             }
             self.finish_child(w, CallStatus::Failed);
             return Ok(self.dial_result("failed", None));
@@ -585,7 +583,7 @@ impl Call {
         if let Some(k) = &client {
             self.svc
                 .presence
-                .set_busy(k, false, crate::engine::unix_now());
+                .set_busy(k, false, crate::time::unix_now());
         }
         let r = self.dial_result("completed", Some(w));
         self.finish_child(w, CallStatus::Completed);

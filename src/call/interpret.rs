@@ -13,9 +13,9 @@ use std::time::Duration;
 use super::actor::{Call, Ev, LegEv, LegRef, Stop, now};
 use super::dial::{Callee, DialResult, failure_status};
 use super::leg::Role;
-use super::service::unix_ms;
 use super::{CallCommand, CallStatus, OriginateRequest};
 use crate::instructions::{self, Document, RejectReason, Verb};
+use crate::time::unix_ms;
 use crate::webhook::status_callback;
 use crate::webhook::voice::{self, Fetch, FetchFailure};
 
@@ -433,7 +433,7 @@ impl Call {
             status,
             self.callback_seq - 1,
             duration,
-            crate::engine::unix_now(),
+            crate::time::unix_now(),
         );
         status_callback::spawn_status_callback(
             self.svc.webhooks.clone(),

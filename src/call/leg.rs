@@ -274,7 +274,7 @@ pub fn build_invite(spec: &InviteSpec<'_>, local: &Local) -> SipMessage {
     let _ = write!(
         out,
         "Allow: {}\r\nUser-Agent: {}\r\n",
-        crate::engine::ALLOW,
+        crate::sip::ALLOW,
         spec.server
     );
     match spec.body {

@@ -213,7 +213,7 @@ impl CallRegistry {
             info.status = CallStatus::Completed;
         }
         if info.ended_ms.is_none() {
-            info.ended_ms = Some(crate::call::service::unix_ms());
+            info.ended_ms = Some(crate::time::unix_ms());
         }
         let status = info.status;
         let cdr = self.cdr.as_ref().map(|_| info.clone());

@@ -22,6 +22,7 @@ use crate::sip::Peer;
 use crate::sip::msg::SipMessage;
 use crate::sip::msg::typed::SipUri;
 use crate::sip::transaction::Timers;
+use crate::time::unix_ms;
 use crate::transport::sender::SipSender;
 use crate::webhook::WebhookClient;
 use crate::webhook::voice::method;
@@ -106,14 +107,6 @@ impl std::fmt::Debug for CallService {
     }
 }
 
-/// Unix time in milliseconds.
-#[allow(clippy::disallowed_methods)]
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Why a new INVITE was not taken: the shard answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -183,10 +176,7 @@ impl CallService {
         };
         let (cfg, plan) = self.config();
         // A client app dialing out presents its token (RFC 8898); carriers never do.
-        match self
-            .registrar
-            .authorize_call(&msg, crate::engine::unix_now())
-        {
+        match self.registrar.authorize_call(&msg, crate::time::unix_now()) {
             Ok(None) => {}
             Ok(Some(grant)) => return self.client_call(&cfg, &grant, msg, from),
             Err(reply) => {

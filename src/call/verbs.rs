@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use super::actor::{Call, Ev, LegRef, Stop, now};
 use super::interpret::Next;
-use super::service::unix_ms;
 use crate::instructions::{self, Gather, GatherInput, GatherNested, Record, RecordTrim, Verb};
 use crate::media::recorder::Recorder;
 use crate::media::{EndpointId, EventKind, PlayItem, RecordEnd, RecordSpec, prompts};
+use crate::time::unix_ms;
 use crate::webhook::status_callback::spawn_status_callback;
 
 /// How a prompt ended.

@@ -15,5 +15,9 @@ pub mod sdp;
 pub mod transaction;
 
 pub use method::Method;
+
+/// Methods the switch accepts, for Allow (RFC 3261 §20.5). INFO and UPDATE are passed
+/// between bridged legs.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE";
 pub use msg::{HeaderName, SipMessage};
 pub use peer::{ConnectionId, Peer, Transport};
