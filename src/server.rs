@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::call::leg::Local;
+use crate::call::core::leg::Local;
 use crate::call::router::CallRouter;
 use crate::call::service::{CallService, ServiceOriginator};
 use crate::config::{Config, Live};
@@ -113,7 +113,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         std::time::Duration::from_secs(cfg.media.timeout_secs),
     )
     .context("starting the media relay")?;
-    let media_ip = crate::call::media::advertised_address(
+    let media_ip = crate::call::core::sdp::advertised_address(
         cfg.server.public_address.as_deref(),
         first_bound.ip(),
     );

@@ -3,15 +3,15 @@
 //! first answer win and cancel the rest, bridge, and report `DialCallStatus` the way Twilio
 //! does (reference/twiml-and-twilio-client.md §1.2, §1.3, §2.4).
 //!
-//! Until the media plane lands, the two legs' SDP pass end to end and the caller's INVITE is
-//! answered when the callee answers (with the callee's SDP): in SIP terms every Dial behaves
-//! like `answerOnBridge="true"`.
+//! The caller's INVITE is answered when the callee answers (with our own SDP: the relay
+//! anchors the media): in SIP terms every Dial behaves like `answerOnBridge="true"`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::actor::{Call, Ev, LegEv, LegRef, Stop, now};
-use super::leg::{self, Credentials, InviteSpec, Leg, LegState, Role};
+use super::core::Input;
+use super::core::leg::{self, Credentials, InviteSpec, Leg, LegState, Role};
+use super::driver::{Call, Ev, LegEv, LegRef, Stop, now};
 use super::{CallInfo, CallStatus, Direction, new_call_sid};
 use crate::instructions::{Dial, DialNoun, DialTarget};
 use crate::registrar::location::AorKey;
@@ -231,7 +231,8 @@ impl Call {
         }
     }
 
-    /// Sends the INVITE to one target and records the child call. Returns the leg index.
+    /// Sends the INVITE to one target and records the child call: a dial leg (its index
+    /// returned) with `child_of`, else the call's main leg (a REST-created call).
     pub fn start_leg(
         &mut self,
         t: Target,
@@ -239,15 +240,6 @@ impl Call {
         max_forwards: u8,
         child_of: Option<&str>,
     ) -> Option<usize> {
-        // Every leg gets its own relay endpoint and is offered its port.
-        let mut media = match self.open_media() {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(call = %self.info.sid, error = %e, "no media endpoint for a new leg");
-                return None;
-            }
-        };
-        let body = Some(media.offer(crate::sip::sdp::Direction::SendRecv));
         let call_id = format!(
             "{:016x}{:016x}",
             crate::ids::random_u64(),
@@ -256,6 +248,15 @@ impl Call {
         if !self.enter_call_id(&call_id) {
             return None;
         }
+        // Every leg gets its own relay endpoint and is offered its port.
+        let mut media = match self.open_media() {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(call = %self.info.sid, error = %e, "no media endpoint for a new leg");
+                return None;
+            }
+        };
+        let offer = media.offer(crate::sip::sdp::Direction::SendRecv);
         let from_user = from.strip_prefix("client:").unwrap_or(from);
         let from_header = format!(
             "<sip:{}@{}>",
@@ -275,7 +276,7 @@ impl Call {
                 max_forwards,
                 routes: &t.routes,
                 transport: t.peer.transport,
-                body: body.as_ref().map(|(ct, b)| (ct.as_str(), b.as_ref())),
+                body: Some((super::core::sdp::SDP, offer.as_ref())),
                 authorization: None,
                 server: &server,
             },
@@ -307,37 +308,23 @@ impl Call {
                 None,
             );
         }
-        let leg = Leg {
-            sid,
-            role: Role::Uac,
-            invite: invite.clone(),
-            invite_key: key,
-            peer: t.peer,
-            local_tag: tag,
-            dialog: None,
-            state: LegState::Trying,
-            final_code: None,
-            answered_at: None,
-            unacked_2xx: None,
-            ack: None,
-            credentials: t.credentials,
-            auth_tried: false,
-            cancel_sent: false,
-            cancel_wanted: false,
-            answer: None,
-            client: t.client,
-            media: Some(media),
-        };
-        let peer = leg.peer;
-        let idx = self.legs.len();
-        self.legs.push(leg);
-        self.send_request(invite, peer);
+        let mut leg = Leg::uac(sid, invite, key, t.peer, tag);
+        leg.credentials = t.credentials;
+        leg.client = t.client;
+        leg.media = Some(media);
+        let idx = self.core().dial_count();
+        self.input(Input::StartLeg {
+            leg: Box::new(leg),
+            main: child_of.is_none(),
+        });
         Some(idx)
     }
 
     /// Ends a dial leg's child record.
     fn finish_child(&self, idx: usize, status: CallStatus) {
-        let Some(l) = self.legs.get(idx) else { return };
+        let Some(l) = self.core().leg(LegRef::Dial(idx)) else {
+            return;
+        };
         let code = l.final_code;
         let answered = l.answered_at.map(|_| ());
         let ended = unix_ms();
@@ -403,7 +390,7 @@ impl Call {
         let caller_from = self.info.from.clone();
         let from = d.caller_id.clone().unwrap_or(caller_from);
         // Max-Forwards goes on across the B2BUA so that a loop through it still ends.
-        let max_forwards = match &self.main {
+        let max_forwards = match self.core().main() {
             Some(m) if m.role == Role::Uas => m
                 .invite
                 .max_forwards()
@@ -414,11 +401,10 @@ impl Call {
             _ => 70,
         };
         let parent = self.info.sid.clone();
-        let first = self.legs.len();
-        for t in targets {
-            self.start_leg(t, &from, max_forwards, Some(&parent));
-        }
-        let ours: Vec<usize> = (first..self.legs.len()).collect();
+        let ours: Vec<usize> = targets
+            .into_iter()
+            .filter_map(|t| self.start_leg(t, &from, max_forwards, Some(&parent)))
+            .collect();
         if ours.is_empty() {
             // No leg could be started (no RTP ports, no Call-ID): nothing rings.
             return Ok(self.dial_result("failed", None));
@@ -433,17 +419,24 @@ impl Call {
                     return Ok(r);
                 }
                 Some(Ev::Dial(i, ev)) if ours.contains(&i) => match ev {
-                    LegEv::Ringing(early) => {
-                        self.svc
-                            .registry
-                            .update(&self.legs[i].sid, |c| c.status = CallStatus::Ringing);
+                    LegEv::Ringing { early } => {
+                        if let Some(l) = self.core().leg(LegRef::Dial(i)) {
+                            self.svc
+                                .registry
+                                .update(&l.sid, |c| c.status = CallStatus::Ringing);
+                        }
                         self.ring_main(early);
                     }
                     LegEv::Answered => break i,
                     LegEv::Failed(code) => {
                         codes.push(code);
                         self.finish_child(i, child_status(code));
-                        if ours.iter().all(|&j| self.legs[j].state == LegState::Ended) {
+                        let ended = |j: &usize| {
+                            self.core()
+                                .leg(LegRef::Dial(*j))
+                                .is_none_or(|l| l.state == LegState::Ended)
+                        };
+                        if ours.iter().all(ended) {
                             let r = self.dial_result(failure_status(&codes), None);
                             return Ok(r);
                         }
@@ -473,13 +466,13 @@ impl Call {
             if Some(i) == keep {
                 continue;
             }
-            let pending = self.legs[i].is_pending();
-            let answered = self.legs[i].state == LegState::Answered;
+            let Some(l) = self.core().leg(LegRef::Dial(i)) else {
+                continue;
+            };
+            let (pending, answered) = (l.is_pending(), l.state == LegState::Answered);
             self.cancel_leg(LegRef::Dial(i));
-            self.legs[i].media = None;
+            self.close_media(LegRef::Dial(i));
             if pending {
-                self.legs[i].state = LegState::Ended;
-                self.legs[i].final_code.get_or_insert(487);
                 self.finish_child(i, CallStatus::Canceled);
             } else if answered {
                 self.finish_child(i, CallStatus::Completed);
@@ -490,7 +483,14 @@ impl Call {
     fn dial_result(&self, status: &'static str, winner: Option<usize>) -> DialResult {
         let (sid, duration) = match winner {
             Some(w) => {
-                let l = &self.legs[w];
+                let Some(l) = self.core().leg(LegRef::Dial(w)) else {
+                    return DialResult {
+                        status,
+                        call_sid: None,
+                        duration: 0,
+                        extra: Vec::new(),
+                    };
+                };
                 let d = l
                     .answered_at
                     .map_or(0, |a| now().saturating_duration_since(a).as_secs());
@@ -510,46 +510,25 @@ impl Call {
     /// hangs up, the time limit, or REST.
     async fn bridge(&mut self, w: usize, d: &Dial) -> Result<DialResult, (Stop, DialResult)> {
         // The client is in a call from its answer on.
-        let client = self.legs[w].client.clone();
+        let Some(winner) = self.core().leg(LegRef::Dial(w)) else {
+            return Ok(self.dial_result("failed", None));
+        };
+        let (client, sid) = (winner.client.clone(), winner.sid.clone());
         if let Some(k) = &client {
             self.svc.presence.set_busy(k, true, crate::time::unix_now());
         }
-        // The callee's answer points the relay at it; the caller gets our answer to its own
-        // offer, and the relay joins the two legs' endpoints.
-        let answer = self.legs[w].answer.clone();
-        let read = match (answer, self.legs[w].media.as_mut()) {
-            (Some((_, body)), Some(m)) => m.read_answer(&body).map_err(|e| e.class()),
-            _ => Err("no_sdp_answer"),
-        };
-        if let Err(why) = read {
-            tracing::info!(call = %self.info.sid, why, "callee's SDP answer unusable; ending its leg");
-            self.send_bye(LegRef::Dial(w));
-            self.legs[w].media = None;
-            if let Some(k) = &client {
-                self.svc
-                    .presence
-                    .set_busy(k, false, crate::time::unix_now());
-            }
-            self.finish_child(w, CallStatus::Failed);
-            return Ok(self.dial_result("failed", None));
-        }
-        // Bridge first: the caller starts sending as soon as it has our 2xx, and packets
-        // that reach the relay before the bridge are dropped.
-        if let (Some(a), Some(b)) = (
-            self.main.as_ref().and_then(|m| m.media.as_ref()),
-            self.legs[w].media.as_ref(),
-        ) {
-            self.svc.media.bridge(a.endpoint.id(), b.endpoint.id());
-        }
+        // The callee's answer pointed the relay at it already; the relay joins the two
+        // legs' endpoints before the caller gets our answer to its own offer: the caller
+        // starts sending as soon as it has our 2xx, and packets that reach the relay
+        // before the bridge are dropped.
+        self.input(Input::Bridge(w));
         self.answer_now();
         self.mark_answered();
         let answered_ms = unix_ms();
-        let sid = self.legs[w].sid.clone();
         self.svc.registry.update(&sid, |c| {
             c.status = CallStatus::InProgress;
             c.answered_ms = Some(answered_ms);
         });
-        self.bridge = Some(w);
         let limit = now() + Duration::from_secs(u64::from(d.time_limit.max(1)));
         let stop = loop {
             match self.next(Some(limit)).await {
@@ -576,10 +555,10 @@ impl Call {
                 Some(_) => {}
             }
         };
-        self.bridge = None;
+        self.input(Input::Unbridge);
         // The callee's endpoint closes (its ports go back to the pool); the caller's stays
         // for what the instructions do next.
-        self.legs[w].media = None;
+        self.close_media(LegRef::Dial(w));
         if let Some(k) = &client {
             self.svc
                 .presence

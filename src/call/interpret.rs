@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
-use super::actor::{Call, Ev, LegEv, LegRef, Stop, now};
+use super::core::leg::{LegState, Role};
 use super::dial::{Callee, DialResult, failure_status};
-use super::leg::Role;
+use super::driver::{Call, Ev, LegEv, LegRef, Stop, now};
 use super::{CallCommand, CallStatus, OriginateRequest};
 use crate::instructions::{self, Document, RejectReason, Verb};
 use crate::time::unix_ms;
@@ -49,15 +49,15 @@ pub enum Finish {
 impl Call {
     /// An inbound call: the INVITE is in `main` already.
     pub async fn run_inbound(mut self) {
-        if self.main.is_none() {
-            self.leave_router();
+        if self.core().main().is_none() {
+            self.linger_and_leave().await;
             return;
         }
         // The caller's offer is answered (or refused) before anything runs: an offer we
         // cannot carry gets 488 and no ports are held for it.
         if let Err((code, why)) = self.open_main_media() {
             tracing::info!(call = %self.info.sid, code, why, "refusing the call's media");
-            self.answer_main(code, "", None);
+            self.answer_main(code, "");
             return self.finish(Finish::MediaRefused(code)).await;
         }
         let first = self.initial_next();
@@ -80,13 +80,13 @@ impl Call {
         let Some(target) = targets.into_iter().next() else {
             return self.end_unanswered(CallStatus::Failed, None).await;
         };
-        let Some(idx) = self.start_leg(target, &req.from, 70, None) else {
+        if self.start_leg(target, &req.from, 70, None).is_none() {
             return self.end_unanswered(CallStatus::Failed, None).await;
-        };
-        // The leg becomes the call's main leg.
-        let main = self.legs.remove(idx);
-        let call_id = main.invite.call_id().ok().map(str::to_string);
-        self.main = Some(main);
+        }
+        let call_id = self
+            .core()
+            .main()
+            .and_then(|m| m.invite.call_id().ok().map(str::to_string));
         self.update_info(|i| {
             i.status = CallStatus::Ringing;
             i.sip_call_id = call_id;
@@ -98,22 +98,9 @@ impl Call {
                     self.cancel_leg(LegRef::Main);
                     return self.end_unanswered(CallStatus::NoAnswer, Some(487)).await;
                 }
-                Some(Ev::Main(LegEv::Ringing(_))) => self.status_event("ringing"),
-                Some(Ev::Main(LegEv::Answered)) => {
-                    let answer = self.main.as_ref().and_then(|m| m.answer.clone());
-                    let read = match (answer, self.main.as_mut().and_then(|m| m.media.as_mut())) {
-                        (Some((_, body)), Some(media)) => {
-                            media.read_answer(&body).map_err(|e| e.class())
-                        }
-                        _ => Err("no_sdp_answer"),
-                    };
-                    if let Err(why) = read {
-                        tracing::info!(call = %self.info.sid, why, "callee's SDP answer unusable");
-                        self.send_bye(LegRef::Main);
-                        return self.end_unanswered(CallStatus::Failed, Some(488)).await;
-                    }
-                    break;
-                }
+                Some(Ev::Main(LegEv::Ringing { .. })) => self.status_event("ringing"),
+                // The core read the callee's SDP answer (one it cannot use is a failure).
+                Some(Ev::Main(LegEv::Answered)) => break,
                 Some(Ev::Main(LegEv::Failed(code))) => {
                     let status = match failure_status(&[code]) {
                         "busy" => CallStatus::Busy,
@@ -379,9 +366,7 @@ impl Call {
     }
 
     pub(super) fn main_gone(&self) -> bool {
-        self.main
-            .as_ref()
-            .is_none_or(|m| m.state == super::leg::LegState::Ended)
+        self.core().main_gone()
     }
 
     /// Fire-and-forget `<Dial>` action request after the caller left.
@@ -394,21 +379,13 @@ impl Call {
     /// the ACK, RFC 3264 §4).
     pub(super) fn answer_now(&mut self) {
         let pending = self
-            .main
-            .as_ref()
+            .core()
+            .main()
             .is_some_and(|m| m.role == Role::Uas && m.is_pending());
         if !pending {
             return;
         }
-        let body = self
-            .main
-            .as_mut()
-            .and_then(|m| m.media.as_mut())
-            .map(|media| match &media.answer {
-                Some(a) => (super::media::SDP.to_string(), a.clone()),
-                None => media.offer(crate::sip::sdp::Direction::SendRecv),
-            });
-        self.answer_main(200, "", body);
+        self.answer_main(200, "");
         self.mark_answered();
     }
 
@@ -464,14 +441,13 @@ impl Call {
 
     /// Ends the main leg the way `finish` asks and every dial leg; returns the call status.
     fn hang_up_all(&mut self, finish: Finish) -> CallStatus {
-        let dials: Vec<usize> = (0..self.legs.len()).collect();
-        for i in dials {
+        for i in 0..self.core().dial_count() {
             self.cancel_leg(LegRef::Dial(i));
         }
-        let Some(main) = self.main.as_ref() else {
+        let Some(main) = self.core().main() else {
             return CallStatus::Failed;
         };
-        let answered = main.state == super::leg::LegState::Answered;
+        let answered = main.state == LegState::Answered;
         let pending = main.is_pending();
         let role = main.role;
         if answered {
@@ -509,22 +485,15 @@ impl Call {
                 },
             },
         };
-        self.answer_main(code, reason, None);
+        self.answer_main(code, reason);
         status
     }
 
     /// Records the end, reports it, lets the last transactions finish, and leaves.
     async fn close(mut self, status: CallStatus) {
-        // Every endpoint closes now, not when the task ends after its linger: the ports
-        // go back to the pool as the call ends.
-        if let Some(m) = self.main.as_mut() {
-            m.media = None;
-        }
-        for l in &mut self.legs {
-            l.media = None;
-        }
+        self.close_all_media();
         let ended = unix_ms();
-        let code = self.main.as_ref().and_then(|m| m.final_code);
+        let code = self.core().main().and_then(|m| m.final_code);
         self.info.status = status;
         self.info.ended_ms = Some(ended);
         if self.info.sip_response_code.is_none() {
@@ -534,13 +503,7 @@ impl Call {
         self.svc.registry.finish(&self.info.sid, move |i| *i = info);
         self.status_event("completed");
         // Absorb retransmissions and let our BYE/CANCEL/final response complete, bounded.
-        let until = now() + self.linger();
-        while self.has_transactions() && now() < until {
-            let _ = self
-                .next(Some(until.min(now() + Duration::from_millis(500))))
-                .await;
-        }
-        self.leave_router();
+        self.linger_and_leave().await;
     }
 }
 

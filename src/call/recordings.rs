@@ -113,7 +113,7 @@ pub fn api_base_url(bound: SocketAddr, public_address: Option<&str>) -> String {
         Some(h) => h,
     };
     // `public_address` may carry the SIP port, not ours: keep the host.
-    match super::leg::public_host(host) {
+    match super::core::leg::public_host(host) {
         v6 if v6.contains(':') => format!("http://[{v6}]:{port}"),
         host => format!("http://{host}:{port}"),
     }

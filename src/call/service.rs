@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::actor::Call;
-use super::leg::{self, Local};
+use super::core::leg::{self, Local};
+use super::driver::{Call, CallStart};
 use super::registry::CallRegistry;
 use super::router::{CALL_INBOX, CallInput, CallRouter};
 use super::{
@@ -279,8 +279,18 @@ impl CallService {
         }
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         self.registry.insert(info.clone(), Some(cmd_tx));
-        let mut call = Call::new(self.clone(), rx, tx, cmd_rx, info, auth_token, app);
-        call.call_ids.push(call_id);
+        let mut call = Call::new(
+            self.clone(),
+            CallStart {
+                inbox: rx,
+                inbox_tx: tx,
+                commands: cmd_rx,
+                info,
+                auth_token,
+                app,
+            },
+        );
+        call.entered_call_id(call_id);
         tokio::spawn(async move {
             call.receive(CallInput { msg, from });
             call.run_inbound().await;
@@ -400,12 +410,14 @@ impl CallService {
         self.registry.insert(info.clone(), Some(cmd_tx));
         let call = Call::new(
             self.clone(),
-            rx,
-            tx,
-            cmd_rx,
-            info.clone(),
-            acct.auth_token.clone(),
-            app,
+            CallStart {
+                inbox: rx,
+                inbox_tx: tx,
+                commands: cmd_rx,
+                info: info.clone(),
+                auth_token: acct.auth_token.clone(),
+                app,
+            },
         );
         tokio::spawn(call.run_outbound(req));
         Ok(info)

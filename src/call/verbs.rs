@@ -11,11 +11,11 @@
 
 use std::time::Duration;
 
-use super::actor::{Call, Ev, LegRef, Stop, now};
+use super::driver::{Call, Ev, LegRef, Stop, now};
 use super::interpret::Next;
 use crate::instructions::{self, Gather, GatherInput, GatherNested, Record, RecordTrim, Verb};
 use crate::media::recorder::Recorder;
-use crate::media::{EndpointId, EventKind, PlayItem, RecordEnd, RecordSpec, prompts};
+use crate::media::{EventKind, PlayItem, RecordEnd, RecordSpec, prompts};
 use crate::time::unix_ms;
 use crate::webhook::status_callback::spawn_status_callback;
 
@@ -32,13 +32,6 @@ pub(super) enum Played {
 const RECORD_STOP_GRACE: Duration = Duration::from_secs(10);
 
 impl Call {
-    fn main_endpoint(&self) -> Option<EndpointId> {
-        self.main
-            .as_ref()
-            .and_then(|m| m.media.as_ref())
-            .map(|m| m.endpoint.id())
-    }
-
     /// Plays `items` to the caller and waits until they end. With `barge_in` the first
     /// digit stops them and is returned.
     async fn play_items(

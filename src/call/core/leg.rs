@@ -1,8 +1,8 @@
 //! One SIP leg of a call, as a back-to-back user agent sees it: the caller's INVITE that we
 //! answer (UAS), or an INVITE we send to a callee (UAC), and the dialog each sets up.
 //!
-//! Plain data plus the requests and responses a leg writes; the call task
-//! (`actor`) decides when. Nothing here does I/O.
+//! Plain data plus the requests and responses a leg writes; the call core decides when.
+//! Nothing here does I/O.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +14,7 @@ use crate::registrar::location::AorKey;
 use crate::sip::dialog::{Dialog, DialogState};
 use crate::sip::msg::typed::{NameAddr, SipUri};
 use crate::sip::msg::{HeaderName, ResponseBuilder, SipMessage};
+use crate::sip::sdp::Direction;
 use crate::sip::transaction::TransactionKey;
 use crate::sip::{Method, Peer, Transport};
 
@@ -132,12 +133,12 @@ pub struct Leg {
     /// UAC: CANCEL sent (or due as soon as a provisional arrives, §9.1).
     pub cancel_sent: bool,
     pub cancel_wanted: bool,
-    /// UAC: the body of the callee's 2xx (its SDP answer).
-    pub answer: Option<(String, Bytes)>,
     /// UAC: a client identity dialled: it shows busy while answered.
     pub client: Option<AorKey>,
-    /// The leg's relay endpoint and SDP session; dropped (ports freed) when the leg ends.
-    pub media: Option<super::media::LegMedia>,
+    /// The leg's SDP session with us and its relay endpoint.
+    pub media: Option<super::sdp::LegSdp>,
+    /// Our re-INVITE refused with 491 (glare): when to try again, asking for what.
+    pub reinvite_retry: Option<(Instant, Direction)>,
 }
 
 /// A 2xx waiting for its ACK.
@@ -169,9 +170,24 @@ impl Leg {
             auth_tried: false,
             cancel_sent: false,
             cancel_wanted: false,
-            answer: None,
             client: None,
             media: None,
+            reinvite_retry: None,
+        }
+    }
+
+    /// A leg we call: `invite` as built by [`build_invite`] (its From tag is `local_tag`).
+    pub fn uac(
+        sid: String,
+        invite: SipMessage,
+        key: TransactionKey,
+        peer: Peer,
+        local_tag: String,
+    ) -> Leg {
+        Leg {
+            role: Role::Uac,
+            local_tag,
+            ..Leg::uas(sid, invite, key, peer)
         }
     }
 
