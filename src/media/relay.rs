@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -25,7 +25,7 @@ use super::dtmf::TelephoneEvent;
 use super::endpoint::{Endpoint, PLAYER_SOURCE, PLAYER_SSRC, Recording, forward_map};
 use super::g711;
 use super::latch::{Latch, Verdict};
-use super::mmsg::{RecvBatch, SendBatch};
+use super::mmsg::{RecvBatch, SendQueue};
 use super::player::{FRAME_SAMPLES, Frame, Player};
 use super::ports::PortLease;
 use super::rtp::{
@@ -93,7 +93,7 @@ pub struct RelayThread {
     by_id: HashMap<EndpointId, usize>,
     playing: Vec<usize>,
     recv: RecvBatch,
-    send: SendBatch,
+    send: SendQueue,
     pcm: Box<[i16; 2048]>,
     group_rx: HashMap<u64, Instant>,
     timeout: Duration,
@@ -118,7 +118,7 @@ impl RelayThread {
             by_id: HashMap::with_capacity(1024),
             playing: Vec::with_capacity(256),
             recv: RecvBatch::new(),
-            send: SendBatch::new(),
+            send: SendQueue::new(),
             pcm: Box::new([0; 2048]),
             group_rx: HashMap::with_capacity(1024),
             timeout,
@@ -188,8 +188,7 @@ impl RelayThread {
             let Some(ep) = self.slots.get(slot).and_then(Option::as_ref) else {
                 return;
             };
-            let fd = ep.rtp.as_raw_fd();
-            let n = match self.recv.recv(fd) {
+            let n = match self.recv.recv(ep.rtp.as_fd()) {
                 Ok(0) => return,
                 Ok(n) => n,
                 Err(e) => {
@@ -201,10 +200,10 @@ impl RelayThread {
             let peer_slot = ep.peer;
             let (ep, mut peer) = pair_mut(&mut self.slots, slot, peer_slot);
             let Some(ep) = ep else { return };
-            for i in 0..n {
-                let Some((buf, src)) = self.recv.get(i) else {
-                    continue;
-                };
+            // Queued straight out of the receive buffers: they stay borrowed (and cannot
+            // receive again) until the flush.
+            let mut batch = self.send.batch();
+            for (buf, src) in self.recv.packets() {
                 if let Some((len, dest)) = on_rtp(
                     ep,
                     peer.as_deref_mut(),
@@ -214,11 +213,11 @@ impl RelayThread {
                     &mut self.pcm,
                     &self.stats,
                 ) {
-                    self.send.push(&buf[..len], dest);
+                    batch.push(&buf[..len], dest);
                 }
             }
             if let Some(peer) = peer {
-                let sent = self.send.flush(peer.rtp.as_raw_fd());
+                let sent = batch.flush(peer.rtp.as_fd());
                 self.stats.relayed.fetch_add(sent as u64, Ordering::Relaxed);
             }
             if n < super::mmsg::BATCH {
@@ -232,7 +231,7 @@ impl RelayThread {
             let Some(ep) = self.slots.get(slot).and_then(Option::as_ref) else {
                 return;
             };
-            let n = match self.recv.recv(ep.rtcp.as_raw_fd()) {
+            let n = match self.recv.recv(ep.rtcp.as_fd()) {
                 Ok(0) => return,
                 Ok(n) => n,
                 Err(_) => return,
@@ -241,11 +240,8 @@ impl RelayThread {
             let peer_slot = ep.peer;
             let (ep, peer) = pair_mut(&mut self.slots, slot, peer_slot);
             let Some(ep) = ep else { return };
-            let mut dest_fd = None;
-            for i in 0..n {
-                let Some((buf, src)) = self.recv.get(i) else {
-                    continue;
-                };
+            let mut batch = self.send.batch();
+            for (buf, src) in self.recv.packets() {
                 let Some(latch) = ep.rtcp_latch.as_mut() else {
                     continue;
                 };
@@ -273,11 +269,12 @@ impl RelayThread {
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                self.send.push(buf, peer_latch.destination());
-                dest_fd = Some(peer.rtcp.as_raw_fd());
+                batch.push(buf, peer_latch.destination());
             }
-            if let Some(fd) = dest_fd {
-                let sent = self.send.flush(fd);
+            if let Some(peer) = peer.as_deref()
+                && !batch.is_empty()
+            {
+                let sent = batch.flush(peer.rtcp.as_fd());
                 self.stats
                     .rtcp_relayed
                     .fetch_add(sent as u64, Ordering::Relaxed);
