@@ -19,7 +19,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::command::{
-    Carried, Command, EndpointId, EventKind, EventSink, MediaEvent, RecordEnd, StreamParams,
+    Carried, Command, EndpointId, EventKind, EventSink, MediaEvent, Opened, RecordEnd, StreamParams,
 };
 use super::dtmf::TelephoneEvent;
 use super::endpoint::{Endpoint, PLAYER_SOURCE, PLAYER_SSRC, Recording, forward_map};
@@ -27,7 +27,6 @@ use super::g711;
 use super::latch::{Latch, Verdict};
 use super::mmsg::{RecvBatch, SendQueue};
 use super::player::{FRAME_SAMPLES, Frame, Player};
-use super::ports::PortLease;
 use super::rtp::{
     PacketKind, PayloadAction, PayloadMap, RtpPacket, SourceId, StreamRewriter, classify_rfc5761,
     rewrite_rtcp_ssrcs_rfc3550,
@@ -55,21 +54,6 @@ const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// A player that fell this far behind (a stalled thread) restarts its pacing instead of
 /// bursting to catch up.
 const MAX_LAG: Duration = Duration::from_millis(100);
-
-/// An endpoint handed to a thread.
-#[derive(Debug)]
-pub struct Opened {
-    pub id: EndpointId,
-    pub rtp: std::net::UdpSocket,
-    pub rtcp: std::net::UdpSocket,
-    pub lease: PortLease,
-    pub sink: EventSink,
-    pub group: u64,
-    /// RFC 3550 §5.1: SSRC, first sequence number and timestamp of our stream to the leg.
-    pub ssrc: u32,
-    pub seq: u16,
-    pub ts: u32,
-}
 
 /// Counters one thread keeps (Relaxed: they are statistics, read by /metrics).
 #[derive(Debug, Default)]
