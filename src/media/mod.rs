@@ -23,7 +23,6 @@
 
 pub mod command;
 pub mod dtmf;
-pub mod endpoint;
 pub mod engine;
 pub mod g711;
 pub mod latch;
@@ -33,6 +32,7 @@ pub mod ports;
 pub mod prompts;
 pub mod recorder;
 pub mod relay;
+pub mod relay_port;
 #[cfg(test)]
 mod relay_tests;
 pub mod rtp;
