@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::g711::G711Law;
+use super::ports::PortLease;
 use super::recorder::Recorder;
 
 /// One endpoint of the relay: a pair of UDP ports (RTP even, RTCP odd) facing one leg.
@@ -120,10 +121,26 @@ pub struct RecordSpec {
     pub trim_silence: bool,
 }
 
+/// An endpoint handed to its relay thread: the sockets and ports the engine bound for it
+/// and the stream it starts.
+#[derive(Debug)]
+pub struct Opened {
+    pub id: EndpointId,
+    pub rtp: std::net::UdpSocket,
+    pub rtcp: std::net::UdpSocket,
+    pub lease: PortLease,
+    pub sink: EventSink,
+    pub group: u64,
+    /// RFC 3550 §5.1: SSRC, first sequence number and timestamp of our stream to the leg.
+    pub ssrc: u32,
+    pub seq: u16,
+    pub ts: u32,
+}
+
 /// Commands for one relay thread.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Open(Box<super::relay::Opened>),
+    Open(Box<Opened>),
     Configure(EndpointId, StreamParams),
     Bridge(EndpointId, EndpointId),
     Unbridge(EndpointId),

@@ -16,9 +16,9 @@ use std::time::Duration;
 use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::command::{Command, EndpointId, EventSink, PlayItem, RecordSpec, StreamParams};
+use super::command::{Command, EndpointId, EventSink, Opened, PlayItem, RecordSpec, StreamParams};
 use super::ports::{PortLease, PortPool, PortsExhausted};
-use super::relay::{Opened, RelayStats, RelayThread};
+use super::relay::{RelayStats, RelayThread};
 use crate::config::PortRange;
 
 /// Bigger socket buffers absorb a burst while the thread is busy with other sockets.

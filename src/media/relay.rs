@@ -5,11 +5,12 @@
 //! source against the latch, rewrites its header in place for the other leg's stream
 //! (and transcodes the payload in place when the laws differ), and sends the batch with
 //! `sendmmsg` straight out of the receive buffers. Nothing on that path allocates: the
-//! buffers, the poll events and the per-endpoint state all exist before the first packet.
+//! buffers, the poll events and the relay ports (each endpoint's state, [`RelayPort`]) all
+//! exist before the first packet.
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -19,15 +20,14 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::command::{
-    Carried, Command, EndpointId, EventKind, EventSink, MediaEvent, RecordEnd, StreamParams,
+    Carried, Command, EndpointId, EventKind, EventSink, MediaEvent, Opened, RecordEnd, StreamParams,
 };
 use super::dtmf::TelephoneEvent;
-use super::endpoint::{Endpoint, PLAYER_SOURCE, PLAYER_SSRC, Recording, forward_map};
 use super::g711;
 use super::latch::{Latch, Verdict};
-use super::mmsg::{RecvBatch, SendBatch};
+use super::mmsg::{RecvBatch, SendQueue};
 use super::player::{FRAME_SAMPLES, Frame, Player};
-use super::ports::PortLease;
+use super::relay_port::{PLAYER_SOURCE, PLAYER_SSRC, Recording, RelayPort, forward_map};
 use super::rtp::{
     PacketKind, PayloadAction, PayloadMap, RtpPacket, SourceId, StreamRewriter, classify_rfc5761,
     rewrite_rtcp_ssrcs_rfc3550,
@@ -56,21 +56,6 @@ const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// bursting to catch up.
 const MAX_LAG: Duration = Duration::from_millis(100);
 
-/// An endpoint handed to a thread.
-#[derive(Debug)]
-pub struct Opened {
-    pub id: EndpointId,
-    pub rtp: std::net::UdpSocket,
-    pub rtcp: std::net::UdpSocket,
-    pub lease: PortLease,
-    pub sink: EventSink,
-    pub group: u64,
-    /// RFC 3550 §5.1: SSRC, first sequence number and timestamp of our stream to the leg.
-    pub ssrc: u32,
-    pub seq: u16,
-    pub ts: u32,
-}
-
 /// Counters one thread keeps (Relaxed: they are statistics, read by /metrics).
 #[derive(Debug, Default)]
 pub struct RelayStats {
@@ -88,12 +73,12 @@ pub struct RelayThread {
     commands: Receiver<Command>,
     /// Cleared before draining `commands` (see `MediaEngine::send`).
     wake_pending: Arc<std::sync::atomic::AtomicBool>,
-    slots: Vec<Option<Endpoint>>,
+    slots: Vec<Option<RelayPort>>,
     free: Vec<usize>,
     by_id: HashMap<EndpointId, usize>,
     playing: Vec<usize>,
     recv: RecvBatch,
-    send: SendBatch,
+    send: SendQueue,
     pcm: Box<[i16; 2048]>,
     group_rx: HashMap<u64, Instant>,
     timeout: Duration,
@@ -118,7 +103,7 @@ impl RelayThread {
             by_id: HashMap::with_capacity(1024),
             playing: Vec::with_capacity(256),
             recv: RecvBatch::new(),
-            send: SendBatch::new(),
+            send: SendQueue::new(),
             pcm: Box::new([0; 2048]),
             group_rx: HashMap::with_capacity(1024),
             timeout,
@@ -172,8 +157,8 @@ impl RelayThread {
     fn next_deadline(&self) -> Instant {
         let mut d = self.next_housekeeping;
         for &s in &self.playing {
-            if let Some(ep) = self.slots[s].as_ref() {
-                d = d.min(ep.next_tick);
+            if let Some(port) = self.slots[s].as_ref() {
+                d = d.min(port.next_tick);
             }
         }
         d
@@ -185,11 +170,10 @@ impl RelayThread {
 
     fn on_rtp_readable(&mut self, slot: usize) {
         loop {
-            let Some(ep) = self.slots.get(slot).and_then(Option::as_ref) else {
+            let Some(port) = self.slots.get(slot).and_then(Option::as_ref) else {
                 return;
             };
-            let fd = ep.rtp.as_raw_fd();
-            let n = match self.recv.recv(fd) {
+            let n = match self.recv.recv(port.rtp.as_fd()) {
                 Ok(0) => return,
                 Ok(n) => n,
                 Err(e) => {
@@ -198,15 +182,15 @@ impl RelayThread {
                 }
             };
             let now = clock();
-            let peer_slot = ep.peer;
-            let (ep, mut peer) = pair_mut(&mut self.slots, slot, peer_slot);
-            let Some(ep) = ep else { return };
-            for i in 0..n {
-                let Some((buf, src)) = self.recv.get(i) else {
-                    continue;
-                };
+            let peer_slot = port.peer;
+            let (port, mut peer) = pair_mut(&mut self.slots, slot, peer_slot);
+            let Some(port) = port else { return };
+            // Queued straight out of the receive buffers: they stay borrowed (and cannot
+            // receive again) until the flush.
+            let mut batch = self.send.batch();
+            for (buf, src) in self.recv.packets() {
                 if let Some((len, dest)) = on_rtp(
-                    ep,
+                    port,
                     peer.as_deref_mut(),
                     buf,
                     src,
@@ -214,11 +198,11 @@ impl RelayThread {
                     &mut self.pcm,
                     &self.stats,
                 ) {
-                    self.send.push(&buf[..len], dest);
+                    batch.push(&buf[..len], dest);
                 }
             }
             if let Some(peer) = peer {
-                let sent = self.send.flush(peer.rtp.as_raw_fd());
+                let sent = batch.flush(peer.rtp.as_fd());
                 self.stats.relayed.fetch_add(sent as u64, Ordering::Relaxed);
             }
             if n < super::mmsg::BATCH {
@@ -229,31 +213,28 @@ impl RelayThread {
 
     fn on_rtcp_readable(&mut self, slot: usize) {
         loop {
-            let Some(ep) = self.slots.get(slot).and_then(Option::as_ref) else {
+            let Some(port) = self.slots.get(slot).and_then(Option::as_ref) else {
                 return;
             };
-            let n = match self.recv.recv(ep.rtcp.as_raw_fd()) {
+            let n = match self.recv.recv(port.rtcp.as_fd()) {
                 Ok(0) => return,
                 Ok(n) => n,
                 Err(_) => return,
             };
             let now = clock();
-            let peer_slot = ep.peer;
-            let (ep, peer) = pair_mut(&mut self.slots, slot, peer_slot);
-            let Some(ep) = ep else { return };
-            let mut dest_fd = None;
-            for i in 0..n {
-                let Some((buf, src)) = self.recv.get(i) else {
-                    continue;
-                };
-                let Some(latch) = ep.rtcp_latch.as_mut() else {
+            let peer_slot = port.peer;
+            let (port, peer) = pair_mut(&mut self.slots, slot, peer_slot);
+            let Some(port) = port else { return };
+            let mut batch = self.send.batch();
+            for (buf, src) in self.recv.packets() {
+                let Some(latch) = port.rtcp_latch.as_mut() else {
                     continue;
                 };
                 if latch.on_packet(src) == Verdict::Foreign {
                     self.stats.foreign.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                ep.last_rx = now;
+                port.last_rx = now;
                 let Some(peer) = peer.as_deref() else {
                     continue;
                 };
@@ -263,7 +244,7 @@ impl RelayThread {
                 };
                 // The reports name our stream to this leg; towards the peer they must name
                 // what the peer itself sent.
-                let ours = ep.out.ssrc();
+                let ours = port.out.ssrc();
                 let theirs = peer.in_ssrc;
                 if rewrite_rtcp_ssrcs_rfc3550(buf, peer.out.ssrc(), |s| {
                     (s == ours).then_some(theirs)
@@ -273,11 +254,12 @@ impl RelayThread {
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                self.send.push(buf, peer_latch.destination());
-                dest_fd = Some(peer.rtcp.as_raw_fd());
+                batch.push(buf, peer_latch.destination());
             }
-            if let Some(fd) = dest_fd {
-                let sent = self.send.flush(fd);
+            if let Some(peer) = peer.as_deref()
+                && !batch.is_empty()
+            {
+                let sent = batch.flush(peer.rtcp.as_fd());
                 self.stats
                     .rtcp_relayed
                     .fetch_add(sent as u64, Ordering::Relaxed);
@@ -297,14 +279,14 @@ impl RelayThread {
         while i < self.playing.len() {
             let slot = self.playing[i];
             let done = match self.slots[slot].as_mut() {
-                Some(ep) if ep.player.is_some() => {
-                    if now.saturating_duration_since(ep.next_tick) > MAX_LAG {
-                        ep.next_tick = now;
+                Some(port) if port.player.is_some() => {
+                    if now.saturating_duration_since(port.next_tick) > MAX_LAG {
+                        port.next_tick = now;
                     }
                     let mut done = false;
-                    while ep.next_tick <= now && !done {
-                        ep.next_tick += TICK;
-                        done = play_one(ep, now, &self.stats);
+                    while port.next_tick <= now && !done {
+                        port.next_tick += TICK;
+                        done = play_one(port, now, &self.stats);
                     }
                     done
                 }
@@ -315,9 +297,9 @@ impl RelayThread {
                 }
             };
             if done {
-                if let Some(ep) = self.slots[slot].as_mut() {
-                    ep.player = None;
-                    emit(&ep.sink, ep.id, EventKind::PlayDone);
+                if let Some(port) = self.slots[slot].as_mut() {
+                    port.player = None;
+                    emit(&port.sink, port.id, EventKind::PlayDone);
                 }
                 self.playing.swap_remove(i);
             } else {
@@ -332,19 +314,23 @@ impl RelayThread {
 
     fn housekeeping(&mut self, now: Instant) {
         self.group_rx.clear();
-        for ep in self.slots.iter().flatten() {
-            let e = self.group_rx.entry(ep.group).or_insert(ep.last_rx);
-            *e = (*e).max(ep.last_rx);
+        for port in self.slots.iter().flatten() {
+            let e = self.group_rx.entry(port.group).or_insert(port.last_rx);
+            *e = (*e).max(port.last_rx);
         }
-        for ep in self.slots.iter_mut().flatten() {
-            let last = self.group_rx.get(&ep.group).copied().unwrap_or(ep.last_rx);
+        for port in self.slots.iter_mut().flatten() {
+            let last = self
+                .group_rx
+                .get(&port.group)
+                .copied()
+                .unwrap_or(port.last_rx);
             if now.saturating_duration_since(last) >= self.timeout {
                 // Reported again after another full period if the call goes on (a call
                 // still ringing may ignore it).
-                ep.last_rx = now;
-                emit(&ep.sink, ep.id, EventKind::MediaTimeout);
+                port.last_rx = now;
+                emit(&port.sink, port.id, EventKind::MediaTimeout);
             }
-            let end = match &ep.recording {
+            let end = match &port.recording {
                 Some(r) if now.saturating_duration_since(r.started) >= r.spec.max_length => {
                     Some(RecordEnd::MaxLength)
                 }
@@ -358,7 +344,7 @@ impl RelayThread {
                 _ => None,
             };
             if let Some(end) = end {
-                finish_recording(ep, end);
+                finish_recording(port, end);
             }
         }
         // Keep the pacing list and the group table from holding memory of a busy past.
@@ -393,17 +379,19 @@ impl RelayThread {
             Command::Open(o) => self.open(*o),
             Command::Configure(id, params) => {
                 let Some(s) = self.slot_of(id) else { return };
-                let Some(ep) = self.slots[s].as_mut() else {
+                let Some(port) = self.slots[s].as_mut() else {
                     return;
                 };
-                let same_remote = ep.params.is_some_and(|p| p.remote_rtp == params.remote_rtp);
+                let same_remote = port
+                    .params
+                    .is_some_and(|p| p.remote_rtp == params.remote_rtp);
                 if !same_remote {
-                    ep.rtp_latch = Some(Latch::new(params.remote_rtp));
-                    ep.rtcp_latch = Some(Latch::new(params.remote_rtcp));
-                    ep.dtmf.reset();
+                    port.rtp_latch = Some(Latch::new(params.remote_rtp));
+                    port.rtcp_latch = Some(Latch::new(params.remote_rtcp));
+                    port.dtmf.reset();
                 }
-                ep.params = Some(params);
-                ep.rebuild_player_map();
+                port.params = Some(params);
+                port.rebuild_player_map();
                 self.rebuild_maps(s);
             }
             Command::Bridge(a, b) => {
@@ -413,11 +401,11 @@ impl RelayThread {
                 };
                 self.unbridge(sa);
                 self.unbridge(sb);
-                if let Some(ep) = self.slots[sa].as_mut() {
-                    ep.peer = Some(sb);
+                if let Some(port) = self.slots[sa].as_mut() {
+                    port.peer = Some(sb);
                 }
-                if let Some(ep) = self.slots[sb].as_mut() {
-                    ep.peer = Some(sa);
+                if let Some(port) = self.slots[sb].as_mut() {
+                    port.peer = Some(sa);
                 }
                 self.rebuild_maps(sa);
             }
@@ -428,29 +416,29 @@ impl RelayThread {
             }
             Command::Play { id, items, loops } => {
                 let Some(s) = self.slot_of(id) else { return };
-                let Some(ep) = self.slots[s].as_mut() else {
+                let Some(port) = self.slots[s].as_mut() else {
                     return;
                 };
-                ep.player = Some(Player::new(items, loops));
-                ep.next_tick = clock();
+                port.player = Some(Player::new(items, loops));
+                port.next_tick = clock();
                 if !self.playing.contains(&s) {
                     self.playing.push(s);
                 }
             }
             Command::StopPlay(id) => {
-                if let Some(ep) = self.slot_of(id).and_then(|s| self.slots[s].as_mut()) {
-                    ep.player = None;
+                if let Some(port) = self.slot_of(id).and_then(|s| self.slots[s].as_mut()) {
+                    port.player = None;
                 }
             }
             Command::Record(id, spec) => {
-                let Some(ep) = self.slot_of(id).and_then(|s| self.slots[s].as_mut()) else {
+                let Some(port) = self.slot_of(id).and_then(|s| self.slots[s].as_mut()) else {
                     return;
                 };
-                if ep.recording.is_some() {
-                    finish_recording(ep, RecordEnd::Stopped);
+                if port.recording.is_some() {
+                    finish_recording(port, RecordEnd::Stopped);
                 }
                 let now = clock();
-                ep.recording = Some(Recording {
+                port.recording = Some(Recording {
                     silence: SilenceDetector::new(spec.silence_timeout),
                     spec,
                     started: now,
@@ -458,10 +446,10 @@ impl RelayThread {
                 });
             }
             Command::StopRecord(id) => {
-                if let Some(ep) = self.slot_of(id).and_then(|s| self.slots[s].as_mut())
-                    && ep.recording.is_some()
+                if let Some(port) = self.slot_of(id).and_then(|s| self.slots[s].as_mut())
+                    && port.recording.is_some()
                 {
-                    finish_recording(ep, RecordEnd::Stopped);
+                    finish_recording(port, RecordEnd::Stopped);
                 }
             }
             Command::Close(id) => self.close(id),
@@ -487,7 +475,7 @@ impl RelayThread {
         }
         let now = clock();
         self.by_id.insert(o.id, slot);
-        self.slots[slot] = Some(Endpoint {
+        self.slots[slot] = Some(RelayPort {
             id: o.id,
             rtp,
             rtcp,
@@ -516,13 +504,13 @@ impl RelayThread {
             return;
         };
         self.unbridge(slot);
-        if let Some(mut ep) = self.slots[slot].take() {
-            if ep.recording.is_some() {
-                finish_recording(&mut ep, RecordEnd::Stopped);
+        if let Some(mut port) = self.slots[slot].take() {
+            if port.recording.is_some() {
+                finish_recording(&mut port, RecordEnd::Stopped);
             }
             let reg = self.poll.registry();
-            let _ = reg.deregister(&mut ep.rtp);
-            let _ = reg.deregister(&mut ep.rtcp);
+            let _ = reg.deregister(&mut port.rtp);
+            let _ = reg.deregister(&mut port.rtcp);
             self.stats.endpoints.fetch_sub(1, Ordering::Relaxed);
             // Sockets close and the lease returns the ports here.
         }
@@ -545,38 +533,38 @@ impl RelayThread {
     /// Recomputes the payload maps between `slot` and its peer, both ways.
     fn rebuild_maps(&mut self, slot: usize) {
         let peer = self.slots[slot].as_ref().and_then(|e| e.peer);
-        let (ep, peer) = pair_mut(&mut self.slots, slot, peer);
-        let (Some(ep), Some(peer)) = (ep, peer) else {
+        let (port, peer) = pair_mut(&mut self.slots, slot, peer);
+        let (Some(port), Some(peer)) = (port, peer) else {
             return;
         };
-        let (Some(a), Some(b)) = (ep.params, peer.params) else {
-            ep.to_peer = PayloadMap::new();
+        let (Some(a), Some(b)) = (port.params, peer.params) else {
+            port.to_peer = PayloadMap::new();
             peer.to_peer = PayloadMap::new();
             return;
         };
-        ep.to_peer = forward_map(&a, &b);
+        port.to_peer = forward_map(&a, &b);
         peer.to_peer = forward_map(&b, &a);
     }
 }
 
-/// Handles one RTP datagram from `ep`'s leg; returns what to send to the peer (length and
+/// Handles one RTP datagram from `port`'s leg; returns what to send to the peer (length and
 /// destination) after rewriting `buf` in place.
 fn on_rtp(
-    ep: &mut Endpoint,
-    peer: Option<&mut Endpoint>,
+    port: &mut RelayPort,
+    peer: Option<&mut RelayPort>,
     buf: &mut [u8],
     src: std::net::SocketAddr,
     now: Instant,
     pcm: &mut [i16; 2048],
     stats: &RelayStats,
 ) -> Option<(usize, std::net::SocketAddr)> {
-    let params: StreamParams = ep.params?;
-    let latch = ep.rtp_latch.as_mut()?;
+    let params: StreamParams = port.params?;
+    let latch = port.rtp_latch.as_mut()?;
     if latch.on_packet(src) == Verdict::Foreign {
         stats.foreign.fetch_add(1, Ordering::Relaxed);
         return None;
     }
-    ep.last_rx = now;
+    port.last_rx = now;
     if classify_rfc5761(buf) != PacketKind::Rtp {
         // RTCP muxed on the RTP port, STUN...: not relayed on this port.
         return None;
@@ -589,17 +577,17 @@ fn on_rtp(
             return None;
         }
     };
-    ep.in_ssrc = pkt.ssrc();
+    port.in_ssrc = pkt.ssrc();
     match params.receive.classify(pkt.payload_type()) {
         Some(Carried::TelephoneEvent) => {
             if let Ok(ev) = TelephoneEvent::parse(pkt.payload())
-                && let Some(d) = ep.dtmf.on_packet(pkt.ssrc(), pkt.timestamp(), &ev)
+                && let Some(d) = port.dtmf.on_packet(pkt.ssrc(), pkt.timestamp(), &ev)
             {
-                on_digit(ep, d.digit);
+                on_digit(port, d.digit);
             }
         }
         Some(Carried::Audio(law)) => {
-            if let Some(rec) = ep.recording.as_mut() {
+            if let Some(rec) = port.recording.as_mut() {
                 let n = law.decode_slice(pkt.payload(), &mut pcm[..]);
                 let frame = &pcm[..n];
                 rec.last_audio = now;
@@ -607,7 +595,7 @@ fn on_rtp(
                 let silent_too_long = rec.silence.push(frame);
                 let failed = rec.spec.recorder.push(frame).is_err();
                 if failed || silent_too_long {
-                    finish_recording(ep, RecordEnd::Silence);
+                    finish_recording(port, RecordEnd::Silence);
                 }
             }
         }
@@ -620,8 +608,8 @@ fn on_rtp(
     if !peer.accepts_relay() {
         return None;
     }
-    let source = SourceId(ep.id.0 as u32);
-    let mapping = match peer.out.rewrite(source, &ep.to_peer, &mut pkt, now) {
+    let source = SourceId(port.id.0 as u32);
+    let mapping = match peer.out.rewrite(source, &port.to_peer, &mut pkt, now) {
         Ok(m) => m,
         Err(_) => {
             stats.unroutable.fetch_add(1, Ordering::Relaxed);
@@ -637,21 +625,21 @@ fn on_rtp(
     Some((len, dest))
 }
 
-fn on_digit(ep: &mut Endpoint, digit: char) {
-    emit(&ep.sink, ep.id, EventKind::Digit(digit));
-    let finish = ep
+fn on_digit(port: &mut RelayPort, digit: char) {
+    emit(&port.sink, port.id, EventKind::Digit(digit));
+    let finish = port
         .recording
         .as_ref()
         .is_some_and(|r| r.spec.finish_on_key.contains(digit));
     if finish {
-        finish_recording(ep, RecordEnd::Key(digit));
+        finish_recording(port, RecordEnd::Key(digit));
     }
 }
 
-/// Sends one player tick to `ep`'s leg; `true` when the player is done.
-fn play_one(ep: &mut Endpoint, now: Instant, stats: &RelayStats) -> bool {
+/// Sends one player tick to `port`'s leg; `true` when the player is done.
+fn play_one(port: &mut RelayPort, now: Instant, stats: &RelayStats) -> bool {
     let (Some(player), Some(params), Some(latch)) =
-        (ep.player.as_mut(), ep.params, ep.rtp_latch.as_ref())
+        (port.player.as_mut(), port.params, port.rtp_latch.as_ref())
     else {
         // Not configured yet: the player waits (its pacing goes on).
         return false;
@@ -680,13 +668,13 @@ fn play_one(ep: &mut Endpoint, now: Instant, stats: &RelayStats) -> bool {
     let Ok(mut pkt) = RtpPacket::new(&mut buf[..len]) else {
         return false;
     };
-    if ep
+    if port
         .out
-        .rewrite(PLAYER_SOURCE, &ep.player_map, &mut pkt, now)
+        .rewrite(PLAYER_SOURCE, &port.player_map, &mut pkt, now)
         .is_ok()
         && params.sending
     {
-        let _ = ep.rtp.send_to(pkt.as_bytes(), latch.destination());
+        let _ = port.rtp.send_to(pkt.as_bytes(), latch.destination());
         stats.played.fetch_add(1, Ordering::Relaxed);
     }
     false
@@ -700,16 +688,16 @@ fn write_header(buf: &mut [u8], marker: bool, pt: u8, seq: u16, ts: u32) {
     buf[8..12].copy_from_slice(&PLAYER_SSRC.to_be_bytes());
 }
 
-/// Ends `ep`'s recording. Finishing syncs the file to disk, so it runs on its own thread
+/// Ends `port`'s recording. Finishing syncs the file to disk, so it runs on its own thread
 /// rather than stalling every call on this relay thread.
-fn finish_recording(ep: &mut Endpoint, end: RecordEnd) {
-    let Some(rec) = ep.recording.take() else {
+fn finish_recording(port: &mut RelayPort, end: RecordEnd) {
+    let Some(rec) = port.recording.take() else {
         return;
     };
     let heard_voice = rec.silence.heard_voice();
     let span = rec.silence.voiced_span().filter(|_| rec.spec.trim_silence);
-    let sink = ep.sink.clone();
-    let id = ep.id;
+    let sink = port.sink.clone();
+    let id = port.id;
     let spawned = std::thread::Builder::new()
         .name("media-recfinish".into())
         .spawn(move || {
@@ -739,10 +727,10 @@ fn emit(sink: &EventSink, endpoint: EndpointId, kind: EventKind) {
 
 /// Mutable references to two different slots (the second optional).
 fn pair_mut(
-    slots: &mut [Option<Endpoint>],
+    slots: &mut [Option<RelayPort>],
     a: usize,
     b: Option<usize>,
-) -> (Option<&mut Endpoint>, Option<&mut Endpoint>) {
+) -> (Option<&mut RelayPort>, Option<&mut RelayPort>) {
     match b {
         Some(b) if b != a && b < slots.len() && a < slots.len() => {
             if a < b {

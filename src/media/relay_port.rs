@@ -1,4 +1,6 @@
-//! One relay endpoint's state, owned by its relay thread: the two sockets, the latches,
+//! [`RelayPort`]: the relay thread's side of one endpoint. The call holds the endpoint
+//! through a [`super::Endpoint`] handle (which only names it and closes it when dropped);
+//! the relay thread that owns it keeps everything else here: the two sockets, the latches,
 //! the output stream towards the leg, and what the call asked of it (bridge, play, record).
 
 use std::time::{Duration, Instant};
@@ -29,11 +31,13 @@ pub struct Recording {
     pub last_audio: Instant,
 }
 
-pub struct Endpoint {
+/// One endpoint as its relay thread holds it, in a slot of that thread (see the module doc;
+/// the public handle for the same endpoint is [`super::Endpoint`]).
+pub struct RelayPort {
     pub id: EndpointId,
     pub rtp: UdpSocket,
     pub rtcp: UdpSocket,
-    /// Dropped with the endpoint: the ports go back to the pool.
+    /// Dropped with it: the UDP port pair goes back to the pool.
     pub _lease: PortLease,
     pub sink: EventSink,
     /// The call it belongs to (its endpoints share a media timeout).
@@ -41,7 +45,7 @@ pub struct Endpoint {
     pub params: Option<StreamParams>,
     pub rtp_latch: Option<Latch>,
     pub rtcp_latch: Option<Latch>,
-    /// The bridged endpoint's slot on this thread.
+    /// The slot of the bridged endpoint's relay port on this thread.
     pub peer: Option<usize>,
     /// Payload types from this leg to the peer's stream.
     pub to_peer: PayloadMap,
@@ -57,7 +61,7 @@ pub struct Endpoint {
     pub last_rx: Instant,
 }
 
-impl Endpoint {
+impl RelayPort {
     /// Whether the bridged peer's packets may be sent to this leg now: it is configured,
     /// not on hold for receiving, and no prompt owns its stream.
     pub fn accepts_relay(&self) -> bool {
