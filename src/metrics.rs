@@ -12,6 +12,8 @@
 //! | `registrar_bindings` | gauge | (from `LocationStore::binding_count`) |
 //! | `registrar_aors_available`, `_busy`, `_offline` | gauge | (from `Presence::counts`) |
 //! | `calls_active` | gauge | (from `CallRegistry::live_count`: every leg counts) |
+//! | `calls_setting_up` | gauge | (from `CallRegistry::setups`) |
+//! | `calls_shed_total` | counter | (from `CallRegistry::shed_count`) |
 //! | `calls_finished_total` | counter | `status` = final call status (from `CallRegistry`) |
 
 use std::fmt::Write as _;
@@ -164,6 +166,10 @@ pub struct Gauges {
     pub presence: PresenceCounts,
     /// `CallRegistry::live_count()`.
     pub calls_active: usize,
+    /// `CallRegistry::setups()`.
+    pub calls_setting_up: usize,
+    /// `CallRegistry::shed_count()`.
+    pub calls_shed: u64,
     /// `CallRegistry::finished_counts()`, final statuses only are rendered.
     pub calls_finished: [(&'static str, u64); 5],
 }
@@ -266,6 +272,11 @@ impl Metrics {
                 "Calls in progress, each Dial leg counted as a call of its own.",
                 gauges.calls_active,
             ),
+            (
+                "calls_setting_up",
+                "Inbound calls between their INVITE and its final answer (shed beyond [calls] max_setups).",
+                gauges.calls_setting_up,
+            ),
         ];
         for (name, help, v) in levels {
             header(&mut out, name, "gauge", help);
@@ -281,6 +292,14 @@ impl Metrics {
         for (status, v) in gauges.calls_finished {
             sample(&mut out, calls, ("status", status), v);
         }
+        let shed = "calls_shed_total";
+        header(
+            &mut out,
+            shed,
+            "counter",
+            "New INVITEs answered 503 because too many calls were being set up.",
+        );
+        let _ = writeln!(out, "{shed} {}", gauges.calls_shed);
         out
     }
 }
@@ -317,6 +336,8 @@ mod tests {
                 offline: 2,
             },
             calls_active: 4,
+            calls_setting_up: 3,
+            calls_shed: 11,
             calls_finished: [
                 ("completed", 9),
                 ("busy", 1),
@@ -342,6 +363,8 @@ mod tests {
             "registrar_aors_busy 1",
             "registrar_aors_offline 2",
             "calls_active 4",
+            "calls_setting_up 3",
+            "calls_shed_total 11",
             "# TYPE calls_finished_total counter",
             "calls_finished_total{status=\"completed\"} 9",
             "calls_finished_total{status=\"no-answer\"} 2",
@@ -373,7 +396,7 @@ mod tests {
         }
         assert_eq!(
             series.len(),
-            2 + DropClass::ALL.len() + RegisterOutcomeLabel::ALL.len() + 4 + 1 + 5
+            2 + DropClass::ALL.len() + RegisterOutcomeLabel::ALL.len() + 4 + 2 + 5 + 1
         );
     }
 

@@ -24,6 +24,8 @@ pub(super) fn handle(method: &Method, state: &ApiState) -> Response<Body> {
                 bindings: state.store.binding_count(),
                 presence: state.presence.counts(),
                 calls_active: state.calls.live_count(),
+                calls_setting_up: state.calls.setups(),
+                calls_shed: state.calls.shed_count(),
                 calls_finished,
             };
             let mut text = state.metrics.render(&gauges);

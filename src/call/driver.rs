@@ -70,6 +70,9 @@ pub struct Call {
     pub rejected: Option<crate::instructions::RejectReason>,
     /// The last `<Dial>`'s `DialCallStatus`, for the final answer to an unanswered caller.
     pub last_dial: Option<&'static str>,
+    /// Held while the caller waits for its final answer (the backlog new calls are shed
+    /// against).
+    setup: Option<super::registry::SetupGuard>,
     /// The key that puts all of this call's endpoints on one relay thread.
     media_group: u64,
     media_tx: crate::media::EventSink,
@@ -90,6 +93,8 @@ pub struct CallStart {
     pub info: CallInfo,
     pub auth_token: String,
     pub app: AppSource,
+    /// An inbound call counts in the service's setup backlog until its caller is answered.
+    pub setup: Option<super::registry::SetupGuard>,
 }
 
 impl Call {
@@ -116,6 +121,7 @@ impl Call {
             callback_seq: 0,
             rejected: None,
             last_dial: None,
+            setup: start.setup,
             media_group: crate::ids::random_u64(),
             media_tx,
             media_rx,
@@ -262,6 +268,7 @@ impl Call {
     /// Answers the caller's INVITE finally (a 2xx carries our SDP).
     pub fn answer_main(&mut self, code: u16, reason: &'static str) {
         self.input(Input::Answer { code, reason });
+        self.setup = None;
     }
 
     /// A provisional to the caller.
@@ -331,6 +338,8 @@ impl Call {
     /// Lets the last transactions and our 2xx retransmissions finish, bounded by 64·T1,
     /// then drops every Call-ID of this call from the router.
     pub async fn linger_and_leave(&mut self) {
+        // The call is no longer being set up, whatever ended it.
+        self.setup = None;
         let until = now() + self.core.linger();
         while !self.core.is_idle() && now() < until {
             let _ = self

@@ -118,6 +118,22 @@ pub struct CallRegistry {
     originator: RwLock<Option<Arc<dyn Originator>>>,
     /// Calls finished since start, by status (`CallStatus::ALL` order), for /metrics.
     finished: [AtomicU64; CallStatus::ALL.len()],
+    /// Inbound calls between their INVITE and its final answer: the backlog new INVITEs are
+    /// shed against (`[calls] max_setups`).
+    setups: Arc<AtomicUsize>,
+    /// INVITEs refused with 503 because of that backlog, for /metrics.
+    shed: AtomicU64,
+}
+
+/// One call being set up: counted in [`CallRegistry::setups`] until dropped (the caller got
+/// its final answer, or the call ended).
+#[derive(Debug)]
+pub struct SetupGuard(Arc<AtomicUsize>);
+
+impl Drop for SetupGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for CallRegistry {
@@ -158,6 +174,8 @@ impl CallRegistry {
             cdr,
             originator: RwLock::new(None),
             finished: Default::default(),
+            setups: Arc::new(AtomicUsize::new(0)),
+            shed: AtomicU64::new(0),
         }
     }
 
@@ -346,6 +364,27 @@ impl CallRegistry {
     /// Calls in progress (every leg counts), for the `max_concurrent` limit.
     pub fn live_count(&self) -> usize {
         self.live.load(Ordering::Relaxed)
+    }
+
+    /// Counts a call as being set up until the guard drops.
+    pub fn begin_setup(&self) -> SetupGuard {
+        self.setups.fetch_add(1, Ordering::Relaxed);
+        SetupGuard(self.setups.clone())
+    }
+
+    /// Calls being set up now.
+    pub fn setups(&self) -> usize {
+        self.setups.load(Ordering::Relaxed)
+    }
+
+    /// An INVITE was shed for the setup backlog.
+    pub fn note_shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// INVITEs shed since start.
+    pub fn shed_count(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
     }
 
     /// Blocks until every CDR of calls finished so far is on disk. For shutdown and tests.

@@ -154,6 +154,27 @@ impl CallService {
         }
     }
 
+    /// Whether a new INVITE must be shed: too many live calls, or too many being set up
+    /// (the switch is behind). The 503 goes before any webhook or relay work.
+    fn overloaded(&self, cfg: &Config) -> Option<Refusal> {
+        if self.registry.live_count() >= cfg.calls.max_concurrent {
+            return Some(Refusal {
+                code: 503,
+                reason: "Too Many Calls".into(),
+                headers: vec![("Retry-After", "5".into())],
+            });
+        }
+        if self.registry.setups() >= cfg.calls.max_setups {
+            self.registry.note_shed();
+            return Some(Refusal {
+                code: 503,
+                reason: "Overloaded".into(),
+                headers: vec![("Retry-After", "1".into())],
+            });
+        }
+        None
+    }
+
     /// The config in force and its dial plan (compiled again only after a reload).
     pub fn config(&self) -> (Arc<Config>, Arc<DialPlan>) {
         let cfg = self.live.current();
@@ -211,12 +232,8 @@ impl CallService {
                 _ => refuse(404, "Unknown Number"),
             };
         };
-        if self.registry.live_count() >= cfg.calls.max_concurrent {
-            return Some(Refusal {
-                code: 503,
-                reason: "Too Many Calls".into(),
-                headers: vec![("Retry-After", "5".into())],
-            });
+        if let Some(refusal) = self.overloaded(&cfg) {
+            return Some(refusal);
         }
         let Some(acct) = cfg.accounts.iter().find(|a| a.sid == account) else {
             return refuse(500, "Account Missing");
@@ -288,6 +305,7 @@ impl CallService {
                 info,
                 auth_token,
                 app,
+                setup: Some(self.registry.begin_setup()),
             },
         );
         call.entered_call_id(call_id);
@@ -315,12 +333,8 @@ impl CallService {
             })
         };
         let outgoing = grant.outgoing.as_ref()?;
-        if self.registry.live_count() >= cfg.calls.max_concurrent {
-            return Some(Refusal {
-                code: 503,
-                reason: "Too Many Calls".into(),
-                headers: vec![("Retry-After", "5".into())],
-            });
+        if let Some(refusal) = self.overloaded(cfg) {
+            return Some(refusal);
         }
         let Some(acct) = cfg.accounts.iter().find(|a| a.sid == grant.account_sid) else {
             return refuse(403, "Unknown Account");
@@ -417,6 +431,7 @@ impl CallService {
                 info: info.clone(),
                 auth_token: acct.auth_token.clone(),
                 app,
+                setup: None,
             },
         );
         tokio::spawn(call.run_outbound(req));

@@ -434,6 +434,12 @@ pub struct CallsConfig {
     /// Live calls (every leg counts) beyond which new ones are refused: a new INVITE gets
     /// 503, a REST `POST Calls.json` gets 503.
     pub max_concurrent: usize,
+    /// Calls being set up at once (INVITE received, not yet answered or refused: the
+    /// webhook fetch, the dialled legs ringing) beyond which a new INVITE gets 503 with
+    /// Retry-After before any webhook or relay work. This is the switch's own backlog:
+    /// when it is saturated setups take longer and pile up here, and the excess is shed
+    /// early instead of every call slowing until retransmissions collapse the goodput.
+    pub max_setups: usize,
 }
 
 impl Default for CallsConfig {
@@ -442,6 +448,7 @@ impl Default for CallsConfig {
             cdr_file: None,
             keep_finished: 10_000,
             max_concurrent: 10_000,
+            max_setups: 250,
         }
     }
 }

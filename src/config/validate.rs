@@ -639,4 +639,10 @@ fn calls(cfg: &Config, p: &mut Problems) {
             "max_concurrent must be at least 1 (0 would refuse every call)",
         );
     }
+    if c.max_setups == 0 {
+        p.push(
+            key_path!["calls", "max_setups"],
+            "max_setups must be at least 1 (0 would refuse every call)",
+        );
+    }
 }
