@@ -1046,3 +1046,53 @@ body = '<Response><Dial><Client>alice</Client></Dial></Response>'
     let (ok, _) = bob.recv_final(&call_id_of(&invite), WAIT).unwrap();
     assert_eq!(ok.status(), Some(200));
 }
+
+/// Past its setup backlog (`[calls] max_setups`) a new INVITE gets 503 with Retry-After
+/// before any webhook work, and once the backlog clears calls are taken again.
+#[test]
+fn past_its_setup_backlog_a_new_invite_is_shed_with_503() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Dial timeout="20"><Client>alice</Client></Dial></Response>'
+"#,
+    );
+    let path = config_with(&app.url("/voice"), "", "");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let shed = text.replace("max_setups = 250", "max_setups = 1");
+    assert_ne!(shed, text, "the sample config has no max_setups");
+    std::fs::write(&path, shed).unwrap();
+    let sw = Switch::start_with_config(path);
+    let alice = sw.udp();
+    register(&alice, "alice");
+    // The first call rings alice: it is being set up.
+    let first = sw.udp();
+    let invite = carrier_invite(&sw, &first, NUMBER);
+    first.send(&invite);
+    let inv = expect_request(&alice, "INVITE", WAIT);
+    alice.send(reply(&inv, 180, "Ringing", "a", alice.local_addr(), false));
+    assert_eq!(sw.metric("calls_setting_up"), 1);
+    // The second is shed at once, before its webhook.
+    let second = sw.udp();
+    let invite2 = carrier_invite(&sw, &second, NUMBER);
+    second.send(&invite2);
+    let (fin, _) = second.recv_final(&call_id_of(&invite2), WAIT).unwrap();
+    assert_eq!(fin.status(), Some(503));
+    assert!(fin.header("Retry-After").is_some(), "{}", fin.text());
+    assert_eq!(sw.metric("calls_shed_total"), 1);
+    assert_eq!(app.requests().len(), 1, "the shed call fetched its webhook");
+    // Alice answers: the first call is set up, and a third is taken again.
+    alice.send(reply(&inv, 200, "OK", "a", alice.local_addr(), true));
+    let (ok, _) = first.recv_final(&call_id_of(&invite), WAIT).unwrap();
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(sw.metric("calls_setting_up"), 0);
+    let third = sw.udp();
+    let invite3 = carrier_invite(&sw, &third, NUMBER);
+    third.send(&invite3);
+    let inv3 = expect_request(&alice, "INVITE", WAIT);
+    assert_eq!(inv3.method(), Some("INVITE"));
+    assert_eq!(sw.metric("calls_shed_total"), 1);
+    assert_eq!(app.wait_requests(2, WAIT).len(), 2);
+}

@@ -55,29 +55,11 @@ fn config(media_timeout_secs: u32) -> PathBuf {
     path
 }
 
-/// `GET /metrics`: the value of an unlabelled sample.
-fn metric(sw: &Switch, name: &str) -> u64 {
-    let mut s = TcpStream::connect(sw.http_addr()).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        sw.http_addr()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (_, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
-    body.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
-}
-
 /// Polls `/metrics` until `name` reads `want`; panics with the last value after [`WAIT`].
 fn wait_metric(sw: &Switch, name: &str, want: u64) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let v = metric(sw, name);
+        let v = sw.metric(name);
         if v == want {
             return;
         }
@@ -568,22 +550,22 @@ fn a_bridged_call_where_nobody_sends_rtp_ends_after_the_media_timeout() {
 #[test]
 fn rtp_ports_are_taken_per_leg_and_return_to_the_pool_when_the_call_ends() {
     let sw = Switch::start_with_config(config(60));
-    let total = metric(&sw, "rtp_port_pairs_total");
+    let total = sw.metric("rtp_port_pairs_total");
     // rtp_ports = "20000-29999": 5000 even/odd pairs.
     assert_eq!(total, 5000);
-    assert_eq!(metric(&sw, "rtp_port_pairs_free"), total);
+    assert_eq!(sw.metric("rtp_port_pairs_free"), total);
 
     let call = bridged(&sw, &[Codec::Pcmu], &[Codec::Pcmu]);
     // One pair for the carrier's leg, one for alice's.
-    assert_eq!(metric(&sw, "rtp_port_pairs_free"), total - 2);
+    assert_eq!(sw.metric("rtp_port_pairs_free"), total - 2);
     call.carrier_hangs_up();
-    wait_metric(&sw, "rtp_port_pairs_free", total);
+    wait_sw.metric("rtp_port_pairs_free", total);
 
     // A second call takes them again and gives them back again.
     let call = call_alice(&sw, call.alice, &[Codec::Pcmu], &[Codec::Pcmu]);
-    assert_eq!(metric(&sw, "rtp_port_pairs_free"), total - 2);
+    assert_eq!(sw.metric("rtp_port_pairs_free"), total - 2);
     call.carrier_hangs_up();
-    wait_metric(&sw, "rtp_port_pairs_free", total);
+    wait_sw.metric("rtp_port_pairs_free", total);
 }
 
 #[test]

@@ -210,6 +210,24 @@ impl Switch {
         self.child.id()
     }
 
+    /// `GET /metrics`: the value of an unlabelled sample.
+    pub fn metric(&self, name: &str) -> u64 {
+        let mut s = TcpStream::connect(self.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.http
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let (_, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
+    }
+
     /// A UDP client aimed at the switch's SIP port.
     pub fn udp(&self) -> Udp {
         Udp::new(self.udp)
