@@ -11,8 +11,7 @@
 
 mod harness;
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -559,13 +558,13 @@ fn rtp_ports_are_taken_per_leg_and_return_to_the_pool_when_the_call_ends() {
     // One pair for the carrier's leg, one for alice's.
     assert_eq!(sw.metric("rtp_port_pairs_free"), total - 2);
     call.carrier_hangs_up();
-    wait_sw.metric("rtp_port_pairs_free", total);
+    wait_metric(&sw, "rtp_port_pairs_free", total);
 
     // A second call takes them again and gives them back again.
     let call = call_alice(&sw, call.alice, &[Codec::Pcmu], &[Codec::Pcmu]);
     assert_eq!(sw.metric("rtp_port_pairs_free"), total - 2);
     call.carrier_hangs_up();
-    wait_sw.metric("rtp_port_pairs_free", total);
+    wait_metric(&sw, "rtp_port_pairs_free", total);
 }
 
 #[test]
