@@ -6,13 +6,10 @@
 //! address, and the callee's answers need not land where the caller's INVITE did). The call
 //! task runs its own transaction layer; the shards only look the Call-ID up.
 //!
-//! Sharded mutexes, never held across an `.await`: one lookup per message.
+//! A `DashMap` (sharded locks, never held across an `.await`): one lookup per message.
 
-use std::collections::HashMap;
-use std::collections::hash_map::{Entry, RandomState};
-use std::hash::BuildHasher;
-use std::sync::Mutex;
-
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use tokio::sync::mpsc;
 
 use crate::sip::Peer;
@@ -29,51 +26,25 @@ pub struct CallInput {
 /// buffer would; retransmission recovers).
 pub const CALL_INBOX: usize = 256;
 
-/// One shard of the map.
-type Shard = Mutex<HashMap<Box<str>, mpsc::Sender<CallInput>>>;
-
 /// Call-ID → call inbox.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct CallRouter {
-    shards: Box<[Shard]>,
-    hasher: RandomState,
-}
-
-impl Default for CallRouter {
-    fn default() -> Self {
-        Self::new()
-    }
+    map: DashMap<Box<str>, mpsc::Sender<CallInput>>,
 }
 
 impl CallRouter {
     pub fn new() -> CallRouter {
-        CallRouter {
-            shards: (0..64).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
-        }
-    }
-
-    fn shard(&self, call_id: &str) -> &Shard {
-        let i = self.hasher.hash_one(call_id) as usize % self.shards.len();
-        &self.shards[i]
+        CallRouter::default()
     }
 
     /// The inbox of the call that owns `call_id`.
     pub fn route(&self, call_id: &str) -> Option<mpsc::Sender<CallInput>> {
-        let map = self
-            .shard(call_id)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        map.get(call_id).cloned()
+        self.map.get(call_id).map(|e| e.value().clone())
     }
 
     /// Enters `call_id` for a call; false if another call has it already.
     pub fn add(&self, call_id: &str, inbox: mpsc::Sender<CallInput>) -> bool {
-        let mut map = self
-            .shard(call_id)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        match map.entry(call_id.into()) {
+        match self.map.entry(call_id.into()) {
             Entry::Occupied(_) => false,
             Entry::Vacant(v) => {
                 v.insert(inbox);
@@ -84,23 +55,16 @@ impl CallRouter {
 
     /// Forgets `call_id`.
     pub fn remove(&self, call_id: &str) {
-        let mut map = self
-            .shard(call_id)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        map.remove(call_id);
+        self.map.remove(call_id);
     }
 
     /// Call-IDs entered (all legs of all calls).
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
-            .sum()
+        self.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.map.is_empty()
     }
 }
 
