@@ -49,6 +49,24 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Wall-clock seconds, for expiries that outlive the process's monotonic clock (tokens,
+/// registrations). One of the two wall-clock readers (with [`unix_ms`]); drivers call them
+/// and pass the value in.
+#[allow(clippy::disallowed_methods)]
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Wall-clock milliseconds, for call records (created, answered, ended).
+#[allow(clippy::disallowed_methods)]
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,22 +111,4 @@ mod tests {
             prev = cur;
         }
     }
-}
-
-/// Wall-clock seconds, for expiries that outlive the process's monotonic clock (tokens,
-/// registrations). One of the two wall-clock readers (with [`unix_ms`]); drivers call them
-/// and pass the value in.
-#[allow(clippy::disallowed_methods)]
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Wall-clock milliseconds, for call records (created, answered, ended).
-#[allow(clippy::disallowed_methods)]
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
