@@ -1,6 +1,7 @@
 //! The engine: one shard per UDP socket, each a task that drives its own sans-IO
-//! [`TransactionLayer`] with bytes from the network and the clock, and executes what it asks
-//! for. Shards share nothing but the TCP connection table, so they scale with cores.
+//! [`TransactionLayer`] with parsed messages from the transport and the clock, and executes
+//! what it asks for. Shards share nothing but the TCP connection table, so they scale with
+//! cores.
 //!
 //! This is the one place that reads the clock for the SIP core.
 //!
@@ -13,28 +14,26 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::call::router::CallInput;
 use crate::call::service::{CallService, Refusal};
 use crate::metrics::Metrics;
 use crate::registrar::register::Registrar;
-use crate::sip::msg::{Limits, Rejected, ResponseBuilder, SipMessage, parse_datagram};
+use crate::sip::msg::{Rejected, ResponseBuilder, SipMessage};
 use crate::sip::screen::{self, ACCEPTED_BODIES, SUPPORTED_EXTENSIONS, Verdict};
 use crate::sip::transaction::{Input, Output, Timers, TransactionKey, TransactionLayer, TuEvent};
-use crate::sip::{ALLOW, Method, Peer, Transport, peer::response_destination};
+use crate::sip::{ALLOW, Method, Peer, peer::response_destination};
 use crate::time::unix_now;
+use crate::transport::Inbound;
 use crate::transport::sender::SipSender;
-use crate::transport::{Connections, Inbound};
+use crate::transport::udp::UdpReceiver;
 
 /// What every shard needs to know.
 #[derive(Debug, Clone)]
 pub struct ShardConfig {
     /// RFC 3261 T1/T2/T4.
     pub timers: Timers,
-    /// Message caps.
-    pub limits: Limits,
     /// Our Server header value.
     pub server_name: Arc<str>,
     /// REGISTER handling and the location store.
@@ -48,7 +47,7 @@ pub struct ShardConfig {
 /// One engine shard.
 pub struct Shard {
     layer: TransactionLayer,
-    udp: Arc<UdpSocket>,
+    udp: UdpReceiver,
     sender: SipSender,
     inbound: mpsc::Receiver<Inbound>,
     config: ShardConfig,
@@ -64,19 +63,17 @@ fn now() -> Instant {
 }
 
 impl Shard {
-    /// A shard on `udp`, also receiving stream messages on `inbound`.
+    /// A shard receiving datagrams from `udp` and stream messages on `inbound`, sending
+    /// with `sender` (its own UDP socket, so answers leave from the port they came to).
     pub fn new(
-        udp: Arc<UdpSocket>,
-        conns: Arc<Connections>,
+        udp: UdpReceiver,
+        sender: SipSender,
         inbound: mpsc::Receiver<Inbound>,
         config: ShardConfig,
     ) -> Self {
         Shard {
             layer: TransactionLayer::new(config.timers),
-            sender: SipSender {
-                udp: udp.clone(),
-                conns,
-            },
+            sender,
             udp,
             inbound,
             config,
@@ -87,23 +84,13 @@ impl Shard {
 
     /// Runs until the inbound channel closes (server shutdown).
     pub async fn run(mut self) {
-        // One receive buffer for the life of the shard; each datagram is copied once into
-        // its own `Bytes`, which then backs the parsed message with no further copies.
-        let mut buf = vec![0u8; 65_536];
         loop {
             let deadline = self
                 .layer
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
-                r = self.udp.recv_from(&mut buf) => match r {
-                    Ok((n, src)) => {
-                        let parsed = parse_datagram(Bytes::copy_from_slice(&buf[..n]), &self.config.limits);
-                        self.on_message(parsed, Peer::udp(src));
-                    }
-                    // ICMP port-unreachable from an earlier send surfaces here on Linux.
-                    Err(e) => tracing::debug!(error = %e, "udp receive error"),
-                },
+                Inbound { parsed, from } = self.udp.recv() => self.on_message(parsed, from),
                 inbound = self.inbound.recv() => match inbound {
                     Some(Inbound { parsed, from }) => self.on_message(parsed, from),
                     None => return,
@@ -183,11 +170,11 @@ impl Shard {
     async fn drain(&mut self) {
         loop {
             if let Some((to, bytes)) = self.stateless.pop_front() {
-                self.send(to, bytes).await;
+                self.sender.send_waiting(&to, &bytes).await;
                 continue;
             }
             match self.layer.poll_output() {
-                Some(Output::Send { to, bytes }) => self.send(to, bytes).await,
+                Some(Output::Send { to, bytes }) => self.sender.send_waiting(&to, &bytes).await,
                 Some(Output::Event(event)) => self.on_event(event),
                 None => return,
             }
@@ -276,23 +263,6 @@ impl Shard {
         }
         b.header("Server", self.config.server_name.to_string())
             .build()
-    }
-
-    async fn send(&self, to: Peer, bytes: Bytes) {
-        match to.transport {
-            // The shard may wait for socket space (back-pressure on its own peers); call
-            // tasks may not, so theirs (`SipSender`) drops instead.
-            Transport::Udp => {
-                if let Err(e) = self.udp.send_to(&bytes, to.addr).await {
-                    tracing::debug!(peer = %to.addr, error = %e, "udp send failed");
-                }
-            }
-            Transport::Tcp => {
-                if !self.sender.send(&to, &bytes) {
-                    tracing::warn!(peer = %to.addr, "tcp write queue full or closed; message dropped");
-                }
-            }
-        }
     }
 }
 
