@@ -9,7 +9,7 @@
 //! refuses what it does not handle yet with the status RFC 3261 prescribes. Later layers
 //! (registrar, calls) plug in at [`Shard::on_request`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -53,8 +53,16 @@ pub struct Shard {
     config: ShardConfig,
     /// Stateless answers (refusals) waiting to be sent.
     stateless: VecDeque<(Peer, Bytes)>,
-    /// INVITEs the call service refused, by server transaction, until answered.
-    refusals: HashMap<TransactionKey, Refusal>,
+}
+
+/// Where a well-formed message goes.
+enum Route {
+    /// A call task took it.
+    Call,
+    /// This shard's transaction layer.
+    Layer(SipMessage),
+    /// A new INVITE the call service refused: this shard answers it.
+    Refused(SipMessage, Refusal),
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -78,7 +86,6 @@ impl Shard {
             inbound,
             config,
             stateless: VecDeque::new(),
-            refusals: HashMap::new(),
         }
     }
 
@@ -104,11 +111,21 @@ impl Shard {
     fn on_message(&mut self, parsed: Result<SipMessage, Rejected>, from: Peer) {
         self.config.metrics.message_received(from.transport);
         match screen::judge(parsed) {
-            Verdict::Deliver(msg) => {
-                if let Some(msg) = self.hand_to_call(msg, from) {
-                    self.layer.handle(now(), Input::Received { msg, from });
+            Verdict::Deliver(msg) => match self.route(msg, from) {
+                Route::Call => {}
+                Route::Layer(msg) => self.layer.handle(now(), Input::Received { msg, from }),
+                Route::Refused(msg, r) => {
+                    // Answered as it enters the layer: its server transaction repeats the
+                    // answer until the ACK and absorbs retransmitted INVITEs.
+                    let response = self.response(&msg, &from, r.code, &r.reason, &r.headers);
+                    let answered = Input::Answered {
+                        msg,
+                        from,
+                        response,
+                    };
+                    self.layer.handle(now(), answered);
                 }
-            }
+            },
             Verdict::Refuse { request, refusal } => {
                 tracing::debug!(peer = %from.addr, code = refusal.code, reason = %refusal.reason, "refusing request");
                 // A refused request gets no transaction: if it is retransmitted it is simply
@@ -133,10 +150,11 @@ impl Shard {
     }
 
     /// Hands a message to the call that owns its Call-ID, or a new INVITE to the call
-    /// service. Returns the message if it stays with this shard.
-    fn hand_to_call(&mut self, msg: SipMessage, from: Peer) -> Option<SipMessage> {
+    /// service, which takes it or refuses it (decided once: a retransmission of a refused
+    /// INVITE finds its server transaction).
+    fn route(&mut self, msg: SipMessage, from: Peer) -> Route {
         let Some(calls) = &self.config.calls else {
-            return Some(msg);
+            return Route::Layer(msg);
         };
         if let Ok(call_id) = msg.call_id()
             && let Some(inbox) = calls.router.route(call_id)
@@ -145,24 +163,24 @@ impl Shard {
             if inbox.try_send(CallInput { msg, from }).is_err() {
                 self.config.metrics.message_dropped("call_inbox_full");
             }
-            return None;
+            return Route::Call;
         }
         let is_new_invite = msg.method() == Some(Method::Invite)
             && msg.to_header().ok().is_some_and(|t| t.tag().is_none());
         if !is_new_invite {
-            return Some(msg);
+            return Route::Layer(msg);
         }
-        let key = TransactionKey::server(&msg)?;
+        let Some(key) = TransactionKey::server(&msg) else {
+            // No usable top Via: the layer drops it.
+            return Route::Layer(msg);
+        };
         if self.layer.has_server(&key) {
             // A retransmission of an INVITE we refused: the transaction absorbs it.
-            return Some(msg);
+            return Route::Layer(msg);
         }
         match calls.on_new_invite(msg.clone(), from) {
-            None => None,
-            Some(refusal) => {
-                self.refusals.insert(key, refusal);
-                Some(msg)
-            }
+            None => Route::Call,
+            Some(refusal) => Route::Refused(msg, refusal),
         }
     }
 
@@ -212,18 +230,12 @@ impl Shard {
                 tracing::debug!(peer = %from.addr, code = reply.code, outcome = ?reply.outcome, "REGISTER");
                 self.response(request, from, reply.code, reply.reason, &reply.headers)
             }
-            Some(Method::Invite) => match self.refusals.remove(&key) {
-                Some(r) => {
-                    let headers: Vec<(&'static str, String)> = r.headers.clone();
-                    self.response(request, from, r.code, &r.reason, &headers)
-                }
-                None => self.response(request, from, 405, "", &[]),
-            },
             // Requests inside a dialog we do not have (RFC 3261 §12.2.2).
             Some(Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Notify) => {
                 self.response(request, from, 481, "", &[])
             }
-            // Recognised, but not served by this element yet (RFC 3261 §8.2.1).
+            // Recognised, but not served by this element (RFC 3261 §8.2.1); an INVITE here
+            // had no call service to go to, or a To tag no call owns.
             _ => self.response(request, from, 405, "", &[]),
         };
         self.layer.handle(now(), Input::Respond { key, response });
