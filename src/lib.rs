@@ -1,7 +1,7 @@
 //! Switchboard: a SIP-native telephony switch.
 //!
 //! ```text
-//!  transport/ --bytes--> sip/ (sans-IO: msg, screen, transaction) --events--> engine (TU)
+//!  transport/ --bytes--> sip/ (sans-IO: msg, screen, transaction) --events--> shard (TU)
 //!      ^                    |
 //!      +----Output::Send----+
 //!  config/ (TOML, validate, reload)   api/ (HTTP)   server (wiring)   main.rs (CLI)
@@ -13,7 +13,6 @@
 pub mod api;
 pub mod call;
 pub mod config;
-pub mod engine;
 pub mod ids;
 pub mod instructions;
 pub mod media;
@@ -21,6 +20,7 @@ pub mod metrics;
 pub mod percent;
 pub mod registrar;
 pub mod server;
+pub mod shard;
 pub mod sip;
 pub mod time;
 pub mod transport;

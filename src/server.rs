@@ -1,4 +1,4 @@
-//! `switchboard run`: binds the listeners, prints the bound addresses, starts the engine
+//! `switchboard run`: binds the listeners, prints the bound addresses, starts the SIP
 //! shards, the TCP acceptors and the HTTP API, and handles signals (SIGHUP reloads the
 //! config; SIGTERM and SIGINT stop).
 
@@ -16,11 +16,11 @@ use crate::call::leg::Local;
 use crate::call::router::CallRouter;
 use crate::call::service::{CallService, ServiceOriginator};
 use crate::config::{Config, Live};
-use crate::engine::{Shard, ShardConfig};
 use crate::metrics::Metrics;
 use crate::registrar::location::{LocationStore, MemoryStore};
 use crate::registrar::presence::Presence;
 use crate::registrar::register::Registrar;
+use crate::shard::{Shard, ShardConfig};
 use crate::sip::msg::Limits;
 use crate::sip::transaction::Timers;
 use crate::transport::sender::SipSender;

@@ -1,4 +1,4 @@
-//! UDP sockets bound with SO_REUSEPORT, so each engine shard owns one socket on the same
+//! UDP sockets bound with SO_REUSEPORT, so each SIP shard owns one socket on the same
 //! port and the kernel spreads datagrams across them by 4-tuple (a given peer always lands
 //! on the same shard, where its transactions live).
 

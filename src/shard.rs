@@ -1,13 +1,19 @@
-//! The engine: one shard per UDP socket, each a task that drives its own sans-IO
-//! [`TransactionLayer`] with parsed messages from the transport and the clock, and executes
+//! The SIP shards: one per UDP socket, each a task that drives its own sans-IO
+//! [`TransactionLayer`] with parsed messages from the transport (its own
+//! [`UdpReceiver`], and TCP messages through a channel) and with the clock, and executes
 //! what it asks for. Shards share nothing but the TCP connection table, so they scale with
 //! cores.
 //!
 //! This is the one place that reads the clock for the SIP core.
 //!
-//! The transaction user here is the switch as a SIP element: it answers OPTIONS itself and
-//! refuses what it does not handle yet with the status RFC 3261 prescribes. Later layers
-//! (registrar, calls) plug in at [`Shard::on_request`].
+//! What a shard does with a message, in order:
+//! - malformed or unacceptable ones are refused statelessly or dropped (`sip::screen`);
+//! - every message whose Call-ID a call owns goes to that call's task, and a new INVITE to
+//!   the call service ([`CallService::on_new_invite`]), which starts a call task or refuses
+//!   it; a refusal is answered here, through a server transaction;
+//! - the rest are the shard's own transaction user (`Shard::on_request`): OPTIONS is
+//!   answered, REGISTER goes to the [`Registrar`], requests of a dialog no call owns get
+//!   481, anything else 405.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -44,7 +50,7 @@ pub struct ShardConfig {
     pub calls: Option<Arc<CallService>>,
 }
 
-/// One engine shard.
+/// One SIP shard.
 pub struct Shard {
     layer: TransactionLayer,
     udp: UdpReceiver,
