@@ -5,7 +5,7 @@
 //! the iovecs and the message headers. The headers point into the buffers, so they are
 //! re-pointed before every call rather than kept self-referential across moves. On this
 //! kind of machine the pair costs about 346k packets/s per core against 275k for
-//! `recvfrom`/`sendto` (/work/shared/peers/README.md), and a relay thread that finds
+//! `recvfrom`/`sendto` (../shared/peers/README.md), and a relay thread that finds
 //! several packets queued on one socket takes them in one system call.
 
 #![allow(unsafe_code)]
