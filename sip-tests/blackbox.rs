@@ -611,6 +611,14 @@ fn wait_for_log(sw: &Switch, needle: &str) -> String {
     panic!("switch never logged {needle:?}; stderr:\n{}", sw.stderr());
 }
 
+/// Logs written to a pipe (as here) or a file carry no ANSI colour codes.
+#[test]
+fn logs_to_a_pipe_have_no_colour() {
+    let sw = Switch::start();
+    let log = wait_for_log(&sw, "switchboard ready");
+    assert!(!log.contains('\x1b'), "escape codes in the log:\n{log:?}");
+}
+
 fn sighup(sw: &Switch) {
     let status = std::process::Command::new("kill")
         .arg("-HUP")

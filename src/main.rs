@@ -1,5 +1,7 @@
 //! `switchboard` command line: `run` starts the switch, `check` validates a config.
 
+use std::ffi::OsStr;
+use std::io::IsTerminal as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -141,9 +143,14 @@ fn run(config_path: PathBuf, sip: Option<SocketAddr>, http: Option<SocketAddr>) 
 
     // Logs go to stderr so stdout stays free for what scripts read (bound addresses).
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = colour_logs(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 
     let workers = match cfg.server.workers {
@@ -177,6 +184,12 @@ fn run(config_path: PathBuf, sip: Option<SocketAddr>, http: Option<SocketAddr>) 
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether logs carry ANSI colour: only for a person at a terminal, never in a file or a
+/// pipe, and not when `NO_COLOR` is set to anything but the empty string (no-color.org).
+fn colour_logs(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
 /// `switchboard token`: mints an Access Token with the account's first API key and prints it
@@ -251,5 +264,19 @@ fn token(
              none of \" < > \\"
         )),
         Err(e) => fail(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        assert!(colour_logs(true, None));
+        assert!(colour_logs(true, Some(OsStr::new(""))));
+        assert!(!colour_logs(true, Some(OsStr::new("1"))));
+        assert!(!colour_logs(false, None));
+        assert!(!colour_logs(false, Some(OsStr::new("1"))));
     }
 }

@@ -19,8 +19,6 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::registrar::location::RegisterError;
-use crate::registrar::presence::PresenceCounts;
 use crate::sip::peer::Transport;
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
@@ -74,15 +72,6 @@ impl RegisterOutcomeLabel {
             RegisterOutcomeLabel::OutOfOrder => "out_of_order",
             RegisterOutcomeLabel::TooManyContacts => "too_many_contacts",
             RegisterOutcomeLabel::BadRequest => "bad_request",
-        }
-    }
-}
-
-impl From<RegisterError> for RegisterOutcomeLabel {
-    fn from(e: RegisterError) -> Self {
-        match e {
-            RegisterError::OutOfOrder => RegisterOutcomeLabel::OutOfOrder,
-            RegisterError::TooManyContacts { .. } => RegisterOutcomeLabel::TooManyContacts,
         }
     }
 }
@@ -162,8 +151,10 @@ const fn transport_label(t: Transport) -> &'static str {
 pub struct Gauges {
     /// `LocationStore::binding_count()`.
     pub bindings: usize,
-    /// `Presence::counts()`.
-    pub presence: PresenceCounts,
+    /// `Presence::counts()`: identities available, busy, offline.
+    pub aors_available: usize,
+    pub aors_busy: usize,
+    pub aors_offline: usize,
     /// `CallRegistry::live_count()`.
     pub calls_active: usize,
     /// `CallRegistry::setups()`.
@@ -255,17 +246,17 @@ impl Metrics {
             (
                 "registrar_aors_available",
                 "Client identities registered and not in a call.",
-                gauges.presence.available,
+                gauges.aors_available,
             ),
             (
                 "registrar_aors_busy",
                 "Client identities registered and in a call.",
-                gauges.presence.busy,
+                gauges.aors_busy,
             ),
             (
                 "registrar_aors_offline",
                 "Client identities seen before and now without a registration.",
-                gauges.presence.offline,
+                gauges.aors_offline,
             ),
             (
                 "calls_active",
@@ -327,14 +318,12 @@ mod tests {
         m.message_dropped("header_syntax");
         m.message_dropped("something we never heard of");
         m.register_outcome(RegisterOutcomeLabel::Ok);
-        m.register_outcome(RegisterError::OutOfOrder.into());
+        m.register_outcome(RegisterOutcomeLabel::OutOfOrder);
         let text = m.render(&Gauges {
             bindings: 7,
-            presence: PresenceCounts {
-                available: 3,
-                busy: 1,
-                offline: 2,
-            },
+            aors_available: 3,
+            aors_busy: 1,
+            aors_offline: 2,
             calls_active: 4,
             calls_setting_up: 3,
             calls_shed: 11,

@@ -1,4 +1,4 @@
-//! `switchboard run`: binds the listeners, prints the bound addresses, starts the engine
+//! `switchboard run`: binds the listeners, prints the bound addresses, starts the SIP
 //! shards, the TCP acceptors and the HTTP API, and handles signals (SIGHUP reloads the
 //! config; SIGTERM and SIGINT stop).
 
@@ -16,15 +16,16 @@ use crate::call::core::leg::Local;
 use crate::call::router::CallRouter;
 use crate::call::service::{CallService, ServiceOriginator};
 use crate::config::{Config, Live};
-use crate::engine::{Shard, ShardConfig};
 use crate::metrics::Metrics;
 use crate::registrar::location::{LocationStore, MemoryStore};
 use crate::registrar::presence::Presence;
 use crate::registrar::register::Registrar;
+use crate::shard::{Shard, ShardConfig};
 use crate::sip::msg::Limits;
 use crate::sip::transaction::Timers;
 use crate::transport::sender::SipSender;
 use crate::transport::tcp::TcpSettings;
+use crate::transport::udp::UdpReceiver;
 use crate::transport::{Connections, tcp, udp};
 
 /// What `switchboard run` passes to the server.
@@ -60,11 +61,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // shards write them, the REST API and the sweeper read them.
     let shared = Shared::new(&cfg)?;
     let shard_config = shard_config(&cfg, &shared);
+    let limits = Limits {
+        max_message_bytes: cfg.server.limits.max_message_bytes,
+        ..Limits::default()
+    };
     let tcp_settings = TcpSettings {
         idle_timeout: Duration::from_secs(cfg.server.tcp.idle_timeout_secs),
         max_connections: cfg.server.tcp.max_connections,
         max_connections_per_ip: cfg.server.tcp.max_connections_per_ip,
-        limits: shard_config.limits,
+        limits,
     };
     let conns = Arc::new(Connections::default());
     // Tasks the switch cannot work without. None of them ends on its own; if one does (a
@@ -153,7 +158,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         for socket in sockets {
             let (tx, rx) = mpsc::channel(SHARD_QUEUE);
             senders.push(tx);
-            essential.spawn(Shard::new(socket, conns.clone(), rx, shard_config.clone()).run());
+            let receiver = UdpReceiver::new(socket.clone(), limits);
+            let sender = SipSender {
+                udp: socket,
+                conns: conns.clone(),
+            };
+            essential.spawn(Shard::new(receiver, sender, rx, shard_config.clone()).run());
         }
         essential.spawn(tcp::accept_loop(
             listener,
@@ -263,10 +273,6 @@ fn shard_config(cfg: &Config, shared: &Shared) -> ShardConfig {
             t1: Duration::from_millis(t.t1_ms),
             t2: Duration::from_millis(t.t2_ms),
             t4: Duration::from_millis(t.t4_ms),
-        },
-        limits: Limits {
-            max_message_bytes: cfg.server.limits.max_message_bytes,
-            ..Limits::default()
         },
         server_name: cfg.server.user_agent.as_str().into(),
         registrar: shared.registrar.clone(),

@@ -8,7 +8,7 @@ See README.md beside this file. In short, for our switch, each step runs:
   customer app (examples/customer_app.rs) <- webhook -- switch -- INVITE -> SIPp client_uas (bob)
                                                           ^
                                           SIPp carrier_uac: INVITE/200/ACK, hold, BYE/200
-Kamailio's step is /work/shared/peers/bench.py calls at the same rate, seconds and hold.
+Kamailio's step is ../shared/peers/bench.py calls at the same rate, seconds and hold.
 The rate steps up until a step fails; the highest clean rate of each is compared. Prints one
 JSON line at the end. Everything runs on 127.0.0.1; every process started here is stopped by
 its PID; each step is bounded in count (rate x seconds) and time. Python standard library only.
@@ -32,6 +32,8 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 SIPP_DIR = os.path.join(REPO, "sip-tests", "sipp")
 BIN = os.path.join(REPO, "target", "release", "switchboard")
 APP_BIN = os.path.join(REPO, "target", "release", "examples", "customer_app")
+# The peers' directory is ../shared/peers, beside the repo (--peers overrides it).
+PEERS = os.path.normpath(os.path.join(REPO, "..", "shared", "peers"))
 CLK = os.sysconf("SC_CLK_TCK")
 
 LADDER = [250, 500, 1000, 2000, 3000, 4000]
@@ -565,7 +567,8 @@ def main():
                     help="stop starting steps after this many seconds (default 540)")
     ap.add_argument("--config", default=os.path.join(REPO, "conf", "switchboard.toml"))
     ap.add_argument("--number", help="called number (default: the config's first [[numbers]])")
-    ap.add_argument("--peers", default="/work/shared/peers")
+    ap.add_argument("--peers", default=PEERS,
+                    help="the peers' directory (default ../shared/peers beside the repo)")
     ap.add_argument("--skip-ours", action="store_true")
     ap.add_argument("--skip-kamailio", action="store_true")
     ap.add_argument("--force-ours", action="store_true",

@@ -38,6 +38,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 BIN = os.path.join(REPO, "target", "release", "switchboard")
+# The peers' directory is ../shared/peers, beside the repo (--peers overrides it).
+PEERS = os.path.normpath(os.path.join(REPO, "..", "shared", "peers"))
 CLK = os.sysconf("SC_CLK_TCK")
 
 LADDER = [1000, 2000, 3000, 4000, 5000]
@@ -1032,7 +1034,8 @@ def main():
     ap.add_argument("--no-direct", action="store_true", help="skip the direct baseline (no added_us_* figures)")
     ap.add_argument("--skip-ours", action="store_true")
     ap.add_argument("--skip-rtpengine", action="store_true")
-    ap.add_argument("--peers", default="/work/shared/peers")
+    ap.add_argument("--peers", default=PEERS,
+                    help="the peers' directory (default ../shared/peers beside the repo)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--bin", help="switch binary (implies --no-build)")
     ap.add_argument("--no-quiet-wait", action="store_true")

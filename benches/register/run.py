@@ -14,7 +14,7 @@ What it does (see README.md beside this file):
        rate*STEP_SECONDS REGISTERs (scenario reg_bearer.xml), every REGISTER a distinct user
        u000000.. carrying its own Twilio-shaped HS256 access token, so every REGISTER is that
        user's first and its JWT is verified;
-     - Kamailio: /work/shared/peers/bench.py reg (in-memory registrar, no auth, 2 workers;
+     - Kamailio: ../shared/peers/bench.py reg (in-memory registrar, no auth, 2 workers;
        a fresh Kamailio per step), with distinct users too (--csv).
      Before each step the script waits (within a budget) for the machine to be idle, and it
      reports the CPU that other processes used during the step; a failing step during which
@@ -55,6 +55,8 @@ import tomllib
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 BIN = os.path.join(REPO, "target", "release", "switchboard")
+# The peers' directory is ../shared/peers, beside the repo (--peers overrides it).
+PEERS = os.path.normpath(os.path.join(REPO, "..", "shared", "peers"))
 SCENARIO = os.path.join(HERE, "reg_bearer.xml")
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -685,7 +687,8 @@ def main():
     ap.add_argument("--rates", help="comma-separated ladder (default: %s)" % LADDER)
     ap.add_argument("--step-seconds", type=int, help="count = rate * this (default 10; 3 with --quick)")
     ap.add_argument("--config", default=os.path.join(REPO, "conf", "switchboard.toml"))
-    ap.add_argument("--peers", default="/work/shared/peers")
+    ap.add_argument("--peers", default=PEERS,
+                    help="the peers' directory (default ../shared/peers beside the repo)")
     ap.add_argument("--mem-count", type=int, default=100000)
     ap.add_argument("--mem-rate", type=int, help="default: half our highest passing rate, 2,000..10,000")
     ap.add_argument("--kamailio-peers-users", action="store_true",

@@ -20,9 +20,12 @@ pub(super) fn handle(method: &Method, state: &ApiState) -> Response<Body> {
             for (slot, (st, n)) in calls_finished.iter_mut().zip(finals) {
                 *slot = (st.as_str(), n);
             }
+            let presence = state.presence.counts();
             let gauges = Gauges {
                 bindings: state.store.binding_count(),
-                presence: state.presence.counts(),
+                aors_available: presence.available,
+                aors_busy: presence.busy,
+                aors_offline: presence.offline,
                 calls_active: state.calls.live_count(),
                 calls_setting_up: state.calls.setups(),
                 calls_shed: state.calls.shed_count(),

@@ -1,5 +1,5 @@
 //! The call task's driver: one per call, and the only clock reader in `call/`. It feeds
-//! the sans-IO [`CallCore`] with the messages the engine shards route here by Call-ID
+//! the sans-IO [`CallCore`] with the messages the shards route here by Call-ID
 //! (`router`), the media plane's events, REST commands and the time, and executes what the
 //! core asks: bytes to the sockets (`SipSender`), commands to the relay, events to the
 //! instructions.

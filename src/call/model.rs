@@ -1,6 +1,6 @@
 //! What the rest of the switch knows about a call: its public record (the Twilio call
 //! resource), the commands a live call accepts (REST modify), and a request to originate
-//! one (REST create). The call actor writes records; the registry and the API read them.
+//! one (REST create). The call task writes records; the registry and the API read them.
 
 use std::fmt;
 

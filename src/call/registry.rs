@@ -1,7 +1,7 @@
 //! Live and recently finished calls: what `GET Calls.json` lists, what `POST
 //! Calls/{Sid}.json` reaches, and where finished calls leave their CDR.
 //!
-//! Call actors write (insert, update, finish); the REST API reads from synchronous
+//! Call tasks write (insert, update, finish); the REST API reads from synchronous
 //! handlers. Every operation takes a std lock briefly and never across an `.await`, and
 //! closures passed to `update`/`finish` run under the lock, so they must be quick and must
 //! not call back into the registry. Lock order: a live shard, then `recent` (only
@@ -12,7 +12,7 @@
 //! (the newest `keep_finished`), as Twilio keeps call logs after the fact; older ones live
 //! on only in the CDR file.
 //!
-//! A live call may carry a control handle, the sending side of its actor's command
+//! A live call may carry a control handle, the sending side of its task's command
 //! channel, which REST modify uses. The handle is dropped when the call finishes, so a
 //! finished call can never be told anything.
 
@@ -199,7 +199,7 @@ impl CallRegistry {
         &self.shards[i]
     }
 
-    /// Records a new live call, with its actor's command channel when it takes commands.
+    /// Records a new live call, with its task's command channel when it takes commands.
     /// A second insert under the same sid replaces the first.
     pub fn insert(&self, info: CallInfo, control: Option<UnboundedSender<CallCommand>>) {
         let sid = info.sid.clone();
@@ -252,7 +252,7 @@ impl CallRegistry {
         drop(shard);
         self.live.fetch_sub(1, Ordering::Relaxed);
         self.finished[status as usize].fetch_add(1, Ordering::Relaxed);
-        // The actor's command channel closes with this: nothing reaches a finished call.
+        // The task's command channel closes with this: nothing reaches a finished call.
         drop(control);
         if let (Some(writer), Some(record)) = (&self.cdr, cdr) {
             writer.write(record);
@@ -326,7 +326,7 @@ impl CallRegistry {
                     return Err(SendError::Unknown);
                 }
                 return match &live.control {
-                    // A closed channel: the actor is gone and its `finish` is on the way.
+                    // A closed channel: the call task is gone and its `finish` is on the way.
                     Some(tx) => tx.send(cmd).map_err(|_| SendError::Finished),
                     None => Err(SendError::NotControllable),
                 };
@@ -449,7 +449,7 @@ mod tests {
         r.finish(&sid(1), |c| c.status = CallStatus::Failed);
         assert_eq!(r.get(AC1, &sid(1)).unwrap().status, CallStatus::Completed);
         assert_eq!(r.live_count(), 0);
-        // Finish sets an end time when the actor gave none.
+        // Finish sets an end time when the call task gave none.
         r.insert(call(2, AC1), None);
         r.finish(&sid(2), |c| c.status = CallStatus::NoAnswer);
         let c = r.get(AC1, &sid(2)).unwrap();
@@ -553,7 +553,7 @@ mod tests {
             Err(SendError::Unknown)
         );
         r.finish(&sid(1), |_| {});
-        // The control handle is gone with the call: the actor's channel closes.
+        // The control handle is gone with the call: the task's channel closes.
         assert!(rx.try_recv().is_err());
         assert!(rx.is_closed());
         assert_eq!(
@@ -564,7 +564,7 @@ mod tests {
             r.send(AC2, &sid(1), CallCommand::Hangup),
             Err(SendError::Unknown)
         );
-        // A live call whose actor is gone already counts as finished.
+        // A live call whose task is gone already counts as finished.
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         drop(rx);
         r.insert(call(4, AC1), Some(tx));

@@ -2,7 +2,7 @@
 //!
 //! Every leg of a call (the caller's, and each one `<Dial>` forks) has its own Call-ID, and
 //! each is entered here for the life of the call, so a message for any of them reaches the
-//! call whichever engine shard received it (SO_REUSEPORT spreads peers over shards by
+//! call whichever shard received it (SO_REUSEPORT spreads peers over shards by
 //! address, and the callee's answers need not land where the caller's INVITE did). The call
 //! task runs its own transaction layer; the shards only look the Call-ID up.
 //!

@@ -375,6 +375,9 @@ pub struct RegistrarConfig {
     pub max_contacts: usize,
 }
 
+/// `[registrar] max_contacts` when the file sets none (Twilio allows 10 per identity).
+pub const DEFAULT_MAX_CONTACTS: usize = 10;
+
 impl Default for RegistrarConfig {
     fn default() -> Self {
         // Twilio: registrations last 600–3600 s and at most 10 per AOR. We accept down to
@@ -383,7 +386,7 @@ impl Default for RegistrarConfig {
             min_expires: 60,
             max_expires: 3600,
             default_expires: 3600,
-            max_contacts: crate::registrar::register::MAX_CONTACTS,
+            max_contacts: DEFAULT_MAX_CONTACTS,
         }
     }
 }

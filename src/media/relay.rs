@@ -40,7 +40,7 @@ pub const WAKER: Token = Token(usize::MAX);
 /// time itself; everything below it (rewriter, latch, player) takes `now` as an argument.
 #[allow(
     clippy::disallowed_methods,
-    reason = "the relay thread is an I/O driver, like engine.rs"
+    reason = "the relay thread is an I/O driver, like shard.rs"
 )]
 fn clock() -> Instant {
     Instant::now()

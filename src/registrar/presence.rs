@@ -8,7 +8,7 @@
 //! Who calls what:
 //! - after a successful `LocationStore::register`, the registrar calls
 //!   [`Presence::sync`] (it re-reads the AOR's live count under this module's lock, so two
-//!   REGISTERs for one AOR racing on two engine shards cannot leave a stale status);
+//!   REGISTERs for one AOR racing on two SIP shards cannot leave a stale status);
 //!   [`Presence::on_bindings`] is the same with a count the caller already has, for a
 //!   caller that serializes per AOR (tests, a cluster feed);
 //! - a periodic task calls [`Presence::sweep`] (every few seconds), which expires bindings

@@ -31,9 +31,6 @@ use crate::sip::Peer;
 use crate::sip::msg::typed::{Credentials, parse_delta_seconds};
 use crate::sip::msg::{HeaderName, SipMessage};
 
-/// The default contact cap (`[registrar] max_contacts`; Twilio allows 10).
-pub const MAX_CONTACTS: usize = 10;
-
 /// What to answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {

@@ -18,8 +18,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use super::{MAX_CONTACTS, Registrar, Reply};
+use super::{Registrar, Reply};
 use crate::config;
+use crate::config::DEFAULT_MAX_CONTACTS as MAX_CONTACTS;
 use crate::metrics::RegisterOutcomeLabel as Outcome;
 use crate::registrar::location::{AorKey, Binding, LocationStore, MemoryStore};
 use crate::registrar::presence::{Presence, PresenceState, PresenceStatus};

@@ -1,5 +1,6 @@
-//! Sockets: UDP and TCP listeners that feed bytes to the engine shards and send what the
-//! sans-IO core asks for (`Output::Send`).
+//! Sockets: UDP and TCP listeners that turn bytes into parsed messages ([`Inbound`]) for the
+//! SIP shards, and send what the sans-IO core asks for (`Output::Send`). A shard polls its
+//! own [`udp::UdpReceiver`] directly; TCP connection tasks reach it through a channel.
 
 pub mod sender;
 pub mod tcp;
@@ -16,7 +17,7 @@ use crate::sip::ConnectionId;
 use crate::sip::Peer;
 use crate::sip::msg::{Rejected, SipMessage};
 
-/// A message (or a rejected one) that arrived on a stream, for an engine shard.
+/// A message (or a rejected one) that arrived on a socket, for a SIP shard.
 #[derive(Debug)]
 pub struct Inbound {
     /// The parse result.

@@ -1,9 +1,10 @@
-//! Putting SIP bytes on the wire from outside a shard (a call task), without waiting.
+//! Putting SIP bytes on the wire.
 //!
-//! Sends never block: UDP uses `try_send_to` (a full socket buffer drops the datagram, which
-//! retransmission recovers, as the network would) and TCP queues on the connection's
-//! writer. So a caller never awaits mid-way through handling a message, and the call task's
-//! event loop stays cancel-safe.
+//! [`SipSender::send`] never blocks: UDP uses `try_send_to` (a full socket buffer drops the
+//! datagram, which retransmission recovers, as the network would) and TCP queues on the
+//! connection's writer. So a call task never awaits mid-way through handling a message,
+//! and its event loop stays cancel-safe. A shard uses [`SipSender::send_waiting`], which
+//! waits for UDP socket space instead (back-pressure on its own peers).
 
 use std::sync::Arc;
 
@@ -41,6 +42,23 @@ impl SipSender {
                         tracing::debug!(peer = %to.addr, "tcp connection gone; message dropped");
                         false
                     }
+                }
+            }
+        }
+    }
+
+    /// Sends one message, waiting for UDP socket space; a TCP message is queued as by
+    /// [`send`](Self::send). Failures are logged.
+    pub async fn send_waiting(&self, to: &Peer, bytes: &Bytes) {
+        match to.transport {
+            Transport::Udp => {
+                if let Err(e) = self.udp.send_to(bytes, to.addr).await {
+                    tracing::debug!(peer = %to.addr, error = %e, "udp send failed");
+                }
+            }
+            Transport::Tcp => {
+                if !self.send(to, bytes) {
+                    tracing::warn!(peer = %to.addr, "tcp write queue full or closed; message dropped");
                 }
             }
         }

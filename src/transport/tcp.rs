@@ -1,5 +1,5 @@
 //! TCP: an accept loop with connection caps, and one task per connection that frames the
-//! byte stream (RFC 3261 §18.3) and writes what the engine sends back on it.
+//! byte stream (RFC 3261 §18.3) and writes what the shards send back on it.
 //!
 //! A framing error closes the connection (RFC 4475 §3.1.2.3: once a length is wrong,
 //! nothing after it can be found). A connection idle for `idle_timeout` is closed, which

@@ -7,7 +7,7 @@
 //! - `uri`: Contact URI equality, simplified.
 //! - `memory`: `MemoryStore`, sharded maps in process.
 //!
-//! Who calls what: the registrar (engine side) builds a `RegisterRequest` from an
+//! Who calls what: the registrar (shard side) builds a `RegisterRequest` from an
 //! authenticated REGISTER and calls `register`, answering 200 with `outcome.bindings`,
 //! 500 for `OutOfOrder`, 403 for `TooManyContacts`; then it tells presence
 //! `Presence::on_bindings(&key, outcome.bindings.len(), now)`. A periodic task calls

@@ -1,4 +1,4 @@
-//! A map keyed by AOR, split into independently locked shards so engine shards working on
+//! A map keyed by AOR, split into independently locked shards so SIP shards working on
 //! different AORs rarely wait for each other. Locks are held only for in-memory work,
 //! never across an `.await`.
 

@@ -81,6 +81,20 @@ pub enum Input {
         /// The serialized response.
         response: Bytes,
     },
+    /// A request the TU answered as it arrived, before handing it over (the shard refusing
+    /// a new INVITE the call service turned down): handled as `Received` (a new server
+    /// transaction, 100 Trying at once for an INVITE) followed at once by `Respond` with
+    /// `response`, with no [`TuEvent::Request`] in between. A retransmission goes to its
+    /// transaction as usual and `response` is unused; so it is for an ACK or a CANCEL,
+    /// which the layer handles itself.
+    Answered {
+        /// The request.
+        msg: SipMessage,
+        /// Where it came from.
+        from: Peer,
+        /// The TU's answer, built as for `Respond`.
+        response: Bytes,
+    },
     /// The TU starts a client transaction: `request` already carries our top Via with a
     /// fresh z9hG4bK branch; `to` is the next hop. An ACK (for a 2xx) is not a transaction:
     /// it is sent once, as is, and its retransmission stays with the TU.
@@ -219,8 +233,16 @@ impl TransactionLayer {
     /// Handles one input at `now`.
     pub fn handle(&mut self, now: Instant, input: Input) {
         match input {
-            Input::Received { msg, from } if msg.is_request() => self.on_request(now, msg, from),
+            Input::Received { msg, from } if msg.is_request() => {
+                self.on_request(now, msg, from, None)
+            }
             Input::Received { msg, from } => self.on_response(now, msg, from),
+            Input::Answered {
+                msg,
+                from,
+                response,
+            } if msg.is_request() => self.on_request(now, msg, from, Some(response)),
+            Input::Answered { .. } => tracing::debug!("TU answered a response; dropped"),
             Input::Respond { key, response } => self.on_tu_response(now, &key, response),
             Input::SendRequest { request, to } => self.send_request(now, request, to),
         }
@@ -267,7 +289,9 @@ impl TransactionLayer {
         self.clients.len()
     }
 
-    fn on_request(&mut self, now: Instant, msg: SipMessage, from: Peer) {
+    /// A request from the network; `answer` is the TU's response when it answered on
+    /// arrival ([`Input::Answered`]), else the TU hears of it.
+    fn on_request(&mut self, now: Instant, msg: SipMessage, from: Peer, answer: Option<Bytes>) {
         if let Err(e) = msg.cseq().and(msg.call_id().map(drop)) {
             tracing::debug!(error = %e, "request without usable CSeq/Call-ID dropped");
             return;
@@ -305,23 +329,33 @@ impl TransactionLayer {
                 {
                     tx.legacy_invite = Some(invite);
                 }
-                self.out.push_back(Output::Event(TuEvent::Request {
-                    key,
-                    request: msg,
-                    from,
-                }));
+                self.hand_to_tu(now, key, msg, from, answer);
             }
             _ => {
                 let reliable = from.transport.is_reliable();
                 self.create(now, key.clone(), &msg, from, |_| {
                     Machine::ServerNonInvite(ServerNonInvite::new(reliable))
                 });
-                self.out.push_back(Output::Event(TuEvent::Request {
-                    key,
-                    request: msg,
-                    from,
-                }));
+                self.hand_to_tu(now, key, msg, from, answer);
             }
+        }
+    }
+
+    /// A new server transaction's request: the TU's answer on arrival, or a
+    /// [`TuEvent::Request`] for it to answer.
+    fn hand_to_tu(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: SipMessage,
+        from: Peer,
+        answer: Option<Bytes>,
+    ) {
+        match answer {
+            Some(response) => self.on_tu_response(now, &key, response),
+            None => self
+                .out
+                .push_back(Output::Event(TuEvent::Request { key, request, from })),
         }
     }
 

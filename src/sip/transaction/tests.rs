@@ -63,6 +63,9 @@ struct Pair {
     client_events: Vec<(Duration, TuEvent)>,
     server_events: Vec<(Duration, TuEvent)>,
     drop_rule: DropRule,
+    /// The server TU answers every new request with this status as it arrives
+    /// ([`Input::Answered`]) instead of waiting for its [`TuEvent::Request`].
+    answer_on_arrival: Option<u16>,
 }
 
 impl Pair {
@@ -78,6 +81,7 @@ impl Pair {
             client_events: Vec::new(),
             server_events: Vec::new(),
             drop_rule: Box::new(|_, _| false),
+            answer_on_arrival: None,
         }
     }
 
@@ -157,6 +161,22 @@ impl Pair {
     }
 
     fn deliver(&mut self, from_side: Side, msg: SipMessage, from: Peer) {
+        // What a shard does with a new INVITE the call service refused.
+        if let (Side::Client, Some(code)) = (from_side, self.answer_on_arrival)
+            && msg.is_request()
+            && TransactionKey::server(&msg).is_some_and(|k| !self.server.has_server(&k))
+        {
+            let response = ResponseBuilder::new(&msg, code)
+                .to_tag(SERVER_TAG)
+                .received_from(from.addr)
+                .build();
+            let answered = Input::Answered {
+                msg,
+                from,
+                response,
+            };
+            return self.server.handle(self.now, answered);
+        }
         let layer = match from_side {
             Side::Client => &mut self.server,
             Side::Server => &mut self.client,
@@ -578,6 +598,63 @@ fn retransmitted_invite_gets_the_latest_response() {
     );
     p.drop_if(|_, _| false);
     p.server_responds(Method::Invite, 486);
+    p.assert_idle();
+}
+
+/// A request answered as it arrives runs the transaction an answer after the
+/// `TuEvent::Request` would: 100 at once, the final repeated on Timer G until the ACK,
+/// retransmissions absorbed. The TU hears of none of it.
+#[test]
+fn answered_on_arrival_runs_the_same_transaction_without_a_tu_event() {
+    let mut p = Pair::udp();
+    p.answer_on_arrival = Some(404);
+    // The first final and the first two ACKs are lost.
+    let mut finals_seen = 0;
+    let mut acks = drop_first(2, Side::Client, is(Method::Ack));
+    p.drop_if(move |side, m| {
+        if side == Side::Server && m.status() == Some(404) {
+            finals_seen += 1;
+            return finals_seen == 1;
+        }
+        acks(side, m)
+    });
+    p.client_sends(invite("z9hG4bKans1"));
+    p.advance_to(secs(60));
+    assert_eq!(p.sent(Side::Server, status(100)), [ms(0)]);
+    assert_eq!(
+        p.sent(Side::Server, status(404)),
+        [0, 500, 1500, 3500].map(ms),
+        "the final at once, then Timer G until an ACK gets through"
+    );
+    assert_eq!(p.delivered(Side::Client, is(Method::Ack)), [ms(3500)]);
+    // The client's Timer A retransmitted the INVITE until the 100 arrived: it did at once.
+    assert_eq!(p.sent(Side::Client, is(Method::Invite)), [ms(0)]);
+    assert!(p.server_events.is_empty(), "{:?}", p.server_events);
+    assert_eq!(
+        p.client_responses(),
+        [
+            (ms(0), 100, "INVITE".into()),
+            (ms(500), 404, "INVITE".into())
+        ]
+    );
+    p.assert_idle();
+}
+
+/// A retransmission of a request answered on arrival goes to its transaction, which
+/// repeats its answer; the new answer is unused.
+#[test]
+fn a_retransmission_answered_on_arrival_gets_the_first_answer() {
+    let mut p = Pair::udp();
+    p.answer_on_arrival = Some(403);
+    p.drop_if(|side, m| side == Side::Server && m.status() == Some(403));
+    p.client_sends(options("z9hG4bKans2"));
+    p.advance_to(ms(500));
+    p.answer_on_arrival = Some(500);
+    p.drop_if(|_, _| false);
+    p.advance_to(secs(1));
+    assert_eq!(p.sent(Side::Server, status(403)), [0, 500].map(ms));
+    assert!(p.sent(Side::Server, status(500)).is_empty());
+    assert!(p.server_events.is_empty());
     p.assert_idle();
 }
 

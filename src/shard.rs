@@ -1,40 +1,45 @@
-//! The engine: one shard per UDP socket, each a task that drives its own sans-IO
-//! [`TransactionLayer`] with bytes from the network and the clock, and executes what it asks
-//! for. Shards share nothing but the TCP connection table, so they scale with cores.
+//! The SIP shards: one per UDP socket, each a task that drives its own sans-IO
+//! [`TransactionLayer`] with parsed messages from the transport (its own
+//! [`UdpReceiver`], and TCP messages through a channel) and with the clock, and executes
+//! what it asks for. Shards share nothing but the TCP connection table, so they scale with
+//! cores.
 //!
 //! This is the one place that reads the clock for the SIP core.
 //!
-//! The transaction user here is the switch as a SIP element: it answers OPTIONS itself and
-//! refuses what it does not handle yet with the status RFC 3261 prescribes. Later layers
-//! (registrar, calls) plug in at [`Shard::on_request`].
+//! What a shard does with a message, in order:
+//! - malformed or unacceptable ones are refused statelessly or dropped (`sip::screen`);
+//! - every message whose Call-ID a call owns goes to that call's task, and a new INVITE to
+//!   the call service ([`CallService::on_new_invite`]), which starts a call task or refuses
+//!   it; a refusal is answered here, through a server transaction;
+//! - the rest are the shard's own transaction user (`Shard::on_request`): OPTIONS is
+//!   answered, REGISTER goes to the [`Registrar`], requests of a dialog no call owns get
+//!   481, anything else 405.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::call::router::CallInput;
 use crate::call::service::{CallService, Refusal};
 use crate::metrics::Metrics;
 use crate::registrar::register::Registrar;
-use crate::sip::msg::{Limits, Rejected, ResponseBuilder, SipMessage, parse_datagram};
+use crate::sip::msg::{Rejected, ResponseBuilder, SipMessage};
 use crate::sip::screen::{self, ACCEPTED_BODIES, SUPPORTED_EXTENSIONS, Verdict};
 use crate::sip::transaction::{Input, Output, Timers, TransactionKey, TransactionLayer, TuEvent};
-use crate::sip::{ALLOW, Method, Peer, Transport, peer::response_destination};
+use crate::sip::{ALLOW, Method, Peer, peer::response_destination};
 use crate::time::unix_now;
+use crate::transport::Inbound;
 use crate::transport::sender::SipSender;
-use crate::transport::{Connections, Inbound};
+use crate::transport::udp::UdpReceiver;
 
 /// What every shard needs to know.
 #[derive(Debug, Clone)]
 pub struct ShardConfig {
     /// RFC 3261 T1/T2/T4.
     pub timers: Timers,
-    /// Message caps.
-    pub limits: Limits,
     /// Our Server header value.
     pub server_name: Arc<str>,
     /// REGISTER handling and the location store.
@@ -45,17 +50,25 @@ pub struct ShardConfig {
     pub calls: Option<Arc<CallService>>,
 }
 
-/// One engine shard.
+/// One SIP shard.
 pub struct Shard {
     layer: TransactionLayer,
-    udp: Arc<UdpSocket>,
+    udp: UdpReceiver,
     sender: SipSender,
     inbound: mpsc::Receiver<Inbound>,
     config: ShardConfig,
     /// Stateless answers (refusals) waiting to be sent.
     stateless: VecDeque<(Peer, Bytes)>,
-    /// INVITEs the call service refused, by server transaction, until answered.
-    refusals: HashMap<TransactionKey, Refusal>,
+}
+
+/// Where a well-formed message goes.
+enum Route {
+    /// A call task took it.
+    Call,
+    /// This shard's transaction layer.
+    Layer(SipMessage),
+    /// A new INVITE the call service refused: this shard answers it.
+    Refused(SipMessage, Refusal),
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -64,46 +77,33 @@ fn now() -> Instant {
 }
 
 impl Shard {
-    /// A shard on `udp`, also receiving stream messages on `inbound`.
+    /// A shard receiving datagrams from `udp` and stream messages on `inbound`, sending
+    /// with `sender` (its own UDP socket, so answers leave from the port they came to).
     pub fn new(
-        udp: Arc<UdpSocket>,
-        conns: Arc<Connections>,
+        udp: UdpReceiver,
+        sender: SipSender,
         inbound: mpsc::Receiver<Inbound>,
         config: ShardConfig,
     ) -> Self {
         Shard {
             layer: TransactionLayer::new(config.timers),
-            sender: SipSender {
-                udp: udp.clone(),
-                conns,
-            },
+            sender,
             udp,
             inbound,
             config,
             stateless: VecDeque::new(),
-            refusals: HashMap::new(),
         }
     }
 
     /// Runs until the inbound channel closes (server shutdown).
     pub async fn run(mut self) {
-        // One receive buffer for the life of the shard; each datagram is copied once into
-        // its own `Bytes`, which then backs the parsed message with no further copies.
-        let mut buf = vec![0u8; 65_536];
         loop {
             let deadline = self
                 .layer
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
-                r = self.udp.recv_from(&mut buf) => match r {
-                    Ok((n, src)) => {
-                        let parsed = parse_datagram(Bytes::copy_from_slice(&buf[..n]), &self.config.limits);
-                        self.on_message(parsed, Peer::udp(src));
-                    }
-                    // ICMP port-unreachable from an earlier send surfaces here on Linux.
-                    Err(e) => tracing::debug!(error = %e, "udp receive error"),
-                },
+                Inbound { parsed, from } = self.udp.recv() => self.on_message(parsed, from),
                 inbound = self.inbound.recv() => match inbound {
                     Some(Inbound { parsed, from }) => self.on_message(parsed, from),
                     None => return,
@@ -117,11 +117,21 @@ impl Shard {
     fn on_message(&mut self, parsed: Result<SipMessage, Rejected>, from: Peer) {
         self.config.metrics.message_received(from.transport);
         match screen::judge(parsed) {
-            Verdict::Deliver(msg) => {
-                if let Some(msg) = self.hand_to_call(msg, from) {
-                    self.layer.handle(now(), Input::Received { msg, from });
+            Verdict::Deliver(msg) => match self.route(msg, from) {
+                Route::Call => {}
+                Route::Layer(msg) => self.layer.handle(now(), Input::Received { msg, from }),
+                Route::Refused(msg, r) => {
+                    // Answered as it enters the layer: its server transaction repeats the
+                    // answer until the ACK and absorbs retransmitted INVITEs.
+                    let response = self.response(&msg, &from, r.code, &r.reason, &r.headers);
+                    let answered = Input::Answered {
+                        msg,
+                        from,
+                        response,
+                    };
+                    self.layer.handle(now(), answered);
                 }
-            }
+            },
             Verdict::Refuse { request, refusal } => {
                 tracing::debug!(peer = %from.addr, code = refusal.code, reason = %refusal.reason, "refusing request");
                 // A refused request gets no transaction: if it is retransmitted it is simply
@@ -146,10 +156,11 @@ impl Shard {
     }
 
     /// Hands a message to the call that owns its Call-ID, or a new INVITE to the call
-    /// service. Returns the message if it stays with this shard.
-    fn hand_to_call(&mut self, msg: SipMessage, from: Peer) -> Option<SipMessage> {
+    /// service, which takes it or refuses it (decided once: a retransmission of a refused
+    /// INVITE finds its server transaction).
+    fn route(&mut self, msg: SipMessage, from: Peer) -> Route {
         let Some(calls) = &self.config.calls else {
-            return Some(msg);
+            return Route::Layer(msg);
         };
         if let Ok(call_id) = msg.call_id()
             && let Some(inbox) = calls.router.route(call_id)
@@ -158,24 +169,24 @@ impl Shard {
             if inbox.try_send(CallInput { msg, from }).is_err() {
                 self.config.metrics.message_dropped("call_inbox_full");
             }
-            return None;
+            return Route::Call;
         }
         let is_new_invite = msg.method() == Some(Method::Invite)
             && msg.to_header().ok().is_some_and(|t| t.tag().is_none());
         if !is_new_invite {
-            return Some(msg);
+            return Route::Layer(msg);
         }
-        let key = TransactionKey::server(&msg)?;
+        let Some(key) = TransactionKey::server(&msg) else {
+            // No usable top Via: the layer drops it.
+            return Route::Layer(msg);
+        };
         if self.layer.has_server(&key) {
             // A retransmission of an INVITE we refused: the transaction absorbs it.
-            return Some(msg);
+            return Route::Layer(msg);
         }
         match calls.on_new_invite(msg.clone(), from) {
-            None => None,
-            Some(refusal) => {
-                self.refusals.insert(key, refusal);
-                Some(msg)
-            }
+            None => Route::Call,
+            Some(refusal) => Route::Refused(msg, refusal),
         }
     }
 
@@ -183,11 +194,11 @@ impl Shard {
     async fn drain(&mut self) {
         loop {
             if let Some((to, bytes)) = self.stateless.pop_front() {
-                self.send(to, bytes).await;
+                self.sender.send_waiting(&to, &bytes).await;
                 continue;
             }
             match self.layer.poll_output() {
-                Some(Output::Send { to, bytes }) => self.send(to, bytes).await,
+                Some(Output::Send { to, bytes }) => self.sender.send_waiting(&to, &bytes).await,
                 Some(Output::Event(event)) => self.on_event(event),
                 None => return,
             }
@@ -225,18 +236,12 @@ impl Shard {
                 tracing::debug!(peer = %from.addr, code = reply.code, outcome = ?reply.outcome, "REGISTER");
                 self.response(request, from, reply.code, reply.reason, &reply.headers)
             }
-            Some(Method::Invite) => match self.refusals.remove(&key) {
-                Some(r) => {
-                    let headers: Vec<(&'static str, String)> = r.headers.clone();
-                    self.response(request, from, r.code, &r.reason, &headers)
-                }
-                None => self.response(request, from, 405, "", &[]),
-            },
             // Requests inside a dialog we do not have (RFC 3261 §12.2.2).
             Some(Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Notify) => {
                 self.response(request, from, 481, "", &[])
             }
-            // Recognised, but not served by this element yet (RFC 3261 §8.2.1).
+            // Recognised, but not served by this element (RFC 3261 §8.2.1); an INVITE here
+            // had no call service to go to, or a To tag no call owns.
             _ => self.response(request, from, 405, "", &[]),
         };
         self.layer.handle(now(), Input::Respond { key, response });
@@ -276,23 +281,6 @@ impl Shard {
         }
         b.header("Server", self.config.server_name.to_string())
             .build()
-    }
-
-    async fn send(&self, to: Peer, bytes: Bytes) {
-        match to.transport {
-            // The shard may wait for socket space (back-pressure on its own peers); call
-            // tasks may not, so theirs (`SipSender`) drops instead.
-            Transport::Udp => {
-                if let Err(e) = self.udp.send_to(&bytes, to.addr).await {
-                    tracing::debug!(peer = %to.addr, error = %e, "udp send failed");
-                }
-            }
-            Transport::Tcp => {
-                if !self.sender.send(&to, &bytes) {
-                    tracing::warn!(peer = %to.addr, "tcp write queue full or closed; message dropped");
-                }
-            }
-        }
     }
 }
 
