@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::call::core::leg::Local;
 use crate::call::router::CallRouter;
-use crate::call::service::{CallService, ServiceOriginator};
+use crate::call::service::{CallDeps, CallService, ServiceOriginator};
 use crate::config::{Config, Live};
 use crate::metrics::Metrics;
 use crate::registrar::location::{LocationStore, MemoryStore};
@@ -122,22 +122,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         cfg.server.public_address.as_deref(),
         first_bound.ip(),
     );
-    let call_service = Arc::new(CallService::new(
-        live.clone(),
-        call_registry.clone(),
-        Arc::new(CallRouter::new()),
-        webhooks.clone(),
-        shared.store.clone(),
-        shared.presence.clone(),
-        shared.registrar.clone(),
-        shard_config.timers,
-        shard_config.server_name.clone(),
-        Local::new(cfg.server.public_address.as_deref(), first_bound),
-        SipSender {
+    let call_service = Arc::new(CallService::new(CallDeps {
+        live: live.clone(),
+        registry: call_registry.clone(),
+        router: Arc::new(CallRouter::new()),
+        webhooks: webhooks.clone(),
+        store: shared.store.clone(),
+        presence: shared.presence.clone(),
+        registrar: shared.registrar.clone(),
+        timers: shard_config.timers,
+        server_name: shard_config.server_name.clone(),
+        local: Local::new(cfg.server.public_address.as_deref(), first_bound),
+        sender: SipSender {
             udp: first_socket,
             conns: conns.clone(),
         },
-        crate::call::service::MediaParts {
+        media: crate::call::service::MediaParts {
             engine: media.clone(),
             ip: media_ip,
             recordings: recordings.clone(),
@@ -147,8 +147,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 cfg.media.sounds_dir.clone(),
             ),
         },
-    ));
-    call_registry.set_originator(Arc::new(ServiceOriginator(call_service.clone())));
+    }));
+    let originator: Arc<dyn crate::call::Originator> =
+        Arc::new(ServiceOriginator(call_service.clone()));
     let shard_config = ShardConfig {
         calls: Some(call_service),
         ..shard_config
@@ -191,6 +192,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         calls: call_registry.clone(),
         recordings,
         media: Some(media),
+        originator: Some(originator),
     });
     essential.spawn(async move {
         if let Err(e) = crate::api::serve(http, api_state).await {

@@ -472,7 +472,13 @@ pub(super) fn create(ctx: &Ctx<'_>, body: &[u8]) -> Response<Body> {
         Ok(r) => r,
         Err(bad) => return bad.response(),
     };
-    match ctx.state.calls.originate(req) {
+    let placed = match &ctx.state.originator {
+        Some(o) => o.originate(req),
+        None => Err(OriginateError::Unavailable(
+            "outbound calls are not available on this switch".into(),
+        )),
+    };
+    match placed {
         Ok(call) => reply::json(StatusCode::CREATED, &doc(&call)),
         Err(OriginateError::Invalid { code, message }) => invalid(code, message).response(),
         Err(OriginateError::Unavailable(why)) => {

@@ -65,6 +65,8 @@ pub struct ApiState {
     /// The media plane, for its port-pool gauges on `/metrics` (`None` in tests without
     /// one).
     pub media: Option<Arc<crate::media::MediaEngine>>,
+    /// What places REST-created calls (`POST Calls.json`); `None`: 503, no outbound calls.
+    pub originator: Option<Arc<dyn crate::call::Originator>>,
 }
 
 impl std::fmt::Debug for ApiState {

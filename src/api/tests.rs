@@ -52,6 +52,7 @@ fn state_in(recordings_dir: &std::path::Path) -> ApiState {
         calls: Arc::new(CallRegistry::new(100, None)),
         recordings: Recordings::open(recordings_dir).expect("recordings dir"),
         media: None,
+        originator: None,
     }
 }
 
@@ -468,12 +469,12 @@ impl Originator for Recording {
 }
 
 fn with_originator(fail: Option<OriginateError>) -> (ApiState, Arc<Recording>) {
-    let s = state();
+    let mut s = state();
     let rec = Arc::new(Recording {
         fail,
         ..Recording::default()
     });
-    s.calls.set_originator(rec.clone());
+    s.originator = Some(rec.clone());
     (s, rec)
 }
 
@@ -929,8 +930,8 @@ async fn raw(addr: std::net::SocketAddr, req: &str) -> String {
 async fn over_loopback() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let state = state();
-    state.calls.set_originator(Arc::new(Recording::default()));
+    let mut state = state();
+    state.originator = Some(Arc::new(Recording::default()));
     let server = tokio::spawn(serve(listener, Arc::new(state)));
 
     let ok = raw(

@@ -20,14 +20,12 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::cdr::CdrWriter;
-use super::model::{
-    CallCommand, CallInfo, CallStatus, OriginateError, OriginateRequest, Originator,
-};
+use super::model::{CallCommand, CallInfo, CallStatus};
 
 /// Live-call shards; a power of two comfortably above the core count.
 const SHARDS: usize = 32;
@@ -115,7 +113,6 @@ pub struct CallRegistry {
     recent: Mutex<Recent>,
     keep_finished: usize,
     cdr: Option<CdrWriter>,
-    originator: RwLock<Option<Arc<dyn Originator>>>,
     /// Calls finished since start, by status (`CallStatus::ALL` order), for /metrics.
     finished: [AtomicU64; CallStatus::ALL.len()],
     /// Inbound calls between their INVITE and its final answer: the backlog new INVITEs are
@@ -172,7 +169,6 @@ impl CallRegistry {
             }),
             keep_finished,
             cdr,
-            originator: RwLock::new(None),
             finished: Default::default(),
             setups: Arc::new(AtomicUsize::new(0)),
             shed: AtomicU64::new(0),
@@ -335,29 +331,6 @@ impl CallRegistry {
         match lock(&self.recent).by_sid.get(sid) {
             Some(c) if c.account_sid == account => Err(SendError::Finished),
             _ => Err(SendError::Unknown),
-        }
-    }
-
-    /// Installs what places REST-created calls (the server does this once the call
-    /// service is up).
-    pub fn set_originator(&self, originator: Arc<dyn Originator>) {
-        *self.originator.write().unwrap_or_else(|p| p.into_inner()) = Some(originator);
-    }
-
-    /// Places an outbound call through the installed originator; `Unavailable` when there
-    /// is none.
-    pub fn originate(&self, req: OriginateRequest) -> Result<CallInfo, OriginateError> {
-        // Cloned out so the originator runs without the lock (it inserts into us).
-        let originator = self
-            .originator
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        match originator {
-            Some(o) => o.originate(req),
-            None => Err(OriginateError::Unavailable(
-                "outbound calls are not available on this switch".into(),
-            )),
         }
     }
 
@@ -572,44 +545,6 @@ mod tests {
             r.send(AC1, &sid(4), CallCommand::Hangup),
             Err(SendError::Finished)
         );
-    }
-
-    struct Fixed;
-    impl Originator for Fixed {
-        fn originate(&self, req: OriginateRequest) -> Result<CallInfo, OriginateError> {
-            let mut c = call(42, &req.account_sid);
-            c.to = req.to;
-            Ok(c)
-        }
-    }
-
-    fn request() -> OriginateRequest {
-        OriginateRequest {
-            account_sid: AC1.into(),
-            to: "client:alice".into(),
-            from: "+15550100001".into(),
-            url: None,
-            method: Default::default(),
-            twiml: Some("<Response/>".into()),
-            fallback_url: None,
-            fallback_method: Default::default(),
-            status_callback: None,
-            status_callback_method: Default::default(),
-            status_callback_events: Vec::new(),
-            timeout_secs: 60,
-            time_limit_secs: 14_400,
-        }
-    }
-
-    #[test]
-    fn originate_needs_an_originator() {
-        let r = CallRegistry::default();
-        assert!(matches!(
-            r.originate(request()),
-            Err(OriginateError::Unavailable(_))
-        ));
-        r.set_originator(Arc::new(Fixed));
-        assert_eq!(r.originate(request()).unwrap().to, "client:alice");
     }
 
     #[test]

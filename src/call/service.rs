@@ -89,6 +89,23 @@ pub struct CallService {
     pub audio: super::audio::AudioCache,
 }
 
+/// What the call service is built from, at start-up.
+#[allow(missing_debug_implementations)]
+pub struct CallDeps {
+    pub live: Arc<Live>,
+    pub registry: Arc<CallRegistry>,
+    pub router: Arc<CallRouter>,
+    pub webhooks: Arc<WebhookClient>,
+    pub store: Arc<dyn LocationStore>,
+    pub presence: Arc<Presence>,
+    pub registrar: Arc<Registrar>,
+    pub timers: Timers,
+    pub server_name: Arc<str>,
+    pub local: Local,
+    pub sender: SipSender,
+    pub media: MediaParts,
+}
+
 /// The media side of the call service, built at start-up.
 #[derive(Debug)]
 pub struct MediaParts {
@@ -116,21 +133,21 @@ pub struct Refusal {
 }
 
 impl CallService {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        live: Arc<Live>,
-        registry: Arc<CallRegistry>,
-        router: Arc<CallRouter>,
-        webhooks: Arc<WebhookClient>,
-        store: Arc<dyn LocationStore>,
-        presence: Arc<Presence>,
-        registrar: Arc<Registrar>,
-        timers: Timers,
-        server_name: Arc<str>,
-        local: Local,
-        sender: SipSender,
-        media: MediaParts,
-    ) -> CallService {
+    pub fn new(deps: CallDeps) -> CallService {
+        let CallDeps {
+            live,
+            registry,
+            router,
+            webhooks,
+            store,
+            presence,
+            registrar,
+            timers,
+            server_name,
+            local,
+            sender,
+            media,
+        } = deps;
         let cfg = live.current();
         let plan = Arc::new(DialPlan::new(&cfg));
         CallService {
