@@ -14,7 +14,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use harness::customer_app::CustomerApp;
 use harness::ua::{
     self, call_id_of, expect_request, in_dialog as carrier_in_dialog, no_request, register, token,
@@ -87,21 +86,8 @@ fn callee_bye(invite: &Msg, our_to_tag: &str, ua: &Udp) -> String {
 
 /// REST with Basic auth: (status, JSON).
 fn rest(sw: &Switch, method: &str, path: &str, form: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(sw.http_addr()).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{AUTH_TOKEN}"));
-    write!(
-        s,
-        "{method} /2010-04-01/Accounts/{ACCOUNT}/{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
-        sw.http_addr(),
-        form.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let (status, body, _) = harness::rest::call_as(sw, ACCOUNT, AUTH_TOKEN, method, path, form);
+    (status, body)
 }
 
 fn param<'a>(req: &'a Value, name: &str) -> &'a str {

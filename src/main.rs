@@ -75,6 +75,11 @@ enum Command {
         /// Called number, matched exactly (E.164 numbers are written with their leading +).
         #[arg(long, value_name = "NUMBER")]
         to: String,
+        /// For a number that is not ours: show the trunk this account's outbound call to
+        /// it would take (routes belong to accounts). Default: the account of the trunk
+        /// `--from` belongs to.
+        #[arg(long, value_name = "SID")]
+        account: Option<String>,
     },
 }
 
@@ -97,7 +102,12 @@ fn main() -> ExitCode {
             outgoing.as_deref(),
         ),
         Command::Run { config, sip, http } => run(config, sip, http),
-        Command::Route { config, from, to } => route(config, from, &to),
+        Command::Route {
+            config,
+            from,
+            to,
+            account,
+        } => route(config, from, &to, account.as_deref()),
     }
 }
 
@@ -116,7 +126,7 @@ fn check(path: PathBuf) -> ExitCode {
 
 /// `switchboard route`: the dial plan's decision for one call, on stdout; config errors
 /// go to stderr as `file:line:col: why` with exit status 1, as for `check`.
-fn route(path: PathBuf, from: IpAddr, to: &str) -> ExitCode {
+fn route(path: PathBuf, from: IpAddr, to: &str, account: Option<&str>) -> ExitCode {
     let cfg = match config::load(&path) {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -125,7 +135,7 @@ fn route(path: PathBuf, from: IpAddr, to: &str) -> ExitCode {
         }
     };
     let plan = config::dialplan::DialPlan::new(&cfg);
-    let (code, text) = config::dialplan::explain(&plan, from, to);
+    let (code, text) = config::dialplan::explain(&plan, from, to, account);
     print!("{text}");
     ExitCode::from(code)
 }

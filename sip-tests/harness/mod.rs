@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod customer_app;
+pub mod rest;
 pub mod rtp;
 pub mod ua;
 
@@ -284,6 +285,13 @@ pub struct Udp {
 impl Udp {
     pub fn new(peer: SocketAddr) -> Udp {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp 127.0.0.1:0");
+        Udp { sock, peer }
+    }
+
+    /// A socket on another loopback address (`127.0.0.2`, say): a second carrier that the
+    /// switch tells apart from the first by its source address.
+    pub fn bind_on(ip: &str, peer: SocketAddr) -> Udp {
+        let sock = UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("bind udp {ip}:0: {e}"));
         Udp { sock, peer }
     }
 

@@ -18,6 +18,7 @@ use crate::registrar::location::AorKey;
 use crate::sip::transaction::TransactionKey;
 use crate::sip::{Peer, Transport};
 use crate::time::unix_ms;
+use crate::webhook::ssrf::Guard;
 
 /// Twilio rings at most ten nouns at once.
 const MAX_FORKS: usize = 10;
@@ -80,6 +81,17 @@ pub enum Unreachable {
     Offline,
     /// No route or no usable address.
     NoRoute(String),
+    /// The destination policy refuses the address (private, loopback, link-local… and
+    /// not in `[calls] allow_private_networks`).
+    Refused(String),
+}
+
+/// The destination policy for SIP calls the switch places: the webhook SSRF ranges, with
+/// `[calls] allow_private_networks` as the allow-list. A customer's `<Dial><Sip>` or REST
+/// `To` must not make the switch send INVITEs (and media) into its own network or to a
+/// cloud metadata address. Trunks are exempt: their `outbound_uri` is the operator's.
+pub fn destination_guard(cfg: &crate::config::Config) -> Guard {
+    Guard::for_setting(&cfg.calls.private_nets, "calls.allow_private_networks")
 }
 
 /// What `<Dial>` reports to its action.
@@ -130,6 +142,7 @@ impl Call {
                     return Err(Unreachable::Offline);
                 }
                 let to = format!("<sip:{}@{}>", leg::escape_user(identity), cfg.server.realm);
+                let guard = destination_guard(&cfg);
                 let targets: Vec<Target> = bindings
                     .iter()
                     .filter_map(|b| {
@@ -137,9 +150,16 @@ impl Call {
                             Transport::Tcp => Peer::tcp(b.source, b.conn?),
                             // RFC 5626 `ob`: the client asks to be reached on its flow.
                             Transport::Udp if b.contact.contains(";ob") => Peer::udp(b.source),
-                            Transport::Udp => {
-                                Peer::udp(leg::uri_addr(&b.contact).unwrap_or(b.source))
-                            }
+                            // The Contact's address, unless it is not where the client
+                            // registered from and the policy refuses it: a contact naming
+                            // a private address behind NAT is unreachable anyway, and one
+                            // naming somebody else's host would make us a reflector.
+                            // The flow the REGISTER came from is the client itself.
+                            Transport::Udp => Peer::udp(
+                                leg::uri_addr(&b.contact)
+                                    .filter(|a| *a == b.source || guard.check_ip(a.ip()).is_ok())
+                                    .unwrap_or(b.source),
+                            ),
                         };
                         Some(Target {
                             callee: callee.clone(),
@@ -159,8 +179,13 @@ impl Call {
                 Ok(targets)
             }
             Callee::Number(number) => {
-                let Some(route) = plan.outbound(number) else {
-                    return Err(Unreachable::NoRoute(format!("no route for {number}")));
+                // Only this call's account's routes (or shared ones): never another
+                // account's trunk and credentials.
+                let Some(route) = plan.outbound(&self.info.account_sid, number) else {
+                    return Err(Unreachable::NoRoute(format!(
+                        "no route of account {} for {number}",
+                        self.info.account_sid
+                    )));
                 };
                 let Some(trunk_uri) = route.outbound_uri.clone() else {
                     return Err(Unreachable::NoRoute(route.why()));
@@ -170,6 +195,8 @@ impl Call {
                 };
                 let addr = resolve(&host, port)
                     .await
+                    .first()
+                    .copied()
                     .ok_or_else(|| Unreachable::NoRoute(format!("cannot resolve {host}")))?;
                 let hostport = if host.contains(':') {
                     format!("[{host}]:{port}")
@@ -206,9 +233,23 @@ impl Call {
                 let Some((host, port)) = leg::uri_hostport(&bare) else {
                     return Err(Unreachable::NoRoute(format!("bad SIP URI {uri}")));
                 };
-                let addr = resolve(&host, port)
-                    .await
-                    .ok_or_else(|| Unreachable::NoRoute(format!("cannot resolve {host}")))?;
+                // The address checked is the address used: resolved once, then every
+                // refused one dropped (no DNS rebinding between a check and the send).
+                let addrs = resolve(&host, port).await;
+                if addrs.is_empty() {
+                    return Err(Unreachable::NoRoute(format!("cannot resolve {host}")));
+                }
+                let guard = destination_guard(&cfg);
+                let addr = match addrs.iter().find(|a| guard.check_ip(a.ip()).is_ok()) {
+                    Some(a) => *a,
+                    None => {
+                        let why = guard
+                            .check_ip(addrs[0].ip())
+                            .err()
+                            .map_or_else(String::new, |r| r.reason);
+                        return Err(Unreachable::Refused(format!("{bare}: {why}")));
+                    }
+                };
                 let credentials = match (username, password) {
                     (Some(u), Some(p)) => Some(Credentials {
                         username: u.clone(),
@@ -369,6 +410,9 @@ impl Call {
                 Err(Unreachable::Offline) => offline = true,
                 Err(Unreachable::NoRoute(why)) => {
                     tracing::info!(call = %self.info.sid, why, "dial target unreachable")
+                }
+                Err(Unreachable::Refused(why)) => {
+                    tracing::warn!(call = %self.info.sid, why, "dial target refused by the destination policy")
                 }
             }
         }
@@ -583,13 +627,13 @@ fn child_status(code: u16) -> CallStatus {
 }
 
 /// Resolves a host (IP literal or name) to one address; A/AAAA only (no NAPTR/SRV yet).
-async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+async fn resolve(host: &str, port: u16) -> Vec<SocketAddr> {
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return Some(SocketAddr::new(ip, port));
+        return vec![SocketAddr::new(ip, port)];
     }
     let lookup = tokio::net::lookup_host((host, port));
     match tokio::time::timeout(Duration::from_secs(5), lookup).await {
-        Ok(Ok(mut addrs)) => addrs.next(),
-        _ => None,
+        Ok(Ok(addrs)) => addrs.collect(),
+        _ => Vec::new(),
     }
 }

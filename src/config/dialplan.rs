@@ -15,9 +15,12 @@
 //!   No number: `UnknownNumber` (404); a number restricted to another trunk:
 //!   `NumberNotOnThisTrunk` (404). A carrier call is never routed out again.
 //!
-//! Outbound (a number to dial through a trunk): the `[[routes]]` pattern that is the longest
-//! prefix of the number wins; `*` matches anything and ranks below every prefix; routes with
-//! the same pattern go by `priority` (lower first, unset last), then config order.
+//! Outbound (a number an account dials through a trunk): only the account's own routes (a
+//! route belongs to its trunk's account) and routes marked `shared` are candidates, so one
+//! account can never dial out through another's trunk and credentials. Among them the
+//! `[[routes]]` pattern that is the longest prefix of the number wins; `*` matches anything
+//! and ranks below every prefix; routes with the same pattern go by `priority` (lower
+//! first, unset last), then config order.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -56,6 +59,10 @@ struct NumberRule {
 struct RouteRule {
     pattern: String,
     trunk: String,
+    /// The trunk's account, which owns the route.
+    account: String,
+    /// Any account may take it.
+    shared: bool,
     outbound_uri: Option<String>,
     priority: Option<u32>,
     /// 1-based position in `[[routes]]`, for the explanation.
@@ -215,6 +222,8 @@ impl InboundDecision {
 pub struct OutboundDecision {
     pub number: String,
     pub trunk: String,
+    /// The account owning the trunk (the caller's own, or the owner of a shared route).
+    pub trunk_account: String,
     /// Where the INVITE goes; validation guarantees it for trunks that routes use, `None`
     /// only for a hand-built config.
     pub outbound_uri: Option<String>,
@@ -280,17 +289,20 @@ impl DialPlan {
             .routes
             .iter()
             .enumerate()
-            .map(|(i, r)| RouteRule {
-                pattern: r.pattern.clone(),
-                trunk: r.trunk.clone(),
-                outbound_uri: cfg
-                    .trunks
-                    .iter()
-                    .find(|t| t.name == r.trunk)
-                    .and_then(|t| t.outbound_uri.clone()),
-                priority: r.priority,
-                index: i + 1,
-                same_pattern: cfg.routes.iter().filter(|o| o.pattern == r.pattern).count(),
+            .map(|(i, r)| {
+                let trunk = cfg.trunks.iter().find(|t| t.name == r.trunk);
+                RouteRule {
+                    pattern: r.pattern.clone(),
+                    trunk: r.trunk.clone(),
+                    // A route naming a missing trunk belongs to nobody and matches no call; a
+                    // route whose `account` disagrees with its trunk's cannot pass validation.
+                    account: trunk.map(|t| t.account.clone()).unwrap_or_default(),
+                    shared: r.shared,
+                    outbound_uri: trunk.and_then(|t| t.outbound_uri.clone()),
+                    priority: r.priority,
+                    index: i + 1,
+                    same_pattern: cfg.routes.iter().filter(|o| o.pattern == r.pattern).count(),
+                }
             })
             .collect();
         // sort_by_key is stable, so config order breaks the last tie.
@@ -347,6 +359,14 @@ impl DialPlan {
         }
     }
 
+    /// The account of the trunk whose `inbound_cidrs` hold `source`, if any.
+    pub fn source_account(&self, source: IpAddr) -> Option<&str> {
+        self.nets
+            .iter()
+            .find(|n| n.cidr.contains(source))
+            .map(|n| n.account.as_str())
+    }
+
     /// Whether `number` is one of our `[[numbers]]` (exact match).
     pub fn is_our_number(&self, number: &str) -> bool {
         self.number(number).is_some()
@@ -356,10 +376,17 @@ impl DialPlan {
         self.numbers.iter().find(|n| n.number == number)
     }
 
-    /// The route an outbound call to `number` takes, if any.
-    pub fn outbound(&self, number: &str) -> Option<OutboundDecision> {
-        let r = self.routes.iter().find(|r| matches(&r.pattern, number))?;
+    /// The route an outbound call of `account` to `number` takes, if any: one of the
+    /// account's own routes or a shared one, never another account's.
+    pub fn outbound(&self, account: &str, number: &str) -> Option<OutboundDecision> {
+        let r = self.routes.iter().find(|r| {
+            (r.shared || (!r.account.is_empty() && r.account == account))
+                && matches(&r.pattern, number)
+        })?;
         let mut why = format!("{} → trunk `{}`", shown(number), r.trunk);
+        if r.account != account {
+            let _ = write!(why, " of account {} (shared route)", r.account);
+        }
         match &r.outbound_uri {
             Some(uri) => {
                 let _ = write!(why, " ({uri})");
@@ -385,6 +412,7 @@ impl DialPlan {
         Some(OutboundDecision {
             number: number.to_owned(),
             trunk: r.trunk.clone(),
+            trunk_account: r.account.clone(),
             outbound_uri: r.outbound_uri.clone(),
             pattern: r.pattern.clone(),
             why,
@@ -428,12 +456,18 @@ fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// What `switchboard route --from SOURCE --to CALLED` prints, and its exit status: 0 when the
-/// call would be accepted, 1 when refused (403/404). The first line is the result, the
-/// following lines the reasons; when the called number is not ours, a last line says what an
-/// outbound call to it would use (informational: a call from the network is never routed
-/// out).
-pub fn explain(plan: &DialPlan, source: IpAddr, called: &str) -> (u8, String) {
+/// What `switchboard route --from SOURCE --to CALLED [--account SID]` prints, and its exit
+/// status: 0 when the call would be accepted, 1 when refused (403/404). The first line is
+/// the result, the following lines the reasons; when the called number is not ours, a last
+/// line says what an outbound call to it would use (informational: a call from the network
+/// is never routed out). Routes belong to accounts, so that line is for `account`, or the
+/// account of the trunk `source` belongs to.
+pub fn explain(
+    plan: &DialPlan,
+    source: IpAddr,
+    called: &str,
+    account: Option<&str>,
+) -> (u8, String) {
     let d = plan.inbound(source, called);
     let status = d.status();
     let verdict = if status < 300 { "accept" } else { "refuse" };
@@ -446,17 +480,26 @@ pub fn explain(plan: &DialPlan, source: IpAddr, called: &str) -> (u8, String) {
         let _ = writeln!(out, "  because {r}");
     }
     if !plan.is_our_number(called) {
-        match plan.outbound(called) {
-            Some(o) => {
-                let _ = writeln!(out, "  if dialled out: {}", o.why);
-            }
+        let account = account.or_else(|| plan.source_account(source));
+        match account {
             None => {
                 let _ = writeln!(
                     out,
-                    "  if dialled out: no [[routes]] pattern matches {}, so no trunk would dial it",
-                    shown(called)
+                    "  if dialled out: routes belong to accounts; pass --account to see which trunk an account would use"
                 );
             }
+            Some(account) => match plan.outbound(account, called) {
+                Some(o) => {
+                    let _ = writeln!(out, "  if dialled out by {account}: {}", o.why);
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "  if dialled out by {account}: no route of that account (or shared) matches {}, so no trunk would dial it",
+                        shown(called)
+                    );
+                }
+            },
         }
     }
     (if status < 300 { 0 } else { 1 }, out)
@@ -708,8 +751,10 @@ priority = 10
     #[test]
     fn outbound_longest_prefix() {
         let p = plan(ROUTES);
-        let o = p.outbound("+442071234567").unwrap();
+        // AC2's own `+44` route.
+        let o = p.outbound(AC2, "+442071234567").unwrap();
         assert_eq!((o.trunk.as_str(), o.pattern.as_str()), ("other", "+44"));
+        assert_eq!(o.trunk_account, AC2);
         assert_eq!(o.outbound_uri.as_deref(), Some("sip:10.0.0.1:5060"));
         assert_eq!(o.status(), 200);
         assert_eq!(
@@ -717,31 +762,64 @@ priority = 10
             "+442071234567 → trunk `other` (sip:10.0.0.1:5060) by [[routes]] #3: `+44` is the \
              longest matching route prefix"
         );
-        let o = p.outbound("+33123456789").unwrap();
+        // AC has no `+44` route of its own: its `+` takes the call.
+        let o = p.outbound(AC, "+442071234567").unwrap();
         assert_eq!((o.trunk.as_str(), o.pattern.as_str()), ("carrier", "+"));
+        let o = p.outbound(AC, "+33123456789").unwrap();
+        assert_eq!((o.trunk.as_str(), o.pattern.as_str()), ("carrier", "+"));
+    }
+
+    #[test]
+    fn outbound_never_uses_another_accounts_trunk() {
+        let p = plan(ROUTES);
+        // AC has `+` and `*`, which match everything; AC2 may use neither.
+        assert!(p.outbound(AC2, "+33123456789").is_none());
+        assert!(p.outbound(AC2, "+19005550100").is_none());
+        assert_eq!(p.outbound(AC2, "+15551234567").unwrap().trunk, "other");
+        // Nor may an account the config does not know, nor the empty one.
+        assert!(
+            p.outbound("AC99999999999999999999999999999999", "+1")
+                .is_none()
+        );
+        assert!(p.outbound("", "+1").is_none());
+        // A shared route is open to every account, on its owner's trunk, and says so.
+        let p = plan(&format!(
+            "{ROUTES}\n[[routes]]\npattern = \"+33\"\ntrunk = \"carrier\"\nshared = true\n"
+        ));
+        let o = p.outbound(AC2, "+33123456789").unwrap();
+        assert_eq!(
+            (o.trunk.as_str(), o.trunk_account.as_str()),
+            ("carrier", AC)
+        );
+        assert!(
+            o.why.contains(&format!("of account {AC} (shared route)")),
+            "{}",
+            o.why
+        );
+        assert!(p.outbound(AC2, "+34123456789").is_none());
     }
 
     #[test]
     fn outbound_star_is_the_fallback() {
         let p = plan(ROUTES);
         // `*` is listed first but ranks below every prefix; it takes what none matches.
-        let o = p.outbound("alice").unwrap();
+        let o = p.outbound(AC, "alice").unwrap();
         assert_eq!((o.trunk.as_str(), o.pattern.as_str()), ("backup", "*"));
         assert!(
             o.why
                 .ends_with("by [[routes]] #1: no prefix route matches, `*` catches everything")
         );
-        assert!(p.outbound("").is_some());
+        assert!(p.outbound(AC, "").is_some());
         // Without `*`, a number no prefix matches has no route.
         let p = plan("[[routes]]\npattern = \"+\"\ntrunk = \"carrier\"\n");
-        assert!(p.outbound("0044123").is_none());
-        assert!(p.outbound("+1").is_some());
+        assert!(p.outbound(AC, "0044123").is_none());
+        assert!(p.outbound(AC, "+1").is_some());
     }
 
     #[test]
     fn outbound_priority_then_config_order() {
         let p = plan(ROUTES);
-        let o = p.outbound("+15551234567").unwrap();
+        let o = p.outbound(AC, "+15551234567").unwrap();
         assert_eq!((o.trunk.as_str(), o.pattern.as_str()), ("carrier", "+1555"));
         assert!(
             o.why
@@ -752,38 +830,38 @@ priority = 10
             r#"
 [[routes]]
 pattern = "+1"
-trunk = "other"
-
-[[routes]]
-pattern = "+1"
 trunk = "backup"
-priority = 5
 
 [[routes]]
 pattern = "+1"
 trunk = "carrier"
 priority = 5
-"#,
-        );
-        assert_eq!(p.outbound("+1555").unwrap().trunk, "backup");
-        let p = plan(
-            r#"
-[[routes]]
-pattern = "+1"
-trunk = "other"
 
 [[routes]]
 pattern = "+1"
 trunk = "backup"
+priority = 5
 "#,
         );
-        assert_eq!(p.outbound("+1555").unwrap().trunk, "other");
+        assert_eq!(p.outbound(AC, "+1555").unwrap().trunk, "carrier");
+        let p = plan(
+            r#"
+[[routes]]
+pattern = "+1"
+trunk = "backup"
+
+[[routes]]
+pattern = "+1"
+trunk = "carrier"
+"#,
+        );
+        assert_eq!(p.outbound(AC, "+1555").unwrap().trunk, "backup");
     }
 
     #[test]
     fn explain_accepts_and_refuses() {
         let p = plan(ROUTES);
-        let (code, out) = explain(&p, ip("127.0.0.1"), "+15550100001");
+        let (code, out) = explain(&p, ip("127.0.0.1"), "+15550100001", None);
         assert_eq!(code, 0);
         assert_eq!(
             out,
@@ -795,7 +873,7 @@ trunk = "backup"
             )
         );
 
-        let (code, out) = explain(&p, ip("127.0.0.1"), "+442071234567");
+        let (code, out) = explain(&p, ip("127.0.0.1"), "+442071234567", None);
         assert_eq!(code, 1);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
@@ -803,24 +881,38 @@ trunk = "backup"
             "refuse 404 Not Found: +442071234567 is not a number of ours (from trunk `carrier`)"
         );
         assert!(lines[2].contains("never routed out"));
-        assert!(lines[3].starts_with("  if dialled out: +442071234567 → trunk `other`"));
+        // The source's trunk's account (AC) would dial it out through its own `+` route.
+        assert!(
+            lines[3].starts_with(&format!(
+                "  if dialled out by {AC}: +442071234567 → trunk `carrier`"
+            )),
+            "{}",
+            lines[3]
+        );
+        // --account picks whose routes are shown.
+        let (_, out) = explain(&p, ip("127.0.0.1"), "+442071234567", Some(AC2));
+        assert!(out.contains(&format!(
+            "  if dialled out by {AC2}: +442071234567 → trunk `other`"
+        )));
 
-        let (code, out) = explain(&p, ip("203.0.113.9"), "+15550100001");
+        let (code, out) = explain(&p, ip("203.0.113.9"), "+15550100001", None);
         assert_eq!(code, 1);
         assert!(out.starts_with("refuse 403 Forbidden: 203.0.113.9 is not a known trunk\n"));
         // Our number: no outbound line.
         assert_eq!(out.lines().count(), 2);
 
-        let (code, out) = explain(&p, ip("127.0.0.1"), "+15550100002");
+        let (code, out) = explain(&p, ip("127.0.0.1"), "+15550100002", None);
         assert_eq!(code, 1);
         assert!(out.starts_with("refuse 404 Not Found: +15550100002 is not reachable"));
 
         // No route at all for a number that is not ours.
         let p = plan("");
-        let (code, out) = explain(&p, ip("203.0.113.9"), "+44");
+        let (code, out) = explain(&p, ip("203.0.113.9"), "+44", None);
         assert_eq!(code, 1);
-        assert!(out.ends_with(
-            "  if dialled out: no [[routes]] pattern matches +44, so no trunk would dial it\n"
-        ));
+        assert!(out.ends_with("pass --account to see which trunk an account would use\n"));
+        let (_, out) = explain(&p, ip("203.0.113.9"), "+44", Some(AC));
+        assert!(out.ends_with(&format!(
+            "  if dialled out by {AC}: no route of that account (or shared) matches +44, so no trunk would dial it\n"
+        )));
     }
 }

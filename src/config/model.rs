@@ -338,8 +338,19 @@ pub struct Number {
 pub struct Route {
     /// `*` or a prefix such as `+`, `+1`, `+4420`.
     pub pattern: String,
-    /// Trunk name.
+    /// Trunk name. Its account owns the route: only that account's calls may take it
+    /// (unless `shared`), and its credentials answer only that trunk's challenges.
     pub trunk: String,
+    /// The account the route belongs to. Optional, since it is always the trunk's
+    /// account; when written, `check` insists on that, so a route of account A can never
+    /// name account B's trunk (toll fraud through B's carrier and credentials).
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Every account may dial through this route (an operator's wholesale trunk; the
+    /// calls are carried, and billed, on the trunk owner's trunk). Off by default: an
+    /// account's outbound calls use only its own routes.
+    #[serde(default)]
+    pub shared: bool,
     /// Orders routes with the same pattern (lower first); unset sorts last.
     #[serde(default)]
     pub priority: Option<u32>,
@@ -443,6 +454,14 @@ pub struct CallsConfig {
     /// when it is saturated setups take longer and pile up here, and the excess is shed
     /// early instead of every call slowing until retransmissions collapse the goodput.
     pub max_setups: usize,
+    /// Private/loopback networks the switch may place SIP calls to (REST `To=sip:…`,
+    /// `<Dial><Sip>`, a client contact that is not where the client registered from); all
+    /// others are refused like a webhook URL (same ranges). Trunks' `outbound_uri`s are
+    /// the operator's own choice and exempt.
+    pub allow_private_networks: Vec<String>,
+    /// `allow_private_networks`, parsed.
+    #[serde(skip)]
+    pub private_nets: Vec<Cidr>,
 }
 
 impl Default for CallsConfig {
@@ -452,6 +471,8 @@ impl Default for CallsConfig {
             keep_finished: 10_000,
             max_concurrent: 10_000,
             max_setups: 250,
+            allow_private_networks: Vec::new(),
+            private_nets: Vec::new(),
         }
     }
 }

@@ -682,6 +682,26 @@ fn route_rules() {
         1,
         "has no outbound_uri",
     );
+    // A route of one account naming another account's trunk (toll fraud through the
+    // other account's carrier and credentials) is refused where its account is written.
+    let other = "AC00000000000000000000000000000009";
+    fails_at(
+        &edit(
+            &b,
+            "trunk = \"carrier\"\n",
+            &format!("trunk = \"carrier\"\naccount = \"{other}\"\n"),
+        ),
+        &format!("\"{other}\""),
+        0,
+        &format!("route of account {other} names trunk `carrier` of account {AC}"),
+    );
+    let t = edit(
+        &b,
+        "trunk = \"carrier\"\n",
+        &format!("trunk = \"carrier\"\naccount = \"{AC}\"\nshared = true\n"),
+    );
+    let c = parse("t.toml", &t).expect("own account");
+    assert!(c.routes[0].shared);
     let t = edit(&b, "pattern = \"+\"", "pattern = \"*\"\npriority = 2");
     assert_eq!(
         parse("t.toml", &t).expect("valid").routes[0].priority,

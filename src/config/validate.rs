@@ -55,6 +55,7 @@ pub(crate) fn validate(cfg: &mut Config) -> Vec<Problem> {
     webhooks(cfg, &mut p);
     registrar(cfg, &mut p);
     calls(cfg, &mut p);
+    calls_private_nets(cfg, &mut p);
     media(cfg, &mut p);
     p.0
 }
@@ -445,7 +446,19 @@ fn routes(cfg: &Config, p: &mut Problems) {
                     ),
                 );
             }
-            Some(_) => {}
+            Some(t) => {
+                if let Some(account) = &r.account
+                    && *account != t.account
+                {
+                    p.push(
+                        at("account"),
+                        format!(
+                            "route of account {account} names trunk `{}` of account {}: an account may dial out only through its own trunks",
+                            r.trunk, t.account
+                        ),
+                    );
+                }
+            }
         }
     }
 }
@@ -601,6 +614,17 @@ fn media(cfg: &Config, p: &mut Problems) {
             key_path!["media", "max_play_bytes"],
             "max_play_bytes must be greater than 0",
         );
+    }
+}
+
+fn calls_private_nets(cfg: &mut Config, p: &mut Problems) {
+    let c = &mut cfg.calls;
+    c.private_nets.clear();
+    for (j, net) in c.allow_private_networks.iter().enumerate() {
+        match Cidr::parse(net) {
+            Ok(net) => c.private_nets.push(net),
+            Err(why) => p.push(key_path!["calls", "allow_private_networks", j], why),
+        }
     }
 }
 

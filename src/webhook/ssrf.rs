@@ -124,16 +124,31 @@ pub struct DnsFailure {
 }
 
 /// The SSRF rules with their allow-list; cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Guard {
     allow: Arc<[Cidr]>,
+    /// The config key of `allow`, named in refusals so an operator knows what to change.
+    setting: &'static str,
+}
+
+impl Default for Guard {
+    fn default() -> Guard {
+        Guard::new(&[])
+    }
 }
 
 impl Guard {
     /// Refuse private targets except inside `allow` (`WebhooksConfig::private_nets`).
     pub fn new(allow: &[Cidr]) -> Guard {
+        Guard::for_setting(allow, "webhooks.allow_private_networks")
+    }
+
+    /// The same rules for another kind of destination (SIP calls:
+    /// `calls.allow_private_networks`), whose allow-list is the config key `setting`.
+    pub fn for_setting(allow: &[Cidr], setting: &'static str) -> Guard {
         Guard {
             allow: allow.into(),
+            setting,
         }
     }
 
@@ -144,7 +159,7 @@ impl Guard {
             Some(_) if self.allow.iter().any(|net| net.contains(ip)) => Ok(()),
             Some(why) => Err(Refused {
                 target: ip.to_string(),
-                reason: format!("{why} is not allowed (webhooks.allow_private_networks)"),
+                reason: format!("{why} is not allowed ({})", self.setting),
             }),
         }
     }
