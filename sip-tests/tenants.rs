@@ -298,3 +298,125 @@ fn private_sip_destinations_are_refused_unless_allowed() {
         }
     }
 }
+
+/// Every response `ua` receives within `window`.
+fn responses_within(ua: &Udp, window: Duration) -> Vec<Vec<u8>> {
+    let deadline = std::time::Instant::now() + window;
+    let mut got = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match ua.recv(left.max(Duration::from_millis(1))) {
+            Some(b) => got.push(b),
+            None => break,
+        }
+    }
+    got
+}
+
+/// A refused INVITE from a source no trunk vouches for draws exactly one answer, no larger
+/// than the INVITE, however long nobody ACKs it (a spoofed source gets no 12x reflection);
+/// a retransmission draws one more. From a trunk the same refusal is a transaction and is
+/// resent until the ACK (the control: the test sees retransmissions when there are any).
+/// A REGISTER challenge to an unverified source is trimmed to the request's size.
+#[test]
+fn refusals_to_unverified_sources_are_one_answer_no_larger_than_the_request() {
+    let c = Carriers::new();
+    let cfg = two_tenants(&c, "<Response/>", "allow_private_networks = []", "");
+    // Only 127.0.0.3 is A's trunk now, so 127.0.0.1 is nobody's; T1 = 100 ms makes Timer G
+    // resend at 100, 300, 700 and 1500 ms.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            "inbound_cidrs = [\"127.0.0.0/8\"]",
+            "inbound_cidrs = [\"127.0.0.3/32\"]",
+        )
+        .replace("t1_ms = 500", "t1_ms = 100");
+    std::fs::write(&cfg, text).unwrap();
+    let sw = Switch::start_with_config(&cfg);
+    let window = Duration::from_millis(1800);
+
+    let stranger = sw.udp();
+    let invite = ua::carrier_invite(
+        &sw,
+        &stranger,
+        "+15550100001",
+        &sdp_offer(stranger.local_addr().ip()),
+    );
+    stranger.send(&invite);
+    let got = responses_within(&stranger, window);
+    assert_eq!(
+        got.len(),
+        1,
+        "one answer, not a transaction's retransmissions"
+    );
+    let answer = Msg::parse(&got[0]);
+    assert_eq!(answer.status(), Some(403), "{}", answer.text());
+    assert!(
+        got[0].len() <= invite.len(),
+        "{} > {}",
+        got[0].len(),
+        invite.len()
+    );
+    stranger.send(&invite);
+    assert_eq!(
+        responses_within(&stranger, window).len(),
+        1,
+        "a retransmission: one more"
+    );
+
+    // The control: B's trunk (127.0.0.2) calling a number that is not B's is refused by a
+    // server transaction, resent until the ACK that never comes.
+    let trunk = Udp::bind_on("127.0.0.2", sw.udp_addr());
+    let invite = ua::carrier_invite(
+        &sw,
+        &trunk,
+        "+15550100999",
+        &sdp_offer(trunk.local_addr().ip()),
+    );
+    trunk.send(&invite);
+    let finals: Vec<u16> = responses_within(&trunk, window)
+        .iter()
+        .filter_map(|b| Msg::parse(b).status())
+        .filter(|s| *s >= 200)
+        .collect();
+    assert!(
+        finals.len() >= 3 && finals.iter().all(|s| *s == 404),
+        "{finals:?}"
+    );
+
+    // A REGISTER without credentials: the 401 names at least the first scheme (Bearer) and
+    // is no larger than the request.
+    let register = |extra: &str| {
+        format!(
+            "REGISTER sip:switchboard.local SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={}\r\nMax-Forwards: 70\r\nFrom: <sip:mallory@switchboard.local>;tag={}\r\nTo: <sip:mallory@switchboard.local>\r\nCall-ID: {}\r\nCSeq: 1 REGISTER\r\n{extra}Content-Length: 0\r\n\r\n",
+            stranger.local_addr(),
+            harness::branch(),
+            harness::unique("t"),
+            harness::unique("c"),
+        )
+    };
+    let req = register(&format!(
+        "Contact: <sip:mallory@{}>\r\nExpires: 3600\r\nUser-Agent: softphone/1.0\r\n",
+        stranger.local_addr()
+    ));
+    stranger.send(&req);
+    let got = responses_within(&stranger, Duration::from_millis(500));
+    assert_eq!(got.len(), 1);
+    let challenge = Msg::parse(&got[0]);
+    assert_eq!(challenge.status(), Some(401));
+    assert!(
+        got[0].len() <= req.len(),
+        "{} > {}",
+        got[0].len(),
+        req.len()
+    );
+    let schemes = challenge.headers("WWW-Authenticate");
+    assert!(schemes[0].starts_with("Bearer"), "{schemes:?}");
+    // A bare REGISTER smaller than any possible 401 gets none, and it is counted.
+    let before = sw.metric("sip_messages_dropped_total{class=\"amplification\"}");
+    stranger.send(register(""));
+    assert!(responses_within(&stranger, Duration::from_millis(500)).is_empty());
+    assert_eq!(
+        sw.metric("sip_messages_dropped_total{class=\"amplification\"}"),
+        before + 1
+    );
+}

@@ -89,11 +89,15 @@ pub enum DropClass {
     BadResponse,
     NoVia,
     BadAck,
+    /// No answer to an unverified source fits in the size of its request.
+    Amplification,
+    /// The call owning the Call-ID has a full inbox.
+    CallInboxFull,
     Other,
 }
 
 impl DropClass {
-    pub const ALL: [DropClass; 10] = [
+    pub const ALL: [DropClass; 12] = [
         DropClass::StartLine,
         DropClass::HeaderSyntax,
         DropClass::Unterminated,
@@ -103,6 +107,8 @@ impl DropClass {
         DropClass::BadResponse,
         DropClass::NoVia,
         DropClass::BadAck,
+        DropClass::Amplification,
+        DropClass::CallInboxFull,
         DropClass::Other,
     ];
 
@@ -117,6 +123,8 @@ impl DropClass {
             DropClass::BadResponse => "bad_response",
             DropClass::NoVia => "no_via",
             DropClass::BadAck => "bad_ack",
+            DropClass::Amplification => "amplification",
+            DropClass::CallInboxFull => "call_inbox_full",
             DropClass::Other => "other",
         }
     }

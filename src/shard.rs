@@ -120,9 +120,12 @@ impl Shard {
             Verdict::Deliver(msg) => match self.route(msg, from) {
                 Route::Call => {}
                 Route::Layer(msg) => self.layer.handle(now(), Input::Received { msg, from }),
+                Route::Refused(msg, r) if r.stateless => {
+                    self.answer_statelessly(&msg, &from, r.code, &r.reason, &r.headers);
+                }
                 Route::Refused(msg, r) => {
-                    // Answered as it enters the layer: its server transaction repeats the
-                    // answer until the ACK and absorbs retransmitted INVITEs.
+                    // From a trunk: answered as it enters the layer; its server transaction
+                    // repeats the answer until the ACK and absorbs retransmitted INVITEs.
                     let response = self.response(&msg, &from, r.code, &r.reason, &r.headers);
                     let answered = Input::Answered {
                         msg,
@@ -136,17 +139,13 @@ impl Shard {
                 tracing::debug!(peer = %from.addr, code = refusal.code, reason = %refusal.reason, "refusing request");
                 // A refused request gets no transaction: if it is retransmitted it is simply
                 // refused again, which costs no state (what a stateless proxy does).
-                let to = request
-                    .top_via()
-                    .map_or(from, |v| response_destination(&v, &from));
-                let bytes = self.response(
+                self.answer_statelessly(
                     &request,
                     &from,
                     refusal.code,
                     &refusal.reason,
                     &refusal.headers,
                 );
-                self.stateless.push_back((to, bytes));
             }
             Verdict::Drop(class) => {
                 self.config.metrics.message_dropped(class);
@@ -228,23 +227,113 @@ impl Shard {
 
     /// The transaction user: what the switch does with a well-formed request.
     fn on_request(&mut self, key: TransactionKey, request: &SipMessage, from: &Peer) {
-        let response = match request.method() {
-            Some(Method::Options) => self.response(request, from, 200, "", &[]),
+        let (code, reason, headers) = match request.method() {
+            Some(Method::Options) => (200, "", Vec::new()),
             Some(Method::Register) => {
                 let reply = self.config.registrar.handle(request, from, unix_now());
                 self.config.metrics.register_outcome(reply.outcome);
                 tracing::debug!(peer = %from.addr, code = reply.code, outcome = ?reply.outcome, "REGISTER");
-                self.response(request, from, reply.code, reply.reason, &reply.headers)
+                (reply.code, reply.reason, reply.headers)
             }
             // Requests inside a dialog we do not have (RFC 3261 §12.2.2).
             Some(Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Notify) => {
-                self.response(request, from, 481, "", &[])
+                (481, "", Vec::new())
             }
             // Recognised, but not served by this element (RFC 3261 §8.2.1); an INVITE here
             // had no call service to go to, or a To tag no call owns.
-            _ => self.response(request, from, 405, "", &[]),
+            _ => (405, "", Vec::new()),
         };
-        self.layer.handle(now(), Input::Respond { key, response });
+        let full = self.response(request, from, code, reason, &headers);
+        // A REGISTER that succeeded proved who sent it; a trunk is vouched for by config.
+        // Anyone else may be a spoofed address: the answer must not be larger than the
+        // request (a 401 with three challenges is 2.7x a bare REGISTER), or none is sent.
+        let vouched = (request.method() == Some(Method::Register) && (200..300).contains(&code))
+            || full.len() <= request.as_bytes().len()
+            || self.is_trunk(from);
+        let response = if vouched {
+            Some(full)
+        } else {
+            self.fitted(request, from, code, reason, &headers)
+        };
+        match response {
+            Some(response) => self.layer.handle(now(), Input::Respond { key, response }),
+            None => {
+                self.config.metrics.message_dropped("amplification");
+                tracing::debug!(peer = %from.addr, code, "no answer fits in the size of the request from an unverified source");
+                self.layer.handle(now(), Input::Decline { key });
+            }
+        }
+    }
+
+    /// Whether `from` is inside a trunk's `inbound_cidrs`.
+    fn is_trunk(&self, from: &Peer) -> bool {
+        self.config
+            .calls
+            .as_ref()
+            .is_some_and(|c| c.config().1.source_account(from.addr.ip()).is_some())
+    }
+
+    /// Answers `request` once, with no transaction (RFC 3261 §8.2.7): nothing is resent
+    /// and a retransmitted request is simply answered again. The sender is not verified,
+    /// so the answer is never larger than the request (see [`Self::fitted`]); one that
+    /// cannot be made to fit is not sent (counted as `amplification` drops).
+    fn answer_statelessly(
+        &mut self,
+        request: &SipMessage,
+        from: &Peer,
+        code: u16,
+        reason: &str,
+        headers: &[(&'static str, String)],
+    ) {
+        let to = request
+            .top_via()
+            .map_or(*from, |v| response_destination(&v, from));
+        match self.fitted(request, from, code, reason, headers) {
+            Some(bytes) => self.stateless.push_back((to, bytes)),
+            None => {
+                self.config.metrics.message_dropped("amplification");
+                tracing::debug!(peer = %from.addr, code, "no answer fits in the size of the request from an unverified source");
+            }
+        }
+    }
+
+    /// The fullest answer no larger than `request`, for a source nothing vouches for (a
+    /// spoofed one must not turn the switch into an amplifier). Optional parts go first:
+    /// the Server header, then OPTIONS' Accept*/Supported, then challenges after the first
+    /// (in the configured order, so the preferred scheme stays). `None`: even the least
+    /// answer is larger (only a request stripped to the bare minimum, which no real
+    /// client sends, is that small).
+    fn fitted(
+        &self,
+        request: &SipMessage,
+        from: &Peer,
+        code: u16,
+        reason: &str,
+        headers: &[(&'static str, String)],
+    ) -> Option<Bytes> {
+        let limit = request.as_bytes().len();
+        let challenges = headers.iter().filter(|(n, _)| is_challenge(n)).count();
+        let mut trims = vec![
+            Trim::FULL,
+            Trim {
+                server: false,
+                ..Trim::FULL
+            },
+            Trim {
+                server: false,
+                extras: false,
+                ..Trim::FULL
+            },
+        ];
+        trims.extend((1..challenges).rev().map(|keep| Trim {
+            server: false,
+            extras: false,
+            challenges: keep,
+        }));
+        trims
+            .into_iter()
+            .map(|t| self.response_with(request, from, code, reason, headers, t))
+            .find(|b| b.len() <= limit)
     }
 
     /// Builds a response with the headers RFC 3261 asks of each status. An empty `reason`
@@ -257,6 +346,19 @@ impl Shard {
         reason: &str,
         headers: &[(&'static str, String)],
     ) -> Bytes {
+        self.response_with(request, from, code, reason, headers, Trim::FULL)
+    }
+
+    /// [`Self::response`] without the optional parts `trim` leaves out.
+    fn response_with(
+        &self,
+        request: &SipMessage,
+        from: &Peer,
+        code: u16,
+        reason: &str,
+        headers: &[(&'static str, String)],
+        trim: Trim,
+    ) -> Bytes {
         let tag = crate::ids::tag();
         let mut b = ResponseBuilder::new(request, code)
             .to_tag(&tag)
@@ -264,24 +366,56 @@ impl Shard {
         if !reason.is_empty() {
             b = b.reason(reason);
         }
+        let mut challenges = 0;
         for (name, value) in headers {
+            if is_challenge(name) {
+                challenges += 1;
+                if challenges > trim.challenges {
+                    continue;
+                }
+            }
             b = b.header(name, value.clone());
         }
         // §11.2: an OPTIONS answer lists what we allow, accept and support; §8.2.1: so
-        // does a 405.
-        if code == 200 || code == 405 {
+        // does a 405 (a MUST there, so it is never trimmed).
+        if code == 405 || (code == 200 && trim.extras) {
             b = b.header("Allow", ALLOW);
         }
-        if code == 200 {
+        if code == 200 && trim.extras {
             b = b
                 .header("Accept", ACCEPTED_BODIES.join(", "))
                 .header("Accept-Encoding", "identity")
                 .header("Accept-Language", "en")
                 .header("Supported", SUPPORTED_EXTENSIONS.join(", "));
         }
-        b.header("Server", self.config.server_name.to_string())
-            .build()
+        if trim.server {
+            b = b.header("Server", self.config.server_name.to_string());
+        }
+        b.build()
     }
+}
+
+/// Which optional parts of a response are kept.
+#[derive(Debug, Clone, Copy)]
+struct Trim {
+    /// Our Server header (RFC 3261 §20.35, optional).
+    server: bool,
+    /// Allow/Accept*/Supported on a 200 (SHOULD in §11.2).
+    extras: bool,
+    /// How many WWW-/Proxy-Authenticate headers, first first.
+    challenges: usize,
+}
+
+impl Trim {
+    const FULL: Trim = Trim {
+        server: true,
+        extras: true,
+        challenges: usize::MAX,
+    };
+}
+
+fn is_challenge(name: &str) -> bool {
+    name.eq_ignore_ascii_case("WWW-Authenticate") || name.eq_ignore_ascii_case("Proxy-Authenticate")
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -131,6 +131,12 @@ pub struct Refusal {
     pub code: u16,
     pub reason: String,
     pub headers: Vec<(&'static str, String)>,
+    /// Answer without a server transaction (RFC 3261 §8.2.7, a stateless UAS): the
+    /// source is no trunk, so nothing vouches that it is who the packet says. A server
+    /// transaction would resend a non-2xx final answer until Timer H (about 12 sends over
+    /// 32 s) toward an address that may be spoofed: a reflector. Stateless, every INVITE
+    /// received gets exactly one answer, and its retransmissions are refused again.
+    pub stateless: bool,
 }
 
 impl CallService {
@@ -180,6 +186,7 @@ impl CallService {
                 code: 503,
                 reason: "Too Many Calls".into(),
                 headers: vec![("Retry-After", "5".into())],
+                stateless: false,
             });
         }
         if self.registry.setups() >= cfg.calls.max_setups {
@@ -188,6 +195,7 @@ impl CallService {
                 code: 503,
                 reason: "Overloaded".into(),
                 headers: vec![("Retry-After", "1".into())],
+                stateless: false,
             });
         }
         None
@@ -206,14 +214,32 @@ impl CallService {
     /// A new INVITE (no To tag, unknown Call-ID) arrived at a shard. Either a call task
     /// takes it (None), or the shard answers it with the refusal.
     pub fn on_new_invite(self: &Arc<Self>, msg: SipMessage, from: Peer) -> Option<Refusal> {
+        let (cfg, plan) = self.config();
+        let refusal = self.decide_new_invite(&cfg, &plan, msg, from);
+        // Trunk sources are vouched for by configuration; anyone else may be spoofed.
+        let unverified = plan.source_account(from.addr.ip()).is_none();
+        refusal.map(|r| Refusal {
+            stateless: unverified,
+            ..r
+        })
+    }
+
+    fn decide_new_invite(
+        self: &Arc<Self>,
+        cfg: &Arc<Config>,
+        plan: &DialPlan,
+        msg: SipMessage,
+        from: Peer,
+    ) -> Option<Refusal> {
+        let cfg = cfg.clone();
         let refuse = |code: u16, reason: &str| {
             Some(Refusal {
                 code,
                 reason: reason.to_string(),
                 headers: Vec::new(),
+                stateless: false,
             })
         };
-        let (cfg, plan) = self.config();
         // A client app dialing out presents its token (RFC 8898); carriers never do.
         match self.registrar.authorize_call(&msg, crate::time::unix_now()) {
             Ok(None) => {}
@@ -223,6 +249,7 @@ impl CallService {
                     code: reply.code,
                     reason: reply.reason.to_string(),
                     headers: reply.headers,
+                    stateless: false,
                 });
             }
         }
@@ -348,6 +375,7 @@ impl CallService {
                 code,
                 reason: reason.to_string(),
                 headers: Vec::new(),
+                stateless: false,
             })
         };
         let outgoing = grant.outgoing.as_ref()?;

@@ -95,6 +95,15 @@ pub enum Input {
         /// The TU's answer, built as for `Respond`.
         response: Bytes,
     },
+    /// The TU will not answer a server non-INVITE transaction (an answer to an unverified
+    /// source that would be larger than its request, say): the transaction ends at once,
+    /// without sending anything, so nothing is held for a request nobody answers. A
+    /// retransmission then starts a new transaction and reaches the TU again. Ignored for
+    /// an INVITE (which must be answered) and for a transaction already answered.
+    Decline {
+        /// The server transaction, from [`TuEvent::Request`].
+        key: TransactionKey,
+    },
     /// The TU starts a client transaction: `request` already carries our top Via with a
     /// fresh z9hG4bK branch; `to` is the next hop. An ACK (for a 2xx) is not a transaction:
     /// it is sent once, as is, and its retransmission stays with the TU.
@@ -244,6 +253,7 @@ impl TransactionLayer {
             } if msg.is_request() => self.on_request(now, msg, from, Some(response)),
             Input::Answered { .. } => tracing::debug!("TU answered a response; dropped"),
             Input::Respond { key, response } => self.on_tu_response(now, &key, response),
+            Input::Decline { key } => self.on_tu_decline(&key),
             Input::SendRequest { request, to } => self.send_request(now, request, to),
         }
     }
@@ -456,6 +466,19 @@ impl TransactionLayer {
         });
         if sent == Some(true) {
             self.remember_to_tag(id, &parsed, code);
+        }
+    }
+
+    fn on_tu_decline(&mut self, key: &TransactionKey) {
+        let Some(&id) = self.servers.get(key) else {
+            return;
+        };
+        let unanswered = matches!(
+            self.transactions.get(&id).map(|tx| &tx.machine),
+            Some(Machine::ServerNonInvite(m)) if m.is_trying()
+        );
+        if unanswered {
+            self.remove(id);
         }
     }
 

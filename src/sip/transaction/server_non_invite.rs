@@ -79,6 +79,11 @@ impl ServerNonInvite {
     }
 
     /// The request was retransmitted.
+    /// No response sent yet (the TU may still decline to answer).
+    pub(crate) fn is_trying(&self) -> bool {
+        self.state == State::Trying
+    }
+
     pub(crate) fn on_retransmission(&mut self, fx: &mut Effects<'_>) {
         if let (State::Proceeding | State::Completed, Some(last)) =
             (self.state, &self.last_response)

@@ -485,6 +485,30 @@ fn non_invite_server_absorbs_retransmissions_while_trying() {
 }
 
 #[test]
+fn a_declined_non_invite_ends_at_once_and_a_retransmission_reaches_the_tu_again() {
+    let mut p = Pair::udp();
+    p.client_sends(options("z9hG4bKdecline"));
+    let (key, _, _) = p.server_request(Method::Options);
+    p.server.handle(p.now, Input::Decline { key: key.clone() });
+    p.drive();
+    assert_eq!(p.server.server_count(), 0, "nothing held for it");
+    assert!(p.sent(Side::Server, |_| true).is_empty(), "nothing sent");
+    // The client retransmits (Timer E): a new transaction, and the TU sees it again.
+    p.advance_to(ms(600));
+    let requests = p
+        .server_events
+        .iter()
+        .filter(|(_, e)| matches!(e, TuEvent::Request { .. }))
+        .count();
+    assert_eq!(requests, 2);
+    // Answered this time: declining now changes nothing.
+    p.server_responds(Method::Options, 200);
+    p.server.handle(p.now, Input::Decline { key });
+    assert_eq!(p.client_responses().len(), 1);
+    p.assert_idle();
+}
+
+#[test]
 fn timer_k_absorbs_a_retransmitted_final() {
     let mut p = Pair::udp();
     p.client_sends(options("z9hG4bKopt5"));
