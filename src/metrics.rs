@@ -46,10 +46,12 @@ pub enum RegisterOutcomeLabel {
     TooManyContacts,
     /// 400: a malformed Contact, To or Expires.
     BadRequest,
+    /// 403 or no answer: the source is banned for failed credentials (`[security]`).
+    Banned,
 }
 
 impl RegisterOutcomeLabel {
-    pub const ALL: [RegisterOutcomeLabel; 9] = [
+    pub const ALL: [RegisterOutcomeLabel; 10] = [
         RegisterOutcomeLabel::Ok,
         RegisterOutcomeLabel::Unregistered,
         RegisterOutcomeLabel::Challenge,
@@ -59,6 +61,7 @@ impl RegisterOutcomeLabel {
         RegisterOutcomeLabel::OutOfOrder,
         RegisterOutcomeLabel::TooManyContacts,
         RegisterOutcomeLabel::BadRequest,
+        RegisterOutcomeLabel::Banned,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -72,6 +75,7 @@ impl RegisterOutcomeLabel {
             RegisterOutcomeLabel::OutOfOrder => "out_of_order",
             RegisterOutcomeLabel::TooManyContacts => "too_many_contacts",
             RegisterOutcomeLabel::BadRequest => "bad_request",
+            RegisterOutcomeLabel::Banned => "banned",
         }
     }
 }
@@ -171,6 +175,10 @@ pub struct Gauges {
     pub calls_shed: u64,
     /// `CallRegistry::finished_counts()`, final statuses only are rendered.
     pub calls_finished: [(&'static str, u64); 5],
+    /// `AuthGuard`: failed credentials and bans since start, bans in force now.
+    pub auth_failures: u64,
+    pub auth_bans: u64,
+    pub auth_bans_active: usize,
 }
 
 /// The switch's counters. Share one through an `Arc`; every method takes `&self`.
@@ -299,6 +307,29 @@ impl Metrics {
             "New INVITEs answered 503 because too many calls were being set up.",
         );
         let _ = writeln!(out, "{shed} {}", gauges.calls_shed);
+        for (name, kind, help, v) in [
+            (
+                "auth_failures_total",
+                "counter",
+                "Failed credentials (wrong Digest response, bad or forged token) on REGISTER or INVITE.",
+                gauges.auth_failures,
+            ),
+            (
+                "auth_bans_total",
+                "counter",
+                "Source addresses banned for failed credentials ([security]).",
+                gauges.auth_bans,
+            ),
+            (
+                "auth_bans_active",
+                "gauge",
+                "Source addresses banned now.",
+                gauges.auth_bans_active as u64,
+            ),
+        ] {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
+        }
         out
     }
 }
@@ -342,6 +373,9 @@ mod tests {
                 ("no-answer", 2),
                 ("canceled", 3),
             ],
+            auth_failures: 40,
+            auth_bans: 2,
+            auth_bans_active: 1,
         });
         for line in [
             "# HELP sip_messages_received_total SIP messages received, by transport.",
@@ -365,6 +399,10 @@ mod tests {
             "# TYPE calls_finished_total counter",
             "calls_finished_total{status=\"completed\"} 9",
             "calls_finished_total{status=\"no-answer\"} 2",
+            "auth_failures_total 40",
+            "auth_bans_total 2",
+            "# TYPE auth_bans_active gauge",
+            "auth_bans_active 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -393,7 +431,7 @@ mod tests {
         }
         assert_eq!(
             series.len(),
-            2 + DropClass::ALL.len() + RegisterOutcomeLabel::ALL.len() + 4 + 2 + 5 + 1
+            2 + DropClass::ALL.len() + RegisterOutcomeLabel::ALL.len() + 4 + 2 + 5 + 1 + 3
         );
     }
 

@@ -193,6 +193,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         recordings,
         media: Some(media),
         originator: Some(originator),
+        guard: shared.registrar.guard().clone(),
     });
     essential.spawn(async move {
         if let Err(e) = crate::api::serve(http, api_state).await {

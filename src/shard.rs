@@ -120,6 +120,9 @@ impl Shard {
             Verdict::Deliver(msg) => match self.route(msg, from) {
                 Route::Call => {}
                 Route::Layer(msg) => self.layer.handle(now(), Input::Received { msg, from }),
+                Route::Refused(_, r) if r.silent => {
+                    tracing::debug!(peer = %from.addr, "banned source: INVITE not answered");
+                }
                 Route::Refused(msg, r) if r.stateless => {
                     self.answer_statelessly(&msg, &from, r.code, &r.reason, &r.headers);
                 }
@@ -233,6 +236,10 @@ impl Shard {
                 let reply = self.config.registrar.handle(request, from, unix_now());
                 self.config.metrics.register_outcome(reply.outcome);
                 tracing::debug!(peer = %from.addr, code = reply.code, outcome = ?reply.outcome, "REGISTER");
+                if reply.silent {
+                    self.layer.handle(now(), Input::Decline { key });
+                    return;
+                }
                 (reply.code, reply.reason, reply.headers)
             }
             // Requests inside a dialog we do not have (RFC 3261 §12.2.2).

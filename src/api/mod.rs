@@ -17,6 +17,7 @@
 
 mod accounts;
 mod auth;
+mod bans;
 mod calls;
 mod clients;
 mod health;
@@ -67,6 +68,8 @@ pub struct ApiState {
     pub media: Option<Arc<crate::media::MediaEngine>>,
     /// What places REST-created calls (`POST Calls.json`); `None`: 503, no outbound calls.
     pub originator: Option<Arc<dyn crate::call::Originator>>,
+    /// Failed credentials and bans, for `/metrics` and `/bans.json`.
+    pub guard: Arc<crate::registrar::bans::AuthGuard>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -166,6 +169,7 @@ pub fn respond(req: &Request<Bytes>, state: &ApiState, now: u64) -> Response<Bod
     match path {
         "/health" => health::handle(req.method()),
         "/metrics" => prometheus::handle(req.method(), state),
+        "/bans.json" => bans::handle(req, state, now),
         _ if path.starts_with(accounts::PREFIX) => accounts::handle(req, state, now),
         _ => reply::not_found(path),
     }

@@ -30,6 +30,9 @@ pub(super) fn handle(method: &Method, state: &ApiState) -> Response<Body> {
                 calls_setting_up: state.calls.setups(),
                 calls_shed: state.calls.shed_count(),
                 calls_finished,
+                auth_failures: state.guard.failure_count(),
+                auth_bans: state.guard.ban_count(),
+                auth_bans_active: state.guard.list(crate::time::unix_now()).len(),
             };
             let mut text = state.metrics.render(&gauges);
             if let Some(media) = &state.media {

@@ -53,6 +53,7 @@ fn state_in(recordings_dir: &std::path::Path) -> ApiState {
         recordings: Recordings::open(recordings_dir).expect("recordings dir"),
         media: None,
         originator: None,
+        guard: Arc::new(crate::registrar::bans::AuthGuard::new(Default::default())),
     }
 }
 

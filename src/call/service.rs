@@ -137,6 +137,8 @@ pub struct Refusal {
     /// 32 s) toward an address that may be spoofed: a reflector. Stateless, every INVITE
     /// received gets exactly one answer, and its retransmissions are refused again.
     pub stateless: bool,
+    /// Send nothing (a banned source with `[security] ban_reply = "drop"`).
+    pub silent: bool,
 }
 
 impl CallService {
@@ -187,6 +189,7 @@ impl CallService {
                 reason: "Too Many Calls".into(),
                 headers: vec![("Retry-After", "5".into())],
                 stateless: false,
+                silent: false,
             });
         }
         if self.registry.setups() >= cfg.calls.max_setups {
@@ -196,6 +199,7 @@ impl CallService {
                 reason: "Overloaded".into(),
                 headers: vec![("Retry-After", "1".into())],
                 stateless: false,
+                silent: false,
             });
         }
         None
@@ -219,7 +223,7 @@ impl CallService {
         // Trunk sources are vouched for by configuration; anyone else may be spoofed.
         let unverified = plan.source_account(from.addr.ip()).is_none();
         refusal.map(|r| Refusal {
-            stateless: unverified,
+            stateless: unverified || r.silent,
             ..r
         })
     }
@@ -238,16 +242,21 @@ impl CallService {
                 reason: reason.to_string(),
                 headers: Vec::new(),
                 stateless: false,
+                silent: false,
             })
         };
         // A client app dialing out presents its token (RFC 8898); carriers never do.
-        match self.registrar.authorize_call(&msg, crate::time::unix_now()) {
+        match self
+            .registrar
+            .authorize_call(&msg, &from, crate::time::unix_now())
+        {
             Ok(None) => {}
             Ok(Some(grant)) => return self.client_call(&cfg, &grant, msg, from),
             Err(reply) => {
                 return Some(Refusal {
                     code: reply.code,
                     reason: reply.reason.to_string(),
+                    silent: reply.silent,
                     headers: reply.headers,
                     stateless: false,
                 });
@@ -376,6 +385,7 @@ impl CallService {
                 reason: reason.to_string(),
                 headers: Vec::new(),
                 stateless: false,
+                silent: false,
             })
         };
         let outgoing = grant.outgoing.as_ref()?;

@@ -23,9 +23,10 @@ use toml::de::DeTable;
 pub use error::{ConfigError, ErrorKind};
 pub use live::{Live, ReloadError};
 pub use model::{
-    Account, Algorithm, ApiKey, Application, ChallengeScheme, Config, DEFAULT_MAX_CONTACTS,
-    HttpMethod, Issuer, LimitsConfig, Number, RegistrarConfig, Route, ServerConfig, SipUser,
-    StoreConfig, StoreKind, TcpConfig, TimersConfig, Trunk, WebhooksConfig,
+    Account, Algorithm, ApiKey, Application, BanReply, ChallengeScheme, Config,
+    DEFAULT_MAX_CONTACTS, HttpMethod, Issuer, LimitsConfig, Number, RegistrarConfig, Route,
+    SecurityConfig, ServerConfig, SipUser, StoreConfig, StoreKind, TcpConfig, TimersConfig, Trunk,
+    WebhooksConfig,
 };
 pub use net::{Cidr, PortRange};
 

@@ -31,6 +31,7 @@ pub struct Config {
     pub registrar: RegistrarConfig,
     pub calls: CallsConfig,
     pub media: MediaConfig,
+    pub security: SecurityConfig,
 }
 
 /// `[server]`: where the switch listens and how it presents itself.
@@ -510,4 +511,50 @@ impl Default for MediaConfig {
             play_cache_bytes: 64 << 20,
         }
     }
+}
+
+/// `[security]`: password and token guessing. Failed credentials (a wrong Digest response,
+/// a bad or forged token; never a plain 401 challenge, which is the normal first step of
+/// Digest) are counted per source address and per address of record in a sliding window.
+/// A source past `auth_fail_max_per_source` is banned for `ban_secs`; an AOR past
+/// `auth_fail_max_per_aor` (guessing spread over many sources) bans every source that then
+/// fails against it, without locking out the owner, who does not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    pub auth_fail_window_secs: u64,
+    /// 0 turns the per-source count off.
+    pub auth_fail_max_per_source: u32,
+    /// 0 turns the per-AOR count off.
+    pub auth_fail_max_per_aor: u32,
+    pub ban_secs: u64,
+    /// What a banned source's REGISTER or token INVITE gets.
+    pub ban_reply: BanReply,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        // 20 failures a minute from one address is no phone with a typo (it retries at
+        // its registration interval) but stops a guesser at 20 tries instead of
+        // thousands; many honest phones behind one NAT each fail rarely. 10 an AOR: one
+        // identity's devices fail together only when its password changed.
+        SecurityConfig {
+            auth_fail_window_secs: 60,
+            auth_fail_max_per_source: 20,
+            auth_fail_max_per_aor: 10,
+            ban_secs: 600,
+            ban_reply: BanReply::Forbidden,
+        }
+    }
+}
+
+/// `ban_reply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum BanReply {
+    /// 403 Forbidden.
+    #[serde(rename = "403")]
+    Forbidden,
+    /// No answer at all (the guesser learns nothing, but cannot tell a ban from loss).
+    #[serde(rename = "drop")]
+    Drop,
 }

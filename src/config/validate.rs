@@ -57,6 +57,7 @@ pub(crate) fn validate(cfg: &mut Config) -> Vec<Problem> {
     calls(cfg, &mut p);
     calls_private_nets(cfg, &mut p);
     media(cfg, &mut p);
+    security(cfg, &mut p);
     p.0
 }
 
@@ -668,5 +669,23 @@ fn calls(cfg: &Config, p: &mut Problems) {
             key_path!["calls", "max_setups"],
             "max_setups must be at least 1 (0 would refuse every call)",
         );
+    }
+}
+
+/// A ban or window longer than a day is a typo; 0 would make the window or ban useless.
+const SECURITY_SECS_MAX: u64 = 86_400;
+
+fn security(cfg: &Config, p: &mut Problems) {
+    let s = &cfg.security;
+    for (name, v) in [
+        ("auth_fail_window_secs", s.auth_fail_window_secs),
+        ("ban_secs", s.ban_secs),
+    ] {
+        if v == 0 || v > SECURITY_SECS_MAX {
+            p.push(
+                key_path!["security", name],
+                format!("{name} must be 1 to {SECURITY_SECS_MAX}, not {v}"),
+            );
+        }
     }
 }

@@ -19,13 +19,14 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use super::bans::AuthGuard;
 use super::digest::{DigestAuth, DigestError};
 use super::location::{
     AorKey, Binding, ContactUpdate, LocationStore, RegisterError, RegisterRequest,
 };
 use super::presence::Presence;
 use super::token::{Grant, TokenVerifier};
-use crate::config::{ChallengeScheme, Config, RegistrarConfig};
+use crate::config::{BanReply, ChallengeScheme, Config, RegistrarConfig};
 use crate::metrics::RegisterOutcomeLabel as Outcome;
 use crate::sip::Peer;
 use crate::sip::msg::typed::{Credentials, parse_delta_seconds};
@@ -42,6 +43,8 @@ pub struct Reply {
     pub headers: Vec<(&'static str, String)>,
     /// For metrics.
     pub outcome: Outcome,
+    /// Send nothing at all (a banned source with `ban_reply = "drop"`).
+    pub silent: bool,
 }
 
 impl Reply {
@@ -51,6 +54,15 @@ impl Reply {
             reason,
             headers: Vec::new(),
             outcome,
+            silent: false,
+        }
+    }
+
+    /// The answer to a banned source.
+    fn banned(how: BanReply) -> Self {
+        Reply {
+            silent: how == BanReply::Drop,
+            ..Reply::new(403, "Forbidden (banned)", Outcome::Banned)
         }
     }
 }
@@ -85,6 +97,8 @@ pub struct Registrar {
     digest_secret: [u8; 32],
     store: Arc<dyn LocationStore>,
     presence: Arc<Presence>,
+    /// Failed credentials and bans (`[security]`).
+    guard: Arc<AuthGuard>,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -123,6 +137,7 @@ impl Registrar {
             digest_secret,
             store,
             presence,
+            guard: Arc::new(AuthGuard::new(cfg.security)),
         })
     }
 
@@ -142,7 +157,28 @@ impl Registrar {
     pub fn reload(&self, cfg: &Config) -> Result<(), String> {
         self.auth
             .store(Arc::new(Self::build_auth(cfg, self.digest_secret)?));
+        self.guard.reload(cfg.security);
         Ok(())
+    }
+
+    /// Failed credentials and bans, for `/metrics` and the bans listing.
+    pub fn guard(&self) -> &Arc<AuthGuard> {
+        &self.guard
+    }
+
+    /// Counts failed credentials from `from` for the AOR the request names (its To URI:
+    /// a forged token names no verified identity).
+    fn note_failure(&self, req: &SipMessage, from: &Peer, now: u64) {
+        let aor = req
+            .to_header()
+            .ok()
+            .and_then(|t| {
+                t.uri
+                    .sip()
+                    .map(|u| format!("{}@{}", u.user.unwrap_or(""), u.host))
+            })
+            .unwrap_or_default();
+        self.guard.failed(from.addr.ip(), &aor, now);
     }
 
     /// The location store.
@@ -154,7 +190,12 @@ impl Registrar {
     /// token naming the outgoing application): `Ok(None)` when the INVITE carries no
     /// Bearer credentials (it is not a client's call), `Err` with the answer for a bad
     /// token (401 `invalid_token`) or a token without the outgoing grant (403).
-    pub fn authorize_call(&self, req: &SipMessage, now: u64) -> Result<Option<Arc<Grant>>, Reply> {
+    pub fn authorize_call(
+        &self,
+        req: &SipMessage,
+        from: &Peer,
+        now: u64,
+    ) -> Result<Option<Arc<Grant>>, Reply> {
         let auth = self.auth.load();
         let token = req
             .values(HeaderName::Authorization)
@@ -166,11 +207,15 @@ impl Registrar {
         let Some(token) = token else {
             return Ok(None);
         };
+        if let Some(how) = self.guard.banned(from.addr.ip(), now) {
+            return Err(Reply::banned(how));
+        }
         match auth.tokens.verify(token, now) {
             Ok(grant) if grant.outgoing.is_some() => Ok(Some(grant)),
             Ok(_) => Err(Reply::new(403, "No Outgoing Grant", Outcome::Forbidden)),
             Err(e) => {
                 tracing::debug!(class = e.class(), "INVITE with a bad token");
+                self.note_failure(req, from, now);
                 let mut r = Reply::new(401, "Unauthorized", Outcome::InvalidToken);
                 r.headers.push((
                     "WWW-Authenticate",
@@ -183,10 +228,20 @@ impl Registrar {
 
     /// Handles one REGISTER that passed screening.
     pub fn handle(&self, req: &SipMessage, from: &Peer, now: u64) -> Reply {
+        // A banned source is refused before its credentials are looked at: the right
+        // password during a ban gets no further than a wrong one.
+        if let Some(how) = self.guard.banned(from.addr.ip(), now) {
+            return Reply::banned(how);
+        }
         let auth = self.auth.load();
         let principal = match authenticate(&auth, req, now) {
             Ok(p) => p,
-            Err(reply) => return reply,
+            Err(reply) => {
+                if reply.outcome == Outcome::InvalidToken {
+                    self.note_failure(req, from, now);
+                }
+                return reply;
+            }
         };
         let Ok(to) = req.to_header() else {
             return Reply::new(400, "Bad To Header", Outcome::BadRequest);

@@ -1,0 +1,247 @@
+//! Black-box password and token guessing (issue 15): `[security]` counts failed credentials
+//! per source address and bans the source; the ban holds against the right password, spares
+//! everyone else, shows in `/metrics` and `/bans.json`, and lifts on time.
+// Real sockets and a real process: receive deadlines read the real clock.
+#![allow(clippy::disallowed_methods)]
+
+mod harness;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use harness::{Msg, Switch, Udp, request};
+use md5::{Digest as _, Md5};
+
+const ACCOUNT: &str = "AC00000000000000000000000000000001";
+const AUTH_TOKEN: &str = "demo-auth-token-change-me";
+const REALM: &str = "switchboard.local";
+const REPLY: Duration = Duration::from_secs(5);
+
+/// The sample config with a `[security]` section.
+fn config(security: &str) -> PathBuf {
+    let sample = std::fs::read_to_string(harness::default_config()).unwrap();
+    // The sample's own [security] keys give way to the test's.
+    let keys = [
+        "auth_fail_window_secs",
+        "auth_fail_max_per_source",
+        "auth_fail_max_per_aor",
+        "ban_secs",
+        "ban_reply",
+    ];
+    let kept: Vec<&str> = sample
+        .lines()
+        .filter(|l| !keys.iter().any(|k| l.starts_with(&format!("{k} ="))))
+        .map(|l| if l == "[security]" { "" } else { l })
+        .collect();
+    assert_eq!(
+        kept.len() + 5,
+        sample.lines().count(),
+        "the sample's [security] changed shape"
+    );
+    let text = format!("{}\n[security]\n{security}\n", kept.join("\n"));
+    let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("abuse")));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A Digest client for the sample's SIP user alice on one socket.
+struct Guesser {
+    ua: Udp,
+    call_id: String,
+    cseq: u32,
+    nonce: String,
+}
+
+impl Guesser {
+    fn new(sw: &Switch, ua: Udp) -> Guesser {
+        Guesser::challenged(sw, ua).expect("a 401 challenge")
+    }
+
+    /// A guesser with a nonce, or None when the first REGISTER is not challenged (a
+    /// banned source gets 403).
+    fn challenged(sw: &Switch, ua: Udp) -> Option<Guesser> {
+        let mut g = Guesser {
+            ua,
+            call_id: harness::unique("guess"),
+            cseq: 0,
+            nonce: String::new(),
+        };
+        let r = g.send(None).expect("an answer");
+        if r.status() != Some(401) {
+            return None;
+        }
+        let md5 = r
+            .headers("WWW-Authenticate")
+            .into_iter()
+            .find(|c| c.starts_with("Digest") && c.contains("algorithm=MD5"))
+            .unwrap_or_else(|| panic!("an MD5 challenge in {}\n{}", r.text(), sw.stderr()))
+            .to_string();
+        g.nonce = md5
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .into();
+        Some(g)
+    }
+
+    /// One REGISTER with `authorization`; the final answer, or None within `wait`.
+    fn send_within(&mut self, authorization: Option<&str>, wait: Duration) -> Option<Msg> {
+        self.cseq += 1;
+        let to = format!("<sip:alice@{REALM}>");
+        let from = format!("{to};tag={}", harness::unique("f"));
+        let cseq = format!("{} REGISTER", self.cseq);
+        let contact = format!("<sip:alice@{}>", self.ua.local_addr());
+        let mut headers = vec![
+            ("To", to.as_str()),
+            ("From", from.as_str()),
+            ("Call-ID", self.call_id.as_str()),
+            ("CSeq", cseq.as_str()),
+            ("Contact", contact.as_str()),
+        ];
+        if let Some(a) = authorization {
+            headers.push(("Authorization", a));
+        }
+        let req = request(
+            "REGISTER",
+            &format!("sip:{REALM}"),
+            self.ua.local_addr(),
+            "UDP",
+            &headers,
+            "",
+        );
+        self.ua.send(&req);
+        self.ua.recv_final(&self.call_id, wait).map(|(m, _)| m)
+    }
+
+    fn send(&mut self, authorization: Option<&str>) -> Option<Msg> {
+        self.send_within(authorization, REPLY)
+    }
+
+    /// Digest credentials for `password` (the next nonce count).
+    fn digest(&self, password: &str) -> String {
+        let uri = format!("sip:{REALM}");
+        let nc = format!("{:08x}", self.cseq + 1);
+        let ha1 = hex(&Md5::digest(format!("alice:{REALM}:{password}")));
+        let ha2 = hex(&Md5::digest(format!("REGISTER:{uri}")));
+        let resp = hex(&Md5::digest(format!(
+            "{ha1}:{}:{nc}:c0ffee:auth:{ha2}",
+            self.nonce
+        )));
+        format!(
+            "Digest username=\"alice\", realm=\"{REALM}\", nonce=\"{}\", uri=\"{uri}\", \
+             response=\"{resp}\", algorithm=MD5, qop=auth, nc={nc}, cnonce=\"c0ffee\"",
+            self.nonce
+        )
+    }
+
+    fn guess(&mut self, password: &str) -> Option<u16> {
+        let creds = self.digest(password);
+        self.send(Some(&creds)).and_then(|m| m.status())
+    }
+}
+
+/// `GET /bans.json` as the demo account.
+fn bans(sw: &Switch) -> serde_json::Value {
+    use base64::Engine as _;
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(sw.http_addr()).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{AUTH_TOKEN}"));
+    write!(
+        s,
+        "GET /bans.json HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).unwrap()
+}
+
+/// 200 wrong passwords, then the right one, from one address: never a 200. The address
+/// is banned; another registers meanwhile; the ban lifts after `ban_secs`.
+#[test]
+fn password_guessing_bans_the_source_until_the_ban_lifts() {
+    let cfg = config(
+        "auth_fail_window_secs = 60\nauth_fail_max_per_source = 20\nauth_fail_max_per_aor = 0\nban_secs = 3\nban_reply = \"403\"",
+    );
+    let sw = Switch::start_with_config(&cfg);
+    let mut attacker = Guesser::new(&sw, sw.udp());
+    let mut codes = Vec::new();
+    for i in 0..200 {
+        codes.push(attacker.guess(&format!("guess-{i}")).expect("an answer"));
+    }
+    assert!(!codes.contains(&200));
+    assert!(codes[..20].iter().all(|c| *c == 401), "{:?}", &codes[..20]);
+    assert!(
+        codes[20..].iter().all(|c| *c == 403),
+        "banned after 20: {codes:?}"
+    );
+    // The right password during the ban gets no further.
+    assert_eq!(attacker.guess("alice-secret"), Some(403));
+    let listed = bans(&sw);
+    let list = listed["bans"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{listed}");
+    assert_eq!(list[0]["source"], "127.0.0.1");
+    assert_eq!(list[0]["reason"], "auth_fail_max_per_source");
+    assert_eq!(sw.metric("auth_bans_active"), 1);
+    assert!(sw.metric("auth_failures_total") >= 20);
+
+    // Someone else, elsewhere, registers as usual meanwhile.
+    let mut other = Guesser::new(&sw, Udp::bind_on("127.0.0.2", sw.udp_addr()));
+    assert_eq!(other.guess("alice-secret"), Some(200));
+
+    // The ban lifts on time: the right password then works from the attacker's address.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(mut retry) = Guesser::challenged(&sw, sw.udp())
+            && retry.guess("alice-secret") == Some(200)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the ban never lifted");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(sw.metric("auth_bans_active"), 0);
+}
+
+/// Forged tokens count like wrong passwords, and `ban_reply = "drop"` answers nothing.
+#[test]
+fn forged_tokens_lead_to_a_ban_and_drop_answers_nothing() {
+    let cfg = config(
+        "auth_fail_max_per_source = 20\nauth_fail_max_per_aor = 0\nban_secs = 60\nban_reply = \"drop\"",
+    );
+    let sw = Switch::start_with_config(&cfg);
+    let mut forger = Guesser::new(&sw, Udp::bind_on("127.0.0.3", sw.udp_addr()));
+    // A well-formed HS256 JWT shape signed with a key nobody configured.
+    let real = harness::ua::token("alice");
+    let parts: Vec<&str> = real.split('.').collect();
+    let mut answered = 0;
+    for i in 0..200 {
+        let forged = format!("Bearer {}.{}.{}x{i}", parts[0], parts[1], &parts[2][..10]);
+        match forger.send_within(Some(&forged), Duration::from_millis(300)) {
+            Some(m) => {
+                assert_eq!(m.status(), Some(401), "{}", m.text());
+                answered += 1;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(answered, 20, "the 21st forged token is dropped");
+    // The real token from the banned address: still nothing.
+    let real_bearer = format!("Bearer {real}");
+    assert!(
+        forger
+            .send_within(Some(&real_bearer), Duration::from_millis(500))
+            .is_none()
+    );
+    assert_eq!(sw.metric("auth_bans_active"), 1);
+    assert_eq!(sw.metric("sip_register_total{outcome=\"banned\"}"), 2);
+}
