@@ -245,3 +245,182 @@ fn forged_tokens_lead_to_a_ban_and_drop_answers_nothing() {
     assert_eq!(sw.metric("auth_bans_active"), 1);
     assert_eq!(sw.metric("sip_register_total{outcome=\"banned\"}"), 2);
 }
+
+/// The sample config answering +15550100001 from `voice_url`, with `media_extra` in place
+/// of the sample's `recordings_max_bytes` line.
+fn app_config(voice_url: &str, media_extra: &str) -> PathBuf {
+    let sample = std::fs::read_to_string(harness::default_config()).unwrap();
+    let text = sample
+        .lines()
+        .map(|l| match l.starts_with("twiml = ") {
+            true => format!("voice_url = \"{voice_url}\""),
+            false => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(
+            "recordings_max_bytes = 10737418240\n",
+            &format!("{media_extra}\n"),
+        );
+    assert_ne!(text, sample);
+    let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("abuse")));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Whether the switch's log shows `needle` within a few seconds (it is read by a thread).
+fn logged(sw: &Switch, needle: &str) -> bool {
+    let deadline = Instant::now() + REPLY;
+    while Instant::now() < deadline {
+        if sw.stderr().contains(needle) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A carrier call to +15550100001 that the switch answers and then hangs up (an
+/// application error: the prompt, then BYE).
+fn answered_then_hung_up(sw: &Switch) {
+    let carrier = sw.udp();
+    let invite = harness::ua::carrier_invite(
+        sw,
+        &carrier,
+        "+15550100001",
+        &harness::sdp_offer(carrier.local_addr().ip()),
+    );
+    carrier.send(&invite);
+    let cid = harness::ua::call_id_of(&invite);
+    let (ok, _) = carrier.recv_final(&cid, REPLY).expect("an answer");
+    assert_eq!(ok.status(), Some(200), "{}", ok.text());
+    carrier.send(harness::ua::in_dialog("ACK", &invite, &ok, &carrier, 1));
+    let bye = harness::ua::expect_request(&carrier, "BYE", Duration::from_secs(15));
+    carrier.send(harness::ua::reply(
+        &bye,
+        200,
+        "OK",
+        "x",
+        carrier.local_addr(),
+        None,
+    ));
+}
+
+/// A document that redirects to itself is fetched at most 20 times (the burst cap), then
+/// the call ends like an application error.
+#[test]
+fn a_self_redirecting_document_stops_at_the_cap() {
+    let app = harness::customer_app::CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/loop"
+body = '<Response><Redirect>/loop</Redirect></Response>'
+"#,
+    );
+    let sw = Switch::start_with_config(app_config(&app.url("/loop"), ""));
+    answered_then_hung_up(&sw);
+    // Nothing more comes after the call ended.
+    let seen = app.wait_requests(21, Duration::from_millis(500));
+    assert_eq!(seen.len(), 20, "fetches: {}", seen.len());
+    assert!(logged(&sw, "Redirect loop"), "{}", sw.stderr());
+}
+
+/// Past `[media] recordings_max_bytes` a `<Record>` is skipped (with a logged reason) and
+/// the next verb runs; nothing is written.
+#[test]
+fn a_record_past_the_storage_cap_is_skipped() {
+    let app = harness::customer_app::CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Record maxLength="5" action="/recorded"/><Redirect>/after</Redirect></Response>'
+[[route]]
+path = "/after"
+body = '<Response><Hangup/></Response>'
+"#,
+    );
+    let dir = std::env::temp_dir().join(harness::unique("recordings"));
+    let media = "recordings_max_bytes = 50000";
+    let cfg = app_config(&app.url("/voice"), media);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "recordings_dir = \"recordings\"",
+        &format!("recordings_dir = \"{}\"", dir.display()),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let sw = Switch::start_with_config(&cfg);
+    let carrier = sw.udp();
+    let invite = harness::ua::carrier_invite(
+        &sw,
+        &carrier,
+        "+15550100001",
+        &harness::sdp_offer(carrier.local_addr().ip()),
+    );
+    carrier.send(&invite);
+    let seen = app.wait_requests(2, REPLY);
+    let paths: Vec<&str> = seen.iter().filter_map(|r| r["path"].as_str()).collect();
+    assert_eq!(paths, ["/voice", "/after"], "{seen:?}");
+    assert!(
+        logged(&sw, "past recordings_max_bytes (50000)"),
+        "{}",
+        sw.stderr()
+    );
+    let files = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(files, 0, "nothing written");
+}
+
+/// A token living longer than `[registrar] max_token_lifetime_secs` (24 h by default) gets
+/// 401 invalid_token, though its signature is good.
+#[test]
+fn a_token_over_the_maximum_lifetime_is_refused() {
+    // Minted under a config that allows two days (the sample's would refuse --ttl 172800).
+    let sample = std::fs::read_to_string(harness::default_config()).unwrap();
+    let lenient = sample.replace(
+        "max_contacts = 10",
+        "max_contacts = 10\nmax_token_lifetime_secs = 172800",
+    );
+    assert_ne!(lenient, sample);
+    let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("lenient")));
+    std::fs::write(&path, lenient).unwrap();
+    let out = harness::switchboard()
+        .args(["token", "-c"])
+        .arg(&path)
+        .args(["--identity", "alice", "--incoming", "--ttl", "172800"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let long = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    // The sample config's own CLI refuses to mint it.
+    let refused = harness::switchboard()
+        .args(["token", "-c"])
+        .arg(harness::default_config())
+        .args(["--identity", "alice", "--incoming", "--ttl", "172800"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+
+    let sw = Switch::start();
+    let mut client = Guesser::new(&sw, sw.udp());
+    let r = client
+        .send(Some(&format!("Bearer {long}")))
+        .expect("an answer");
+    assert_eq!(r.status(), Some(401), "{}", r.text());
+    assert!(
+        r.headers("WWW-Authenticate")
+            .iter()
+            .any(|c| c.contains("error=\"invalid_token\"")),
+        "{}",
+        r.text()
+    );
+    // A day-long token registers.
+    let day = harness::ua::token_with("alice", &["--incoming", "--ttl", "86400"]);
+    let r = client
+        .send(Some(&format!("Bearer {day}")))
+        .expect("an answer");
+    assert_eq!(r.status(), Some(200), "{}", r.text());
+}

@@ -256,6 +256,12 @@ fn token(
     if ttl == 0 {
         return fail("--ttl must be at least 1 second".to_owned());
     }
+    let max = cfg.registrar.max_token_lifetime_secs;
+    if ttl > max {
+        return fail(format!(
+            "--ttl {ttl} is longer than [registrar] max_token_lifetime_secs ({max}): the switch would refuse the token"
+        ));
+    }
     match mint_access_token(
         acct,
         key,

@@ -70,6 +70,8 @@ pub struct Call {
     pub rejected: Option<crate::instructions::RejectReason>,
     /// The last `<Dial>`'s `DialCallStatus`, for the final answer to an unanswered caller.
     pub last_dial: Option<&'static str>,
+    /// Instruction documents fetched (Redirect and action loops are bounded).
+    pub fetches: super::fetch_budget::FetchBudget,
     /// Held while the caller waits for its final answer (the backlog new calls are shed
     /// against).
     setup: Option<super::registry::SetupGuard>,
@@ -121,6 +123,7 @@ impl Call {
             callback_seq: 0,
             rejected: None,
             last_dial: None,
+            fetches: Default::default(),
             setup: start.setup,
             media_group: crate::ids::random_u64(),
             media_tx,

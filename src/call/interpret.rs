@@ -218,6 +218,10 @@ impl Call {
                         return Finish::AppError;
                     }
                 },
+                Next::Fetch { .. } if let Err(over) = self.fetches.admit(now()) => {
+                    tracing::warn!(call = %self.info.sid, why = %over, "instruction fetches stopped; ending the call");
+                    return Finish::AppError;
+                }
                 Next::Fetch { url, method, extra } => match self.fetch(&url, method, extra).await {
                     Ok(Ok((doc, final_url))) => (doc, Some(final_url)),
                     Ok(Err(f)) => {

@@ -31,6 +31,10 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::recording_storage::{
+    Reservation, StorageBudget, StorageLimits, StorageRefusal, free_bytes,
+};
+
 /// `source` of a recording made by the `<Record>` verb (Twilio's value).
 pub const SOURCE_RECORD_VERB: &str = "RecordVerb";
 /// `status` of a finished recording whose audio is available.
@@ -152,6 +156,8 @@ pub fn status_callback_params(base: &str, info: &RecordingInfo) -> Vec<(String, 
 pub struct Recordings {
     dir: PathBuf,
     by_sid: RwLock<HashMap<String, RecordingInfo>>,
+    /// Bytes the stored recordings take, and those being written.
+    storage: Arc<StorageBudget>,
     /// The REST base URL (`api_base_url`), known once the HTTP API is bound.
     base_url: RwLock<Option<String>>,
 }
@@ -176,9 +182,11 @@ impl Recordings {
             }
         }
         tracing::debug!(dir = %dir.display(), count = by_sid.len(), "recordings loaded");
+        let used = by_sid.values().map(|r| file_len(&r.path)).sum();
         Ok(Arc::new(Recordings {
             dir: dir.to_path_buf(),
             by_sid: RwLock::new(by_sid),
+            storage: StorageBudget::new(used),
             base_url: RwLock::new(None),
         }))
     }
@@ -186,6 +194,22 @@ impl Recordings {
     /// The recordings directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Reserves room for a recording of at most `want` bytes, or says why there is none
+    /// (`[media] recordings_max_bytes`, `recordings_min_free_bytes`).
+    pub fn reserve(&self, want: u64, limits: StorageLimits) -> Result<Reservation, StorageRefusal> {
+        let free = if limits.min_free_bytes > 0 {
+            free_bytes(&self.dir)?
+        } else {
+            u64::MAX
+        };
+        self.storage.reserve(want, free, limits)
+    }
+
+    /// Bytes stored and reserved now.
+    pub fn bytes_in_use(&self) -> (u64, u64) {
+        self.storage.in_use()
     }
 
     /// Where the WAV of recording `sid` belongs: `{dir}/{sid}.wav`.
@@ -232,10 +256,18 @@ impl Recordings {
             std::fs::rename(&info.path, &wav)?;
             info.path = wav;
         }
-        File::open(&info.path)?.sync_all()?;
+        let wav = File::open(&info.path)?;
+        wav.sync_all()?;
+        let len = wav.metadata()?.len();
         let body = serde_json::to_vec_pretty(&info).map_err(io::Error::other)?;
         write_atomically(&self.dir, &self.sidecar_path(&info.sid), &body)?;
-        self.write_lock().insert(info.sid.clone(), info.clone());
+        if self
+            .write_lock()
+            .insert(info.sid.clone(), info.clone())
+            .is_none()
+        {
+            self.storage.stored(len);
+        }
         Ok(info)
     }
 
@@ -271,6 +303,7 @@ impl Recordings {
         let Some(info) = self.write_lock().remove(&info.sid) else {
             return Ok(None);
         };
+        self.storage.removed(file_len(&info.path));
         if let Err(e) = remove_if_present(&info.path) {
             tracing::warn!(path = %info.path.display(), error = %e, "recording audio not removed");
         }
@@ -378,6 +411,11 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// The size of the file at `path`, 0 when it cannot be read.
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 #[cfg(test)]

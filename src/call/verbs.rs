@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::driver::{Call, Ev, LegRef, Stop, now};
 use super::interpret::Next;
+use super::recording_storage::{StorageLimits, record_bytes};
 use crate::instructions::{self, Gather, GatherInput, GatherNested, Record, RecordTrim, Verb};
 use crate::media::recorder::Recorder;
 use crate::media::{EventKind, PlayItem, RecordEnd, RecordSpec, prompts};
@@ -183,6 +184,24 @@ impl Call {
         status_callback: Option<String>,
     ) -> Result<Option<Next>, Stop> {
         self.answer_now();
+        // Room on disk for the longest this recording can be, held until it is stored:
+        // past the cap or the free-space floor the verb is skipped, not the disk filled.
+        let (cfg, _) = self.svc.config();
+        let limits = StorageLimits {
+            max_bytes: cfg.media.recordings_max_bytes,
+            min_free_bytes: cfg.media.recordings_min_free_bytes,
+        };
+        let _room = match self
+            .svc
+            .recordings
+            .reserve(record_bytes(u64::from(r.max_length)), limits)
+        {
+            Ok(room) => room,
+            Err(why) => {
+                tracing::warn!(call = %self.info.sid, %why, "no room for the recording; <Record> skipped");
+                return Ok(None);
+            }
+        };
         if r.play_beep {
             self.play_items(vec![PlayItem::Audio(prompts::beep())], 1, false)
                 .await?;

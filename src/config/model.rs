@@ -385,7 +385,14 @@ pub struct RegistrarConfig {
     pub default_expires: u32,
     /// Most contacts one client identity may have registered at once.
     pub max_contacts: usize,
+    /// Longest a bearer token may live: `exp` no further than this past `iat` (when the
+    /// token has one) nor past now. Twilio's own limit is 24 h; a token valid for years is
+    /// a credential nobody can revoke.
+    pub max_token_lifetime_secs: u64,
 }
+
+/// `[registrar] max_token_lifetime_secs` when the file sets none: Twilio's 24 hours.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: u64 = 86_400;
 
 /// `[registrar] max_contacts` when the file sets none (Twilio allows 10 per identity).
 pub const DEFAULT_MAX_CONTACTS: usize = 10;
@@ -399,6 +406,7 @@ impl Default for RegistrarConfig {
             max_expires: 3600,
             default_expires: 3600,
             max_contacts: DEFAULT_MAX_CONTACTS,
+            max_token_lifetime_secs: DEFAULT_MAX_TOKEN_LIFETIME_SECS,
         }
     }
 }
@@ -498,6 +506,12 @@ pub struct MediaConfig {
     pub max_play_bytes: usize,
     /// Decoded prompts kept in memory for reuse, in bytes of 8 kHz PCM.
     pub play_cache_bytes: usize,
+    /// Most bytes the recordings may take (stored, plus the most the ones being written
+    /// can still write); a `Record` that would pass it is skipped. 0 = no cap.
+    pub recordings_max_bytes: u64,
+    /// Least free space a `Record` must leave on the recordings' filesystem, counting the
+    /// most it can write; 0 = no floor.
+    pub recordings_min_free_bytes: u64,
 }
 
 impl Default for MediaConfig {
@@ -509,6 +523,8 @@ impl Default for MediaConfig {
             sounds_dir: PathBuf::from("sounds"),
             max_play_bytes: 16 << 20,
             play_cache_bytes: 64 << 20,
+            recordings_max_bytes: 10 << 30,
+            recordings_min_free_bytes: 256 << 20,
         }
     }
 }

@@ -539,6 +539,12 @@ fn registrar(cfg: &mut Config, p: &mut Problems) {
             ),
         );
     }
+    if r.max_token_lifetime_secs == 0 {
+        p.push(
+            key_path!["registrar", "max_token_lifetime_secs"],
+            "max_token_lifetime_secs must be at least 1",
+        );
+    }
     if r.max_contacts == 0 {
         p.push(
             key_path!["registrar", "max_contacts"],

@@ -40,6 +40,9 @@ pub enum TokenError {
     /// characters that cannot be a SIP AOR user).
     #[error("token grants no client identity")]
     NoIdentity,
+    /// `exp` lies further past `iat` or now than `[registrar] max_token_lifetime_secs`.
+    #[error("token lifetime exceeds the maximum")]
+    LifetimeTooLong,
 }
 
 impl TokenError {
@@ -55,6 +58,7 @@ impl TokenError {
             TokenError::UnknownAccount => "unknown_account",
             TokenError::MissingClaim(_) => "missing_claim",
             TokenError::NoIdentity => "no_identity",
+            TokenError::LifetimeTooLong => "lifetime_too_long",
         }
     }
 

@@ -60,6 +60,8 @@ pub struct TokenVerifier {
     keys: Keys,
     realm: String,
     cache: cache::Cache,
+    /// `[registrar] max_token_lifetime_secs`.
+    max_lifetime: u64,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -95,6 +97,7 @@ impl TokenVerifier {
             keys: Keys::load(cfg)?,
             realm: cfg.server.realm.clone(),
             cache: cache::Cache::new(capacity),
+            max_lifetime: cfg.registrar.max_token_lifetime_secs,
         })
     }
 
@@ -117,6 +120,16 @@ impl TokenVerifier {
         let not_before = peeked.nbf.unwrap_or(0);
         if not_before > now_unix.saturating_add(LEEWAY_SECS) {
             return Err(TokenError::NotYetValid);
+        }
+        // A bounded lifetime, from its issue time when it states one and from now in any
+        // case (a token without `iat` could otherwise claim any lifetime).
+        let issued = match peeked.claims.get("iat") {
+            None => None,
+            Some(v) => Some(v.as_u64().ok_or(TokenError::Malformed)?),
+        };
+        let too_long = |from: u64| peeked.exp.saturating_sub(from) > self.max_lifetime;
+        if issued.is_some_and(too_long) || too_long(now_unix.saturating_add(LEEWAY_SECS)) {
+            return Err(TokenError::LifetimeTooLong);
         }
 
         jsonwebtoken::decode::<serde::de::IgnoredAny>(token, resolved.key, resolved.validation)

@@ -805,9 +805,16 @@ fn twilio_outgoing(space_in_mode: &str) -> Option<OutgoingGrant> {
     })
 }
 
+/// The fixtures were minted by Twilio's helper libraries with a 10-year TTL (so that they
+/// verify at a fixed `now` forever); a config that allows such lifetimes reads them.
+fn long_lived_verifier(text: &str) -> TokenVerifier {
+    let text = format!("{text}\n[registrar]\nmax_token_lifetime_secs = {TWILIO_TTL}\n");
+    TokenVerifier::new(&config::parse("t.toml", &text).unwrap()).unwrap()
+}
+
 #[test]
 fn twilio_helper_access_tokens() {
-    let v = verifier();
+    let v = long_lived_verifier(&config_text());
     for (lib, token) in [
         (
             "node",
@@ -838,7 +845,7 @@ fn twilio_helper_access_tokens() {
 
 #[test]
 fn twilio_helper_capability_tokens() {
-    let v = verifier();
+    let v = long_lived_verifier(&config_text());
     for (lib, token) in [
         (
             "node",
@@ -872,7 +879,7 @@ fn twilio_helper_tokens_fail_with_another_secret() {
     let text = config_text()
         .replace(SECRET1, "rotated-api-key-secret")
         .replace(AUTH1, "rotated-auth-token");
-    let v = TokenVerifier::new(&config::parse("t.toml", &text).unwrap()).unwrap();
+    let v = long_lived_verifier(&text);
     for token in [
         include_str!("../testdata/twilio/twilio-node-access-token.jwt"),
         include_str!("../testdata/twilio/twilio-python-capability.jwt"),
@@ -1135,4 +1142,47 @@ fn error_classes_are_stable() {
         TokenError::MissingClaim("exp").to_string(),
         "token lacks the `exp` claim"
     );
+}
+
+#[test]
+fn a_token_living_longer_than_the_maximum_is_refused() {
+    // The default maximum is Twilio's 24 h: the 10-year helper-library fixtures are refused.
+    let v = verifier();
+    let fixture_token = include_str!("../testdata/twilio/twilio-node-access-token.jwt");
+    assert_eq!(
+        v.verify(fixture(fixture_token), TWILIO_IAT + 60),
+        Err(TokenError::LifetimeTooLong)
+    );
+    let with = |iat: Option<u64>, exp: u64| {
+        let mut c = access_claims("alice");
+        match iat {
+            Some(t) => c["iat"] = json!(t),
+            None => {
+                c.as_object_mut().unwrap().remove("iat");
+            }
+        }
+        c["exp"] = json!(exp);
+        access(&c)
+    };
+    // A full day from issue is fine; a second more is not.
+    assert!(v.verify(&with(Some(NOW), NOW + 86_400), NOW).is_ok());
+    assert_eq!(
+        v.verify(&with(Some(NOW), NOW + 86_401), NOW),
+        Err(TokenError::LifetimeTooLong)
+    );
+    // Issued long ago with a long life, even if little of it is left.
+    assert_eq!(
+        v.verify(&with(Some(NOW - 2 * 86_400), NOW + 60), NOW),
+        Err(TokenError::LifetimeTooLong)
+    );
+    // Without `iat`, measured from now: expiring in 2100 is refused.
+    assert_eq!(
+        v.verify(&with(None, 4_102_444_800), NOW),
+        Err(TokenError::LifetimeTooLong)
+    );
+    assert!(v.verify(&with(None, NOW + 3_600), NOW).is_ok());
+    // A non-numeric `iat` is malformed.
+    let mut c = access_claims("alice");
+    c["iat"] = json!("yesterday");
+    assert_eq!(v.verify(&access(&c), NOW), Err(TokenError::Malformed));
 }
