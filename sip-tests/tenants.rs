@@ -420,3 +420,97 @@ fn refusals_to_unverified_sources_are_one_answer_no_larger_than_the_request() {
         before + 1
     );
 }
+
+/// A client identity over its concurrent-call limit gets 503 with Retry-After while the
+/// other account's carrier call goes through; an account past its creation rate gets 429
+/// from REST.
+#[test]
+fn an_identity_over_its_limit_gets_503_and_another_account_is_untouched() {
+    let mut c = Carriers::new();
+    let cfg = two_tenants(
+        &c,
+        r#"<Response><Dial timeout="3">+442070000000</Dial></Response>"#,
+        "allow_private_networks = []",
+        "",
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("identity_max_calls = 4", "identity_max_calls = 1")
+        .replace(
+            &format!("auth_token = \"{TOKEN_B}\""),
+            &format!("auth_token = \"{TOKEN_B}\"\ncalls_per_second = 1"),
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let sw = Switch::start_with_config(&cfg);
+    c.b_out.set_peer(sw.udp_addr());
+
+    // alice is registered with A; bob, a client app of A, calls through A's application
+    // (which rings alice) and she lets it ring.
+    let alice = sw.udp();
+    ua::register(&alice, "alice");
+    let bob = sw.udp();
+    let token = ua::token_with("bob", &["--outgoing", "AP00000000000000000000000000000001"]);
+    let place = || {
+        let from = format!("<sip:bob@switchboard.local>;tag={}", harness::unique("b"));
+        let auth = format!("Bearer {token}");
+        let req = harness::request(
+            "INVITE",
+            "sip:+15551230000@switchboard.local",
+            bob.local_addr(),
+            "UDP",
+            &[("From", &from), ("Authorization", &auth)],
+            &sdp_offer(bob.local_addr().ip()),
+        );
+        bob.send(&req);
+        req
+    };
+    let first = place();
+    let ringing = expect_request(&alice, "INVITE", WAIT);
+    let second = place();
+    let (fin, _) = bob
+        .recv_final(&call_id_of(&second), WAIT)
+        .expect("an answer");
+    assert_eq!(fin.status(), Some(503), "{}", fin.text());
+    assert!(fin.text().contains("Client Call Limit"), "{}", fin.text());
+    assert!(fin.header("Retry-After").is_some());
+    bob.send(harness::ack_for(&second, &fin));
+    assert_eq!(
+        sw.metric("calls_refused_total{limit=\"identity_max_calls\"}"),
+        1
+    );
+
+    // Account B's carrier call is not affected.
+    let (carrier, invite) = b_carrier_calls(&sw);
+    let out = expect_request(&c.b_out, "INVITE", WAIT);
+    busy(&c.b_out, &out);
+    let (fin, _) = carrier
+        .recv_final(&call_id_of(&invite), WAIT)
+        .expect("final");
+    assert_eq!(fin.status(), Some(486));
+
+    // B's REST: one call a second; the second at once gets 429 with Retry-After.
+    let create = || {
+        call_as(
+            &sw,
+            ACCOUNT_B,
+            TOKEN_B,
+            "POST",
+            "Calls.json",
+            &form(&[
+                ("To", "+442070000001"),
+                ("From", NUMBER_B),
+                ("Twiml", "<Response/>"),
+            ]),
+        )
+    };
+    let (code, body, _) = create();
+    assert_eq!(code, 201, "{body}");
+    let (code, body, head) = create();
+    assert_eq!(code, 429, "{body}");
+    assert_eq!(body["code"], 20429);
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    drop((first, ringing));
+}

@@ -179,6 +179,8 @@ pub struct Gauges {
     pub auth_failures: u64,
     pub auth_bans: u64,
     pub auth_bans_active: usize,
+    /// `TenantLimits::refused_counts()`: calls refused by each `[limits]` limit.
+    pub calls_refused: [(&'static str, u64); 4],
 }
 
 /// The switch's counters. Share one through an `Arc`; every method takes `&self`.
@@ -307,6 +309,16 @@ impl Metrics {
             "New INVITEs answered 503 because too many calls were being set up.",
         );
         let _ = writeln!(out, "{shed} {}", gauges.calls_shed);
+        let refused = "calls_refused_total";
+        header(
+            &mut out,
+            refused,
+            "counter",
+            "Calls refused (503 to SIP, 429 to REST) by a [limits] limit of their account or client identity.",
+        );
+        for (limit, v) in gauges.calls_refused {
+            sample(&mut out, refused, ("limit", limit), v);
+        }
         for (name, kind, help, v) in [
             (
                 "auth_failures_total",
@@ -376,6 +388,12 @@ mod tests {
             auth_failures: 40,
             auth_bans: 2,
             auth_bans_active: 1,
+            calls_refused: [
+                ("account_max_calls", 1),
+                ("account_calls_per_second", 2),
+                ("identity_max_calls", 3),
+                ("identity_calls_per_minute", 4),
+            ],
         });
         for line in [
             "# HELP sip_messages_received_total SIP messages received, by transport.",
@@ -403,6 +421,7 @@ mod tests {
             "auth_bans_total 2",
             "# TYPE auth_bans_active gauge",
             "auth_bans_active 1",
+            "calls_refused_total{limit=\"identity_max_calls\"} 3",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -431,7 +450,7 @@ mod tests {
         }
         assert_eq!(
             series.len(),
-            2 + DropClass::ALL.len() + RegisterOutcomeLabel::ALL.len() + 4 + 2 + 5 + 1 + 3
+            2 + DropClass::ALL.len() + RegisterOutcomeLabel::ALL.len() + 4 + 2 + 5 + 1 + 3 + 4
         );
     }
 

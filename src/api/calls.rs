@@ -481,6 +481,18 @@ pub(super) fn create(ctx: &Ctx<'_>, body: &[u8]) -> Response<Body> {
     match placed {
         Ok(call) => reply::json(StatusCode::CREATED, &doc(&call)),
         Err(OriginateError::Invalid { code, message }) => invalid(code, message).response(),
+        Err(OriginateError::Limited { limit, retry_after }) => {
+            // Twilio's 20429 "Too Many Requests".
+            let mut resp = reply::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                20429,
+                format!("Too Many Requests: the account's {limit} is reached"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                resp.headers_mut().insert(RETRY_AFTER, v);
+            }
+            resp
+        }
         Err(OriginateError::Unavailable(why)) => {
             let mut resp = reply::error(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -33,6 +33,11 @@ pub(super) fn handle(method: &Method, state: &ApiState) -> Response<Body> {
                 auth_failures: state.guard.failure_count(),
                 auth_bans: state.guard.ban_count(),
                 auth_bans_active: state.guard.list(crate::time::unix_now()).len(),
+                calls_refused: state
+                    .calls
+                    .limits()
+                    .refused_counts()
+                    .map(|(l, n)| (l.as_str(), n)),
             };
             let mut text = state.metrics.render(&gauges);
             if let Some(media) = &state.media {

@@ -286,6 +286,25 @@ impl Call {
             crate::ids::random_u64(),
             crate::ids::random_u64()
         );
+        // A Dial leg is one more live call of the account, with one more RTP port pair.
+        if child_of.is_some() {
+            let (cfg, _) = self.svc.config();
+            let over = cfg
+                .accounts
+                .iter()
+                .find(|a| a.sid == self.info.account_sid)
+                .and_then(|acct| {
+                    self.svc
+                        .registry
+                        .limits()
+                        .admit_leg(&acct.sid, &super::service::account_limits(&cfg, acct))
+                        .err()
+                });
+            if let Some(over) = over {
+                tracing::warn!(call = %self.info.sid, limit = over.limit.as_str(), "no new Dial leg: the account is at its limit");
+                return None;
+            }
+        }
         if !self.enter_call_id(&call_id) {
             return None;
         }

@@ -29,6 +29,7 @@ pub mod recordings;
 pub mod registry;
 pub mod router;
 pub mod service;
+pub mod tenant_limits;
 pub mod verbs;
 
 pub use model::{

@@ -192,6 +192,13 @@ pub enum OriginateError {
     /// The switch cannot place calls right now (HTTP 503).
     #[error("{0}")]
     Unavailable(String),
+    /// A `[limits]` limit of the account (HTTP 429 with Retry-After).
+    #[error("{limit} reached")]
+    Limited {
+        /// The config key of the limit.
+        limit: &'static str,
+        retry_after: u32,
+    },
 }
 
 /// Places outbound calls; installed by the server, used by the REST API.

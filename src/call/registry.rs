@@ -26,6 +26,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::cdr::CdrWriter;
 use super::model::{CallCommand, CallInfo, CallStatus};
+use super::tenant_limits::TenantLimits;
 
 /// Live-call shards; a power of two comfortably above the core count.
 const SHARDS: usize = 32;
@@ -120,6 +121,8 @@ pub struct CallRegistry {
     setups: Arc<AtomicUsize>,
     /// INVITEs refused with 503 because of that backlog, for /metrics.
     shed: AtomicU64,
+    /// Live calls per account and per client identity, and their creation rates.
+    limits: TenantLimits,
 }
 
 /// One call being set up: counted in [`CallRegistry::setups`] until dropped (the caller got
@@ -172,6 +175,7 @@ impl CallRegistry {
             finished: Default::default(),
             setups: Arc::new(AtomicUsize::new(0)),
             shed: AtomicU64::new(0),
+            limits: TenantLimits::default(),
         }
     }
 
@@ -200,7 +204,10 @@ impl CallRegistry {
     pub fn insert(&self, info: CallInfo, control: Option<UnboundedSender<CallCommand>>) {
         let sid = info.sid.clone();
         let mut shard = lock(self.shard(&sid));
-        if shard.insert(sid, Live { info, control }).is_none() {
+        self.limits.started(&info);
+        if let Some(old) = shard.insert(sid, Live { info, control }) {
+            self.limits.ended(&old.info);
+        } else {
             self.live.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -223,6 +230,7 @@ impl CallRegistry {
             return;
         };
         f(&mut info);
+        self.limits.ended(&info);
         if !info.status.is_final() {
             info.status = CallStatus::Completed;
         }
@@ -332,6 +340,11 @@ impl CallRegistry {
             Some(c) if c.account_sid == account => Err(SendError::Finished),
             _ => Err(SendError::Unknown),
         }
+    }
+
+    /// Live calls per account and identity, and creation rates (`[limits]`).
+    pub fn limits(&self) -> &TenantLimits {
+        &self.limits
     }
 
     /// Calls in progress (every leg counts), for the `max_concurrent` limit.

@@ -10,6 +10,7 @@ use super::dial::{Callee, destination_guard};
 use super::driver::{Call, CallStart};
 use super::registry::CallRegistry;
 use super::router::{CALL_INBOX, CallInput, CallRouter};
+use super::tenant_limits::{AccountLimits, OverLimit};
 use super::{
     CallInfo, CallStatus, Direction, OriginateError, OriginateRequest, Originator, new_call_sid,
 };
@@ -205,6 +206,21 @@ impl CallService {
         None
     }
 
+    /// A 503 for a call over one of `[limits]`, with its Retry-After.
+    fn over_limit(over: OverLimit) -> Refusal {
+        tracing::info!(
+            limit = over.limit.as_str(),
+            "call refused by a tenant limit"
+        );
+        Refusal {
+            code: 503,
+            reason: over.limit.reason().into(),
+            headers: vec![("Retry-After", over.retry_after.to_string())],
+            stateless: false,
+            silent: false,
+        }
+    }
+
     /// The config in force and its dial plan (compiled again only after a reload).
     pub fn config(&self) -> (Arc<Config>, Arc<DialPlan>) {
         let cfg = self.live.current();
@@ -292,6 +308,13 @@ impl CallService {
         let Some(acct) = cfg.accounts.iter().find(|a| a.sid == account) else {
             return refuse(500, "Account Missing");
         };
+        if let Err(over) = self
+            .registry
+            .limits()
+            .admit_leg(&account, &account_limits(&cfg, acct))
+        {
+            return Some(Self::over_limit(over));
+        }
         let Some(app) = cfg.applications.iter().find(|a| a.sid == application) else {
             return refuse(500, "Application Missing");
         };
@@ -395,6 +418,14 @@ impl CallService {
         let Some(acct) = cfg.accounts.iter().find(|a| a.sid == grant.account_sid) else {
             return refuse(403, "Unknown Account");
         };
+        if let Err(over) = self.registry.limits().admit_creation(
+            &acct.sid,
+            Some(&grant.identity),
+            &account_limits(cfg, acct),
+            unix_ms(),
+        ) {
+            return Some(Self::over_limit(over));
+        }
         let Some(app) = cfg
             .applications
             .iter()
@@ -447,6 +478,13 @@ impl CallService {
                 message: "account not found".into(),
             });
         };
+        self.registry
+            .limits()
+            .admit_creation(&acct.sid, None, &account_limits(&cfg, acct), unix_ms())
+            .map_err(|over| OriginateError::Limited {
+                limit: over.limit.as_str(),
+                retry_after: over.retry_after,
+            })?;
         refuse_private_sip_to(&cfg, &req.to)?;
         let info = CallInfo {
             sid: new_call_sid(),
@@ -493,6 +531,25 @@ impl CallService {
         );
         tokio::spawn(call.run_outbound(req));
         Ok(info)
+    }
+}
+
+/// The `[limits]` of `acct`: its own overrides, else the defaults. `account_max_calls = 0`
+/// is 80% of the RTP port pairs (every leg holds one), so one account never takes them all.
+pub fn account_limits(cfg: &Config, acct: &crate::config::Account) -> AccountLimits {
+    let l = &cfg.limits;
+    let pairs = (usize::from(cfg.server.rtp_range.last) + 1)
+        .saturating_sub(usize::from(cfg.server.rtp_range.first))
+        / 2;
+    let default_calls = match l.account_max_calls {
+        0 => (pairs * 4 / 5).max(1),
+        n => n,
+    };
+    AccountLimits {
+        max_calls: acct.max_calls.unwrap_or(default_calls),
+        calls_per_second: acct.calls_per_second.unwrap_or(l.account_calls_per_second),
+        identity_max_calls: l.identity_max_calls,
+        identity_calls_per_minute: l.identity_calls_per_minute,
     }
 }
 

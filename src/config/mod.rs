@@ -25,8 +25,8 @@ pub use live::{Live, ReloadError};
 pub use model::{
     Account, Algorithm, ApiKey, Application, BanReply, ChallengeScheme, Config,
     DEFAULT_MAX_CONTACTS, HttpMethod, Issuer, LimitsConfig, Number, RegistrarConfig, Route,
-    SecurityConfig, ServerConfig, SipUser, StoreConfig, StoreKind, TcpConfig, TimersConfig, Trunk,
-    WebhooksConfig,
+    SecurityConfig, ServerConfig, SipUser, StoreConfig, StoreKind, TcpConfig, TenantLimitsConfig,
+    TimersConfig, Trunk, WebhooksConfig,
 };
 pub use net::{Cidr, PortRange};
 

@@ -32,6 +32,7 @@ pub struct Config {
     pub calls: CallsConfig,
     pub media: MediaConfig,
     pub security: SecurityConfig,
+    pub limits: TenantLimitsConfig,
 }
 
 /// `[server]`: where the switch listens and how it presents itself.
@@ -200,6 +201,12 @@ pub struct Account {
     pub api_keys: Vec<ApiKey>,
     #[serde(default)]
     pub issuers: Vec<Issuer>,
+    /// This account's own `[limits]` (`account_max_calls`, `account_calls_per_second`),
+    /// when they differ from the defaults.
+    #[serde(default)]
+    pub max_calls: Option<usize>,
+    #[serde(default)]
+    pub calls_per_second: Option<u32>,
 }
 
 /// `[[accounts.api_keys]]`: signs HS256 access tokens (`iss` = the key's sid).
@@ -573,4 +580,32 @@ pub enum BanReply {
     /// No answer at all (the guesser learns nothing, but cannot tell a ban from loss).
     #[serde(rename = "drop")]
     Drop,
+}
+
+/// `[limits]`: what one account, and one client identity, may use (`call::tenant_limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantLimitsConfig {
+    /// Live calls of one account, every leg counted (each holds an RTP port pair); 0 =
+    /// 80% of the port pairs of `rtp_ports`, so no account can take the whole pool.
+    /// `[[accounts]] max_calls` overrides it.
+    pub account_max_calls: usize,
+    /// Calls one account creates per second (REST and its client apps; carrier calls are
+    /// not counted); 0 = no limit. `[[accounts]] calls_per_second` overrides it.
+    pub account_calls_per_second: u32,
+    /// Live calls one client identity has placed.
+    pub identity_max_calls: usize,
+    /// Calls one client identity places per minute; 0 = no limit.
+    pub identity_calls_per_minute: u32,
+}
+
+impl Default for TenantLimitsConfig {
+    fn default() -> Self {
+        TenantLimitsConfig {
+            account_max_calls: 0,
+            account_calls_per_second: 50,
+            identity_max_calls: 4,
+            identity_calls_per_minute: 30,
+        }
+    }
 }

@@ -58,6 +58,7 @@ pub(crate) fn validate(cfg: &mut Config) -> Vec<Problem> {
     calls_private_nets(cfg, &mut p);
     media(cfg, &mut p);
     security(cfg, &mut p);
+    limits(cfg, &mut p);
     p.0
 }
 
@@ -680,6 +681,23 @@ fn calls(cfg: &Config, p: &mut Problems) {
 
 /// A ban or window longer than a day is a typo; 0 would make the window or ban useless.
 const SECURITY_SECS_MAX: u64 = 86_400;
+
+fn limits(cfg: &Config, p: &mut Problems) {
+    if cfg.limits.identity_max_calls == 0 {
+        p.push(
+            key_path!["limits", "identity_max_calls"],
+            "identity_max_calls must be at least 1 (client apps could place no call)",
+        );
+    }
+    for (i, a) in cfg.accounts.iter().enumerate() {
+        if a.max_calls == Some(0) {
+            p.push(
+                key_path!["accounts", i, "max_calls"],
+                "max_calls must be at least 1 (leave it out for the [limits] default)",
+            );
+        }
+    }
+}
 
 fn security(cfg: &Config, p: &mut Problems) {
     let s = &cfg.security;

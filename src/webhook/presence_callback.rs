@@ -170,6 +170,8 @@ mod tests {
             presence_callback: callback,
             api_keys: Vec::new(),
             issuers: Vec::new(),
+            max_calls: None,
+            calls_per_second: None,
         }
     }
 
