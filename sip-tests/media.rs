@@ -486,6 +486,62 @@ fn a_third_party_spraying_the_carriers_port_after_latching_is_not_relayed() {
     call.carrier_hangs_up();
 }
 
+/// A sprayer on another host that sends to the carrier's relay port before the carrier
+/// says anything latches first (the carrier's SDP names a private address, so its real
+/// source is unknown), but once the carrier speaks from behind a NAT that rewrote its port
+/// (its SDP's IP, another port) the stream is the carrier's: alice hears only the carrier,
+/// and alice's audio goes to the carrier's NAT port, never to the sprayer.
+#[test]
+fn an_early_sprayer_loses_the_stream_once_the_caller_speaks_from_behind_a_nat() {
+    let sw = Switch::start_with_config(config(60));
+    let mut call = bridged(&sw, &[Codec::Pcmu], &[Codec::Pcmu]);
+    let (c, a) = (
+        call.switch_for_carrier.clone(),
+        call.switch_for_alice.clone(),
+    );
+    let mut sprayer = RtpPhone::bind_on("127.0.0.2");
+    let spray = vec![0x5A; FRAME];
+    for _ in 0..20 {
+        sprayer.send(c.rtp, 0, &spray);
+    }
+    // Whatever the sprayer got through before the carrier spoke.
+    let early = call
+        .alice_rtp
+        .drain_until(Instant::now() + Duration::from_millis(300));
+    // The carrier, from a port its SDP does not name (as a NAT rewrote it).
+    let mut nat = RtpPhone::new();
+    assert_ne!(nat.port(), call.carrier_rtp.port());
+    for round in 0..10 {
+        for _ in 0..5 {
+            sprayer.send(c.rtp, 0, &spray);
+        }
+        let mine = frame(0xC1, round);
+        nat.send(c.rtp, 0, &mine);
+        // Datagrams on one socket are read in order: had a sprayed packet sent after the
+        // carrier's first one been relayed, it would reach alice before the next one. In
+        // round 0 the sprays before the carrier's first packet still went through.
+        let (p, src) = loop {
+            let (p, src) = call.alice_rtp.recv(WAIT).unwrap_or_else(|| {
+                panic!("round {round}: the carrier's packet never reached alice (early: {early})")
+            });
+            if round > 0 || p.payload != spray {
+                break (p, src);
+            }
+        };
+        assert_eq!(src, a.rtp);
+        assert_eq!(p.payload, mine, "round {round}: alice heard the sprayer");
+    }
+    sprayer.drain_until(Instant::now() + Duration::from_millis(100));
+    // Alice's audio goes to where the carrier really is.
+    let back: Vec<Vec<u8>> = (0..5).map(|i| frame(0xA1, i)).collect();
+    stream_across(&mut call.alice_rtp, a.rtp, 0, &back, &nat, c.rtp, 0, |p| {
+        p.to_vec()
+    });
+    let stray = sprayer.drain_until(Instant::now() + Duration::from_millis(200));
+    assert_eq!(stray, 0, "the switch sent {stray} datagrams to the sprayer");
+    call.carrier_hangs_up();
+}
+
 #[test]
 fn a_bridged_call_with_no_media_ends_after_the_media_timeout() {
     let sw = Switch::start_with_config(config(2));

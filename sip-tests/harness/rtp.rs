@@ -109,7 +109,12 @@ pub struct RtpPhone {
 impl RtpPhone {
     /// Binds 127.0.0.1 on an OS-chosen port.
     pub fn new() -> RtpPhone {
-        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind rtp 127.0.0.1:0");
+        RtpPhone::bind_on("127.0.0.1")
+    }
+
+    /// Binds another loopback address (`127.0.0.2`: a host other than the phones').
+    pub fn bind_on(ip: &str) -> RtpPhone {
+        let sock = UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("bind rtp {ip}:0: {e}"));
         let port = sock.local_addr().unwrap().port();
         // Distinct streams per phone, fixed per port so a failure is reproducible in logs.
         let seed = u32::from(port).wrapping_mul(2_654_435_761);

@@ -2,7 +2,7 @@
 //! range. Hand-written on `std::net` so the config needs no extra crates.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An IPv4 or IPv6 network such as `10.0.0.0/8` or `2001:db8::/32`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -161,6 +161,93 @@ impl Default for PortRange {
 impl fmt::Display for PortRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Global and non-global addresses (the SSRF reference list, see webhook::ssrf)
+// ---------------------------------------------------------------------------------------
+
+/// Refused IPv4 blocks and why.
+const V4_REFUSED: &[(u32, u8, &str)] = &[
+    (0x0000_0000, 8, "\"this\" network (0.0.0.0/8)"),
+    (0x0a00_0000, 8, "private (10.0.0.0/8)"),
+    (0x6440_0000, 10, "shared address space (100.64.0.0/10)"),
+    (0x7f00_0000, 8, "loopback (127.0.0.0/8)"),
+    (0xa9fe_0000, 16, "link-local (169.254.0.0/16)"),
+    (0xac10_0000, 12, "private (172.16.0.0/12)"),
+    (0xc000_0000, 24, "IETF protocol assignments (192.0.0.0/24)"),
+    (0xc0a8_0000, 16, "private (192.168.0.0/16)"),
+    (0xc612_0000, 15, "benchmarking (198.18.0.0/15)"),
+    (0xe000_0000, 4, "multicast (224.0.0.0/4)"),
+    (0xf000_0000, 4, "reserved (240.0.0.0/4)"),
+];
+
+/// Refused IPv6 blocks (after the embedded-IPv4 forms are handled) and why.
+const V6_REFUSED: &[(u128, u8, &str)] = &[
+    (0, 128, "unspecified (::)"),
+    (1, 128, "loopback (::1)"),
+    (0xfc00 << 112, 7, "unique local (fc00::/7)"),
+    (0xfe80 << 112, 10, "link-local (fe80::/10)"),
+    (0xfec0 << 112, 10, "site-local (fec0::/10)"),
+    (0xff00 << 112, 8, "multicast (ff00::/8)"),
+    (0x2001_0000 << 96, 32, "Teredo (2001::/32)"),
+];
+
+fn in_v4(ip: u32, net: u32, prefix: u8) -> bool {
+    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+    ip & mask == net
+}
+
+fn in_v6(ip: u128, net: u128, prefix: u8) -> bool {
+    let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+    ip & mask == net
+}
+
+/// The IPv4 address an IPv6 address stands for, if it embeds one: IPv4-mapped
+/// (::ffff:0:0/96), IPv4-compatible (::/96, but not :: and ::1), NAT64 (64:ff9b::/96 and
+/// 64:ff9b:1::/48) and 6to4 (2002::/16, the address is bits 16..48).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let n = u128::from(ip);
+    let low32 = Ipv4Addr::from(n as u32);
+    if in_v6(n, 0xffff << 32, 96) {
+        return Some(low32);
+    }
+    if in_v6(n, 0, 96) && n > 1 {
+        return Some(low32);
+    }
+    if in_v6(n, 0x0064_ff9b << 96, 96) || in_v6(n, 0x0064_ff9b_0001 << 80, 48) {
+        return Some(low32);
+    }
+    if in_v6(n, 0x2002 << 112, 16) {
+        return Some(Ipv4Addr::from((n >> 80) as u32));
+    }
+    None
+}
+
+/// Why `ip` is not a global address (the block it is in), or `None` for a global one:
+/// private, loopback, link-local, CGNAT, multicast, reserved and the IPv6 forms that
+/// embed or tunnel to such an IPv4 address. Webhook URLs, SIP destinations and RTP
+/// latching all ask this.
+pub fn non_global_range(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let n = u32::from(v4);
+            V4_REFUSED
+                .iter()
+                .find(|(net, prefix, _)| in_v4(n, *net, *prefix))
+                .map(|(_, _, why)| *why)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = embedded_v4(v6) {
+                return non_global_range(IpAddr::V4(v4));
+            }
+            let n = u128::from(v6);
+            V6_REFUSED
+                .iter()
+                .find(|(net, prefix, _)| in_v6(n, *net, *prefix))
+                .map(|(_, _, why)| *why)
+        }
     }
 }
 

@@ -24,13 +24,13 @@ use super::command::{
 };
 use super::dtmf::TelephoneEvent;
 use super::g711;
-use super::latch::{Latch, Verdict};
+use super::latch::{Latch, Packet, Verdict};
 use super::mmsg::{RecvBatch, SendQueue};
 use super::player::{FRAME_SAMPLES, Frame, Player};
 use super::relay_port::{PLAYER_SOURCE, PLAYER_SSRC, Recording, RelayPort, forward_map};
 use super::rtp::{
-    PacketKind, PayloadAction, PayloadMap, RtpPacket, SourceId, StreamRewriter, classify_rfc5761,
-    rewrite_rtcp_ssrcs_rfc3550,
+    PacketKind, PayloadAction, PayloadMap, RtcpPacket, RtpPacket, SourceId, StreamRewriter,
+    classify_rfc5761, rewrite_rtcp_ssrcs_rfc3550,
 };
 use super::silence::SilenceDetector;
 
@@ -230,7 +230,7 @@ impl RelayThread {
                 let Some(latch) = port.rtcp_latch.as_mut() else {
                     continue;
                 };
-                if latch.on_packet(src) == Verdict::Foreign {
+                if latch.on_packet(src, rtcp_facts(buf), now) == Verdict::Foreign {
                     self.stats.foreign.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
@@ -547,6 +547,31 @@ impl RelayThread {
     }
 }
 
+/// What the latch needs to know of a datagram on an RTP port: RTP with a payload type the
+/// leg negotiated, or something else.
+fn rtp_facts(buf: &[u8], params: &StreamParams) -> Packet {
+    if classify_rfc5761(buf) != PacketKind::Rtp {
+        return Packet::Other;
+    }
+    match RtpPacket::new(buf) {
+        Ok(p) if params.receive.classify(p.payload_type()).is_some() => Packet::Rtp {
+            ssrc: p.ssrc(),
+            seq: p.sequence(),
+        },
+        _ => Packet::Other,
+    }
+}
+
+/// The same on an RTCP port: a report (SR, RR, SDES, BYE, APP) with its sender's SSRC.
+fn rtcp_facts(buf: &[u8]) -> Packet {
+    match RtcpPacket::new(buf) {
+        Ok(p) if (200..=204).contains(&p.packet_type()) => {
+            p.ssrc().map_or(Packet::Other, |ssrc| Packet::Rtcp { ssrc })
+        }
+        _ => Packet::Other,
+    }
+}
+
 /// Handles one RTP datagram from `port`'s leg; returns what to send to the peer (length and
 /// destination) after rewriting `buf` in place.
 fn on_rtp(
@@ -560,7 +585,7 @@ fn on_rtp(
 ) -> Option<(usize, std::net::SocketAddr)> {
     let params: StreamParams = port.params?;
     let latch = port.rtp_latch.as_mut()?;
-    if latch.on_packet(src) == Verdict::Foreign {
+    if latch.on_packet(src, rtp_facts(buf, &params), now) == Verdict::Foreign {
         stats.foreign.fetch_add(1, Ordering::Relaxed);
         return None;
     }
