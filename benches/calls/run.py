@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Calls per second: Switchboard as a B2BUA (carrier INVITE -> signed webhook -> <Dial><Client>)
-vs Kamailio 5.6 as a record-routing stateful proxy, measured in the same run.
+vs Kamailio 5.6 as a record-routing stateful proxy, and vs Kamailio + rtpengine anchoring
+each call's media (rtpengine_peer.py), measured in the same run.
 
     python3 benches/calls/run.py [--quick]
 
@@ -8,8 +9,10 @@ See README.md beside this file. In short, for our switch, each step runs:
   customer app (examples/customer_app.rs) <- webhook -- switch -- INVITE -> SIPp client_uas (bob)
                                                           ^
                                           SIPp carrier_uac: INVITE/200/ACK, hold, BYE/200
-Kamailio's step is ../shared/peers/bench.py calls at the same rate, seconds and hold.
-The rate steps up until a step fails; the highest clean rate of each is compared. Prints one
+Kamailio's step is ../shared/peers/bench.py calls at the same rate, seconds and hold; the
+Kamailio + rtpengine step is rtpengine_peer.py with the same SIPp scenarios.
+The rate steps up until a step fails (--past-capacity: every rate runs, and our goodput past
+our clean capacity is reported); the highest clean rate of each is compared. Prints one
 JSON line at the end. Everything runs on 127.0.0.1; every process started here is stopped by
 its PID; each step is bounded in count (rate x seconds) and time. Python standard library only.
 """
@@ -26,6 +29,9 @@ import sys
 import tempfile
 import time
 import tomllib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rtpengine_peer  # noqa: E402  (beside this file)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -489,9 +495,10 @@ def run_step(name, fn, rate, quiet):
     return r
 
 
-def ramp(ladder, systems, quiet, deadline, step_cost_s):
+def ramp(ladder, systems, quiet, deadline, step_cost_s, past_capacity=False):
     """systems: [(name, fn)]. At each rate every system still passing runs a step, in turn,
-    so background load hits both alike; a system stops after its first failing step."""
+    so background load hits both alike; a system stops after its first failing step, unless
+    `past_capacity` (then every rate runs, to see what each delivers when overloaded)."""
     results = {name: [] for name, _ in systems}
     live = {name for name, _ in systems}
     retries = RETRIES
@@ -510,7 +517,7 @@ def ramp(ladder, systems, quiet, deadline, step_cost_s):
                 log(f"  others used {r['others_cpu_pct']}% of a core: running the step again")
                 r = run_step(name, fn, rate, quiet)
             results[name].append(r)
-            if not r["passed"]:
+            if not r["passed"] and not past_capacity:
                 live.discard(name)
         if not live:
             break
@@ -518,8 +525,29 @@ def ramp(ladder, systems, quiet, deadline, step_cost_s):
 
 
 def best(results):
-    passed = [r for r in results if r.get("passed")]
-    return passed[-1] if passed else None
+    """The highest-rate step that passed, below the first that failed (with
+    --past-capacity a later step may pass by luck; capacity is where it first broke)."""
+    top = None
+    for r in results:
+        if not r.get("passed"):
+            break
+        top = r
+    return top
+
+
+def goodput_past_capacity(results):
+    """For every step above the clean capacity: completed calls/s as a share of it. Past
+    its capacity a switch should shed the excess and keep completing about as many calls
+    as it can (the aim: >= 90% at 1.5x and 2x)."""
+    top = best(results)
+    if not top:
+        return []
+    cap = top["rate"]
+    return [dict(rate=r["rate"], multiple=round(r["rate"] / cap, 2),
+                 completed_cps=r.get("achieved_cps"), failed=r.get("failed"),
+                 pct_of_capacity=round(100 * r["achieved_cps"] / cap, 1)
+                 if r.get("achieved_cps") is not None else None)
+            for r in results if r["rate"] > cap]
 
 
 def fmt_table(results):
@@ -571,6 +599,11 @@ def main():
                     help="the peers' directory (default ../shared/peers beside the repo)")
     ap.add_argument("--skip-ours", action="store_true")
     ap.add_argument("--skip-kamailio", action="store_true")
+    ap.add_argument("--skip-rtpengine", action="store_true",
+                    help="do not run the Kamailio + rtpengine peer")
+    ap.add_argument("--past-capacity", action="store_true",
+                    help="run every rate for every system (no stop at the first failing "
+                         "step) and report goodput past capacity")
     ap.add_argument("--force-ours", action="store_true",
                     help="run our steps even when the preflight call fails")
     ap.add_argument("--no-build", action="store_true")
@@ -642,11 +675,23 @@ def main():
             fk = lambda r: kamailio_step(kctx, r, seconds, a.hold_ms)
             fk.seconds = seconds
             systems.append(("kamailio", fk))
+        if not a.skip_rtpengine:
+            lacking = rtpengine_peer.missing()
+            if lacking:
+                report["rtpengine_skipped"] = f"missing {lacking} (apt-get install -y kamailio rtpengine-daemon)"
+                log("[kamailio+rtpengine] skipped: " + report["rtpengine_skipped"])
+            else:
+                me = sys.modules[__name__]
+                fr = lambda r: rtpengine_peer.step(me, a.peers, r, seconds, a.hold_ms)
+                fr.seconds = seconds
+                systems.append(("kamailio+rtpengine", fr))
         quiet = Quiet(0 if a.no_quiet_wait else 15, 0 if a.no_quiet_wait else 60)
-        res, cut = ramp(ladder, systems, quiet, t_start + a.budget, seconds + 20)
+        res, cut = ramp(ladder, systems, quiet, t_start + a.budget, seconds + 20,
+                        a.past_capacity)
         ours, kam = res.get("ours", []), res.get("kamailio", [])
-        top_o, top_k = best(ours), best(kam)
-        report.update(ours=ours, kamailio=kam, budget_cut=cut)
+        kr = res.get("kamailio+rtpengine", [])
+        top_o, top_k, top_r = best(ours), best(kam), best(kr)
+        report.update(ours=ours, kamailio=kam, kamailio_rtpengine=kr, budget_cut=cut)
 
         print()
         if ours:
@@ -655,6 +700,10 @@ def main():
         if kam:
             print("Kamailio 5.6: record-routing stateful proxy to a registered UAS (peers' bench.py calls)")
             print(fmt_table(kam))
+        if kr:
+            print("Kamailio 5.6 + rtpengine: the same proxy anchoring each call's media over NG "
+                  "(offer/answer/delete); cpu = Kamailio + rtpengine")
+            print(fmt_table(kr))
         summary = dict(
             ours_cps=top_o["rate"] if top_o else (0 if ours else None),
             kamailio_cps=top_k["rate"] if top_k else (0 if kam else None),
@@ -665,10 +714,20 @@ def main():
             kamailio_achieved_cps=top_k["achieved_cps"] if top_k else None,
             ours_top_step_failed=bool(ours) and not ours[-1].get("passed"),
             kamailio_top_step_failed=bool(kam) and not kam[-1].get("passed"),
+            kamailio_rtpengine_cps=top_r["rate"] if top_r else (0 if kr else None),
+            ratio_rtpengine=None,
+            kamailio_rtpengine_cpu_s_per_call=top_r["cpu_s_per_call"] if top_r else None,
+            kamailio_rtpengine_top_step_failed=bool(kr) and not kr[-1].get("passed"),
+            ours_goodput_past_capacity=goodput_past_capacity(ours),
             seconds_per_step=seconds, hold_ms=a.hold_ms, budget_cut=cut,
             seconds=round(time.time() - t_start))
         if summary["ours_cps"] is not None and summary["kamailio_cps"]:
             summary["ratio"] = round(summary["ours_cps"] / summary["kamailio_cps"], 2)
+        if summary["ours_cps"] is not None and summary["kamailio_rtpengine_cps"]:
+            summary["ratio_rtpengine"] = round(
+                summary["ours_cps"] / summary["kamailio_rtpengine_cps"], 2)
+        if "rtpengine_skipped" in report:
+            summary["rtpengine_skipped"] = report["rtpengine_skipped"]
         if "ours_skipped" in report:
             summary["ours_skipped"] = report["ours_skipped"]
             summary["ours_preflight"] = {k: v for k, v in report["preflight"].items()
