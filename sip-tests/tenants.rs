@@ -113,21 +113,6 @@ fn busy(ua: &Udp, inv: &Msg) {
     ));
 }
 
-fn wait_status(sw: &Switch, account: &str, token: &str, sid: &str, want: &str) {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let (code, call, _) = call_as(sw, account, token, "GET", &format!("Calls/{sid}.json"), "");
-        if code == 200 && call["status"] == want {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "call {sid} never became {want}: {call}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Toll fraud: B's `<Dial><Number>` to a number only A has a route for, and B's REST call
 /// to it, never leave through A's trunk (nor answer A's carrier with A's credentials); B's
 /// own route still works.
@@ -163,8 +148,8 @@ fn one_account_never_dials_out_through_another_accounts_trunk() {
         "B's call left through A's trunk"
     );
 
-    // B's REST call to the same number: accepted (as Twilio would), then failed for want
-    // of a route of B's; A's carrier sees nothing.
+    // B's REST call to the same number: refused at once (400, 21215: no route of B's);
+    // A's carrier sees nothing.
     let (code, call, _) = call_as(
         &sw,
         ACCOUNT_B,
@@ -177,9 +162,8 @@ fn one_account_never_dials_out_through_another_accounts_trunk() {
             ("Twiml", "<Response/>"),
         ]),
     );
-    assert_eq!(code, 201, "{call}");
-    let sid = call["sid"].as_str().unwrap().to_string();
-    wait_status(&sw, ACCOUNT_B, TOKEN_B, &sid, "failed");
+    assert_eq!(code, 400, "{call}");
+    assert_eq!(call["code"], 21215, "{call}");
     assert!(
         no_request(&c.a_out, "INVITE", Duration::from_millis(300)),
         "B's REST call left through A's trunk"
@@ -513,4 +497,68 @@ fn an_identity_over_its_limit_gets_503_and_another_account_is_untouched() {
         "{head}"
     );
     drop((first, ringing));
+}
+
+/// Registers alice from `ua` with `contact` as her Contact (a bearer token).
+fn register_with_contact(ua: &Udp, contact: &str) {
+    let to = "<sip:alice@switchboard.local>".to_string();
+    let from = format!("{to};tag={}", harness::unique("f"));
+    let auth = format!("Bearer {}", ua::token("alice"));
+    let req = harness::request(
+        "REGISTER",
+        "sip:switchboard.local",
+        ua.local_addr(),
+        "UDP",
+        &[
+            ("To", &to),
+            ("From", &from),
+            ("Authorization", &auth),
+            ("Contact", contact),
+        ],
+        "",
+    );
+    ua.send(&req);
+    let (resp, _) = ua.recv_final(&call_id_of(&req), WAIT).expect("answered");
+    assert_eq!(resp.status(), Some(200), "{}", resp.text());
+}
+
+/// A UDP client's Contact on another host than the one it registered from is not called
+/// there (a Contact must not aim the switch at a third party): the INVITE goes to where
+/// the REGISTER came from. A Contact on the same host, another port, is called as given.
+#[test]
+fn a_client_is_called_on_its_own_host_never_at_a_third_party() {
+    for same_host in [false, true] {
+        let sw = Switch::start();
+        let alice = sw.udp();
+        let target = if same_host {
+            Udp::new(sw.udp_addr())
+        } else {
+            Udp::bind_on("127.0.0.3", sw.udp_addr())
+        };
+        register_with_contact(&alice, &format!("<sip:alice@{}>", target.local_addr()));
+        let carrier = sw.udp();
+        let invite = ua::carrier_invite(
+            &sw,
+            &carrier,
+            "+15550100001",
+            &sdp_offer(carrier.local_addr().ip()),
+        );
+        carrier.send(&invite);
+        let (called, spared) = if same_host {
+            (&target, &alice)
+        } else {
+            (&alice, &target)
+        };
+        let inv = expect_request(called, "INVITE", WAIT);
+        assert!(
+            inv.start_line
+                .contains(&format!("sip:alice@{}", target.local_addr())),
+            "{}",
+            inv.start_line
+        );
+        assert!(
+            no_request(spared, "INVITE", Duration::from_millis(300)),
+            "same_host={same_host}: the INVITE went to the wrong place"
+        );
+    }
 }

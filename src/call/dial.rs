@@ -150,14 +150,18 @@ impl Call {
                             Transport::Tcp => Peer::tcp(b.source, b.conn?),
                             // RFC 5626 `ob`: the client asks to be reached on its flow.
                             Transport::Udp if b.contact.contains(";ob") => Peer::udp(b.source),
-                            // The Contact's address, unless it is not where the client
-                            // registered from and the policy refuses it: a contact naming
-                            // a private address behind NAT is unreachable anyway, and one
-                            // naming somebody else's host would make us a reflector.
-                            // The flow the REGISTER came from is the client itself.
+                            // The Contact's address when it is on the host the client
+                            // registered from (any port: a phone or a SIPp pair may
+                            // register from one port and take calls on another) or passes
+                            // the policy. Otherwise the address the REGISTER came from: a
+                            // contact naming a private address behind NAT is unreachable
+                            // anyway, and one naming somebody else's host would make us a
+                            // reflector.
                             Transport::Udp => Peer::udp(
                                 leg::uri_addr(&b.contact)
-                                    .filter(|a| *a == b.source || guard.check_ip(a.ip()).is_ok())
+                                    .filter(|a| {
+                                        a.ip() == b.source.ip() || guard.check_ip(a.ip()).is_ok()
+                                    })
                                     .unwrap_or(b.source),
                             ),
                         };

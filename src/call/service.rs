@@ -486,6 +486,20 @@ impl CallService {
                 retry_after: over.retry_after,
             })?;
         refuse_private_sip_to(&cfg, &req.to)?;
+        // A number no route of this account (nor a shared one) takes: refused at once, as
+        // Twilio refuses a destination the account may not call (never another account's
+        // trunk, the toll-fraud hole).
+        if let Callee::Number(number) = Callee::parse_to(&req.to) {
+            let (_, plan) = self.config();
+            if plan.outbound(&req.account_sid, &number).is_none() {
+                return Err(OriginateError::Invalid {
+                    code: 21215,
+                    message: format!(
+                        "Account not authorized to call {number}: no route of this account matches it"
+                    ),
+                });
+            }
+        }
         let info = CallInfo {
             sid: new_call_sid(),
             account_sid: req.account_sid.clone(),
