@@ -341,11 +341,11 @@ fn refusals_to_unverified_sources_are_one_answer_no_larger_than_the_request() {
         invite.len()
     );
     stranger.send(&invite);
-    assert_eq!(
-        responses_within(&stranger, window).len(),
-        1,
-        "a retransmission: one more"
-    );
+    let again = responses_within(&stranger, window);
+    assert_eq!(again.len(), 1, "a retransmission: one more");
+    // RFC 3261 §8.2.7: a stateless answer to a retransmission carries the same To tag.
+    assert!(answer.to_tag().is_some());
+    assert_eq!(Msg::parse(&again[0]).to_tag(), answer.to_tag());
 
     // The control: B's trunk (127.0.0.2) calling a number that is not B's is refused by a
     // server transaction, resent until the ACK that never comes.

@@ -16,6 +16,8 @@
 //!   481, anything else 405.
 
 use std::collections::VecDeque;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -59,6 +61,8 @@ pub struct Shard {
     config: ShardConfig,
     /// Stateless answers (refusals) waiting to be sent.
     stateless: VecDeque<(Peer, Bytes)>,
+    /// Keys the To tags of answers sent without a transaction (see `stateless_tag`).
+    tag_key: RandomState,
 }
 
 /// Where a well-formed message goes.
@@ -92,6 +96,7 @@ impl Shard {
             inbound,
             config,
             stateless: VecDeque::new(),
+            tag_key: RandomState::new(),
         }
     }
 
@@ -319,6 +324,7 @@ impl Shard {
         headers: &[(&'static str, String)],
     ) -> Option<Bytes> {
         let limit = request.as_bytes().len();
+        let tag = self.stateless_tag(request);
         let challenges = headers.iter().filter(|(n, _)| is_challenge(n)).count();
         let mut trims = vec![
             Trim::FULL,
@@ -339,7 +345,14 @@ impl Shard {
         }));
         trims
             .into_iter()
-            .map(|t| self.response_with(request, from, code, reason, headers, t))
+            .map(|t| {
+                let answer = Answer {
+                    code,
+                    reason,
+                    headers,
+                };
+                self.response_with(request, from, &answer, &tag, t)
+            })
             .find(|b| b.len() <= limit)
     }
 
@@ -353,7 +366,32 @@ impl Shard {
         reason: &str,
         headers: &[(&'static str, String)],
     ) -> Bytes {
-        self.response_with(request, from, code, reason, headers, Trim::FULL)
+        let answer = Answer {
+            code,
+            reason,
+            headers,
+        };
+        self.response_with(request, from, &answer, &crate::ids::tag(), Trim::FULL)
+    }
+
+    /// The To tag of an answer that may go out without a transaction: the same for every
+    /// retransmission of one request (RFC 3261 §8.2.6.2 via §8.2.7: a stateless UAS must
+    /// answer a retransmission with the same tag), different for every other request, and
+    /// unguessable (keyed by a per-process random key).
+    fn stateless_tag(&self, request: &SipMessage) -> String {
+        let branch = request
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().map(str::to_owned))
+            .unwrap_or_default();
+        let call_id = request.call_id().unwrap_or_default();
+        let from_tag = request
+            .from_header()
+            .ok()
+            .and_then(|f| f.tag().map(str::to_owned))
+            .unwrap_or_default();
+        let h = self.tag_key.hash_one((branch, call_id, from_tag));
+        format!("{h:016x}")
     }
 
     /// [`Self::response`] without the optional parts `trim` leaves out.
@@ -361,14 +399,17 @@ impl Shard {
         &self,
         request: &SipMessage,
         from: &Peer,
-        code: u16,
-        reason: &str,
-        headers: &[(&'static str, String)],
+        answer: &Answer<'_>,
+        tag: &str,
         trim: Trim,
     ) -> Bytes {
-        let tag = crate::ids::tag();
+        let Answer {
+            code,
+            reason,
+            headers,
+        } = *answer;
         let mut b = ResponseBuilder::new(request, code)
-            .to_tag(&tag)
+            .to_tag(tag)
             .received_from(from.addr);
         if !reason.is_empty() {
             b = b.reason(reason);
@@ -400,6 +441,15 @@ impl Shard {
         }
         b.build()
     }
+}
+
+/// What a response says: its status, reason phrase (empty: the standard one) and the
+/// headers the deciding layer asked for.
+#[derive(Debug, Clone, Copy)]
+struct Answer<'a> {
+    code: u16,
+    reason: &'a str,
+    headers: &'a [(&'static str, String)],
 }
 
 /// Which optional parts of a response are kept.

@@ -219,7 +219,8 @@ impl Call {
                     }
                 },
                 Next::Fetch { .. } if let Err(over) = self.fetches.admit(now()) => {
-                    tracing::warn!(call = %self.info.sid, why = %over, "instruction fetches stopped; ending the call");
+                    // Twilio's 14106, "document retrieval limit reached".
+                    tracing::warn!(call = %self.info.sid, code = 14106, why = %over, "instruction fetches stopped; ending the call");
                     return Finish::AppError;
                 }
                 Next::Fetch { url, method, extra } => match self.fetch(&url, method, extra).await {

@@ -27,6 +27,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::{BanReply, SecurityConfig};
 
+/// The source a failure is counted against: an IPv4 address (an IPv4-mapped IPv6 one
+/// included), or the /64 of an IPv6 address, since one host usually has a whole /64 to
+/// hop around in.
+pub fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
 /// Most keys one table tracks (sources, AORs).
 pub const MAX_TRACKED: usize = 65_536;
 
@@ -167,6 +180,7 @@ impl AuthGuard {
 
     /// How a request from `source` is answered if it is banned at `now`.
     pub fn banned(&self, source: IpAddr, now: u64) -> Option<BanReply> {
+        let source = source_key(source);
         let banned = self
             .state()
             .sources
@@ -180,6 +194,7 @@ impl AuthGuard {
     /// the request named it: a forged token names no verified identity). Returns the ban
     /// it caused, if any.
     pub fn failed(&self, source: IpAddr, aor: &str, now: u64) -> Option<Ban> {
+        let source = source_key(source);
         self.failures.fetch_add(1, Ordering::Relaxed);
         let cfg = self.config();
         let window = cfg.auth_fail_window_secs;
@@ -348,6 +363,29 @@ mod tests {
             g.failed(bad, "carol@r", 200 + t);
         }
         assert_eq!(g.banned(bad, 203), Some(BanReply::Forbidden));
+    }
+
+    #[test]
+    fn an_ipv6_host_hopping_in_its_64_is_one_source() {
+        let g = AuthGuard::new(cfg(3, 0));
+        for (i, a) in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"]
+            .into_iter()
+            .enumerate()
+        {
+            g.failed(ip(a), "a@r", i as u64);
+        }
+        assert_eq!(
+            g.banned(ip("2001:db8:1:2::77"), 3),
+            Some(BanReply::Forbidden)
+        );
+        assert_eq!(
+            g.banned(ip("2001:db8:1:3::1"), 3),
+            None,
+            "the next /64 is another"
+        );
+        assert_eq!(g.list(3)[0].source, ip("2001:db8:1:2::"));
+        // An IPv4-mapped address is its IPv4 address.
+        assert_eq!(source_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
     }
 
     #[test]
