@@ -96,11 +96,23 @@ fn bridged(sw: &Switch, carrier_codecs: &[Codec], alice_codecs: &[Codec]) -> Cal
 
 /// The same with alice already registered from `alice`.
 fn call_alice(sw: &Switch, alice: Udp, carrier_codecs: &[Codec], alice_codecs: &[Codec]) -> Call {
-    let carrier = sw.udp();
     let carrier_rtp = RtpPhone::new();
+    let offer = carrier_rtp.offer(carrier_codecs);
+    call_alice_offering(sw, alice, carrier_rtp, &offer, alice_codecs)
+}
+
+/// The same with the carrier's offer as given (it need not name `carrier_rtp`).
+fn call_alice_offering(
+    sw: &Switch,
+    alice: Udp,
+    carrier_rtp: RtpPhone,
+    offer: &str,
+    alice_codecs: &[Codec],
+) -> Call {
+    let carrier = sw.udp();
     let alice_rtp = RtpPhone::new();
 
-    let invite = carrier_invite(sw, &carrier, NUMBER, &carrier_rtp.offer(carrier_codecs));
+    let invite = carrier_invite(sw, &carrier, NUMBER, offer);
     let started = Instant::now();
     carrier.send(&invite);
 
@@ -537,6 +549,67 @@ fn an_early_sprayer_loses_the_stream_once_the_caller_speaks_from_behind_a_nat() 
     stream_across(&mut call.alice_rtp, a.rtp, 0, &back, &nat, c.rtp, 0, |p| {
         p.to_vec()
     });
+    let stray = sprayer.drain_until(Instant::now() + Duration::from_millis(200));
+    assert_eq!(stray, 0, "the switch sent {stray} datagrams to the sprayer");
+    call.carrier_hangs_up();
+}
+
+#[test]
+fn behind_nat_with_a_private_sdp_an_early_sprayer_loses_the_stream_to_the_sip_host() {
+    // The carrier's SDP names a private address (as a phone behind NAT writes its own), so
+    // no source matches the SDP: only the IP its SIP came from (127.0.0.1) tells the
+    // carrier's media from the sprayer's (127.0.0.2).
+    let sw = Switch::start_with_config(config(60));
+    let alice = sw.udp();
+    register(&alice, "alice");
+    let nat = RtpPhone::new();
+    let private: SocketAddr = "10.0.0.99:4000".parse().unwrap();
+    let offer = sdp_for(private, &[Codec::Pcmu]);
+    let mut call = call_alice_offering(&sw, alice, nat, &offer, &[Codec::Pcmu]);
+    let (c, a) = (
+        call.switch_for_carrier.clone(),
+        call.switch_for_alice.clone(),
+    );
+    let mut sprayer = RtpPhone::bind_on("127.0.0.2");
+    let spray = vec![0x5A; FRAME];
+    for _ in 0..20 {
+        sprayer.send(c.rtp, 0, &spray);
+    }
+    // A private SDP says nothing of where the party is: the sprayer's media latched, and
+    // alice may have heard it until the carrier speaks.
+    call.alice_rtp
+        .drain_until(Instant::now() + Duration::from_millis(300));
+    for round in 0..10 {
+        for _ in 0..5 {
+            sprayer.send(c.rtp, 0, &spray);
+        }
+        let mine = frame(0xC2, round);
+        call.carrier_rtp.send(c.rtp, 0, &mine);
+        // In order on one socket: a spray relayed after the carrier's first packet would
+        // reach alice before the carrier's next one.
+        let (p, src) = loop {
+            let (p, src) = call.alice_rtp.recv(WAIT).unwrap_or_else(|| {
+                panic!("round {round}: the carrier's packet never reached alice")
+            });
+            if round > 0 || p.payload != spray {
+                break (p, src);
+            }
+        };
+        assert_eq!(src, a.rtp);
+        assert_eq!(p.payload, mine, "round {round}: alice heard the sprayer");
+    }
+    sprayer.drain_until(Instant::now() + Duration::from_millis(100));
+    let back: Vec<Vec<u8>> = (0..5).map(|i| frame(0xA2, i)).collect();
+    stream_across(
+        &mut call.alice_rtp,
+        a.rtp,
+        0,
+        &back,
+        &call.carrier_rtp,
+        c.rtp,
+        0,
+        |p| p.to_vec(),
+    );
     let stray = sprayer.drain_until(Instant::now() + Duration::from_millis(200));
     assert_eq!(stray, 0, "the switch sent {stray} datagrams to the sprayer");
     call.carrier_hangs_up();

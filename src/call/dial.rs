@@ -375,6 +375,8 @@ impl Call {
         let mut leg = Leg::uac(sid, invite, key, t.peer, tag);
         leg.credentials = t.credentials;
         leg.client = t.client;
+        let mut media = media;
+        media.signalling_host = Some(leg.peer.addr.ip());
         leg.media = Some(media);
         let idx = self.core().dial_count();
         self.input(Input::StartLeg {

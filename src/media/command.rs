@@ -5,7 +5,7 @@
 //! through a [`super::MediaEngine`]; the relay answers with [`MediaEvent`]s on the channel
 //! given when the endpoint was opened.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +74,9 @@ pub struct StreamParams {
     /// overrides these (symmetric RTP), see [`super::latch`].
     pub remote_rtp: SocketAddr,
     pub remote_rtcp: SocketAddr,
+    /// The IP this leg's SIP comes from, when known: behind NAT its media leaves from the
+    /// same public address, which the latch trusts over a stranger's (latch.rs, rule 2).
+    pub signalling_host: Option<IpAddr>,
     /// The law this leg was answered with: what the player and the recorder use, and what
     /// the relay transcodes to when the other leg sends the other law.
     pub law: G711Law,

@@ -10,9 +10,11 @@
 //! 1. Only real media latches: an RTP packet (version 2) with a payload type the leg
 //!    negotiated, or an RTCP packet on the RTCP port. Anything else from a stranger is
 //!    dropped and teaches nothing.
-//! 2. Sources rank by how well they match the SDP: the exact address and port (3), the
-//!    same IP with another port (2: a NAT that rewrote the port, a phone that sends from
-//!    another port), anything else (1). A better-ranked source always takes the latch from
+//! 2. Sources rank by how well they match the signalling: the exact SDP address and port
+//!    (3); the SDP's IP with another port, or the IP the leg's SIP comes from (2: a NAT
+//!    that rewrote the port, a phone that sends from another port, or a NAT whose phone
+//!    put its private address in the SDP: its media leaves from the same public address
+//!    as its SIP, the idea behind Kamailio's `fix_nated_sdp`); anything else (1). A better-ranked source always takes the latch from
 //!    a worse one, at any time: an early sprayer keeps the stream only until the party
 //!    speaks, and a sprayer cannot outrank the party unless it shares its IP.
 //! 3. A rank-1 source latches only when the SDP address is not global (private, loopback:
@@ -27,7 +29,7 @@
 //!
 //! Sans-IO: the relay passes the clock and the packet's facts in.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::config::net::non_global_range;
@@ -77,6 +79,8 @@ pub struct Latch {
     signalled: SocketAddr,
     /// The SDP address is global: strangers (rank 1) never latch.
     signalled_global: bool,
+    /// The IP the leg's SIP comes from, when the call layer knows it (rank 2, rule 2).
+    signalling_host: Option<IpAddr>,
     held: Option<Held>,
 }
 
@@ -90,23 +94,30 @@ pub enum Verdict {
 }
 
 impl Latch {
-    pub fn new(signalled: SocketAddr) -> Self {
+    /// A latch for a party the SDP places at `signalled`, whose SIP comes from
+    /// `signalling_host` (`None` when unknown).
+    pub fn new(signalled: SocketAddr, signalling_host: Option<IpAddr>) -> Self {
         Latch {
             signalled,
             signalled_global: non_global_range(signalled.ip()).is_none(),
+            signalling_host,
             held: None,
         }
     }
 
     /// A new SDP: send there until the party's first packet says otherwise.
-    pub fn resignal(&mut self, signalled: SocketAddr) {
-        *self = Latch::new(signalled);
+    pub fn resignal(&mut self, signalled: SocketAddr, signalling_host: Option<IpAddr>) {
+        *self = Latch::new(signalled, signalling_host);
     }
 
     fn rank(&self, source: SocketAddr) -> u8 {
         if source == self.signalled {
             3
-        } else if source.ip() == self.signalled.ip() {
+        } else if same_host(source.ip(), self.signalled.ip())
+            || self
+                .signalling_host
+                .is_some_and(|h| same_host(source.ip(), h))
+        {
             2
         } else {
             1
@@ -166,6 +177,12 @@ impl Latch {
     }
 }
 
+/// Whether two addresses are one host (an IPv4-mapped IPv6 address is its IPv4 one, as a
+/// dual-stack socket reports an IPv4 peer).
+fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    a.to_canonical() == b.to_canonical()
+}
+
 /// Whether `packet` continues the latched stream: its SSRC, and for RTP a sequence number
 /// a little after the last one seen.
 fn continues(h: &Held, packet: Packet) -> bool {
@@ -209,7 +226,7 @@ mod tests {
     #[test]
     fn behind_nat_with_a_private_sdp_the_first_media_latches_then_strangers_are_dropped() {
         let t = t0();
-        let mut l = Latch::new(a("10.0.0.1:4000"));
+        let mut l = Latch::new(a("10.0.0.1:4000"), None);
         assert_eq!(l.destination(), a("10.0.0.1:4000"));
         assert_eq!(
             l.on_packet(a("198.51.100.7:31000"), rtp(7, 1), t),
@@ -226,7 +243,7 @@ mod tests {
     #[test]
     fn only_real_media_latches() {
         let t = t0();
-        let mut l = Latch::new(a("10.0.0.1:4000"));
+        let mut l = Latch::new(a("10.0.0.1:4000"), None);
         assert_eq!(
             l.on_packet(a("203.0.113.9:5000"), Packet::Other, t),
             Verdict::Foreign
@@ -238,7 +255,7 @@ mod tests {
     fn the_party_behind_a_port_rewriting_nat_takes_the_stream_from_an_early_sprayer() {
         let t = t0();
         // SDP names the caller's public address; its NAT sends from another port.
-        let mut l = Latch::new(a("127.0.0.1:4000"));
+        let mut l = Latch::new(a("127.0.0.1:4000"), None);
         assert_eq!(
             l.on_packet(a("127.0.0.2:6666"), rtp(66, 1), t),
             Verdict::Accept
@@ -267,7 +284,7 @@ mod tests {
     #[test]
     fn with_a_global_sdp_address_a_stranger_never_latches() {
         let t = t0();
-        let mut l = Latch::new(a("203.0.113.10:4000"));
+        let mut l = Latch::new(a("203.0.113.10:4000"), None);
         assert_eq!(
             l.on_packet(a("198.51.100.66:5000"), rtp(66, 1), t),
             Verdict::Foreign
@@ -286,7 +303,7 @@ mod tests {
     #[test]
     fn a_quiet_source_is_succeeded_only_by_the_continuation_of_its_stream() {
         let t = t0();
-        let mut l = Latch::new(a("10.0.0.1:4000"));
+        let mut l = Latch::new(a("10.0.0.1:4000"), None);
         l.on_packet(a("198.51.100.7:31000"), rtp(7, 500), t);
         // Not quiet yet: even the right SSRC from elsewhere is refused.
         assert_eq!(
@@ -318,7 +335,7 @@ mod tests {
     #[test]
     fn sequence_numbers_wrap() {
         let t = t0();
-        let mut l = Latch::new(a("10.0.0.1:4000"));
+        let mut l = Latch::new(a("10.0.0.1:4000"), None);
         l.on_packet(a("198.51.100.7:31000"), rtp(7, 65_530), t);
         assert_eq!(
             l.on_packet(a("198.51.100.7:40000"), rtp(7, 10), t + QUIET),
@@ -327,11 +344,49 @@ mod tests {
     }
 
     #[test]
+    fn behind_nat_with_a_private_sdp_the_sip_host_takes_the_stream_from_an_early_sprayer() {
+        let t = t0();
+        // The phone's SDP names its private address; its SIP came from its NAT.
+        let nat_ip = "198.51.100.7".parse().unwrap();
+        let mut l = Latch::new(a("192.168.1.5:4000"), Some(nat_ip));
+        let sprayer = a("203.0.113.9:5000");
+        // Nothing says where the phone is yet: the first media latches.
+        assert_eq!(l.on_packet(sprayer, rtp(66, 1), t), Verdict::Accept);
+        assert_eq!(l.destination(), sprayer);
+        // The phone speaks through its NAT (a port nobody announced): it outranks the
+        // sprayer, which goes on in vain.
+        let nat = a("198.51.100.7:31000");
+        assert_eq!(l.on_packet(nat, rtp(7, 1), t + ms(20)), Verdict::Accept);
+        assert_eq!(l.destination(), nat);
+        for i in 0..10 {
+            let now = t + ms(40 + 20 * i);
+            assert_eq!(l.on_packet(sprayer, rtp(66, 2), now), Verdict::Foreign);
+            assert_eq!(l.on_packet(nat, rtp(7, 2 + i as u16), now), Verdict::Accept);
+        }
+        // Without the SIP host the two are strangers alike, and the sprayer keeps it.
+        let mut blind = Latch::new(a("192.168.1.5:4000"), None);
+        blind.on_packet(sprayer, rtp(66, 1), t);
+        assert_eq!(
+            blind.on_packet(nat, rtp(7, 1), t + ms(20)),
+            Verdict::Foreign
+        );
+        // An IPv4-mapped source is the same host.
+        let mut mapped = Latch::new(a("192.168.1.5:4000"), Some(nat_ip));
+        mapped.on_packet(sprayer, rtp(66, 1), t);
+        let nat6 = a("[::ffff:198.51.100.7]:31000");
+        assert_eq!(
+            mapped.on_packet(nat6, rtp(7, 1), t + ms(20)),
+            Verdict::Accept
+        );
+        assert_eq!(mapped.destination(), nat6);
+    }
+
+    #[test]
     fn a_new_sdp_unlatches() {
         let t = t0();
-        let mut l = Latch::new(a("10.0.0.1:4000"));
+        let mut l = Latch::new(a("10.0.0.1:4000"), None);
         l.on_packet(a("10.0.0.1:4000"), rtp(1, 1), t);
-        l.resignal(a("10.0.0.2:4000"));
+        l.resignal(a("10.0.0.2:4000"), None);
         assert!(!l.is_latched());
         assert_eq!(l.destination(), a("10.0.0.2:4000"));
         assert_eq!(

@@ -386,8 +386,9 @@ impl RelayThread {
                     .params
                     .is_some_and(|p| p.remote_rtp == params.remote_rtp);
                 if !same_remote {
-                    port.rtp_latch = Some(Latch::new(params.remote_rtp));
-                    port.rtcp_latch = Some(Latch::new(params.remote_rtcp));
+                    let host = params.signalling_host;
+                    port.rtp_latch = Some(Latch::new(params.remote_rtp, host));
+                    port.rtcp_latch = Some(Latch::new(params.remote_rtcp, host));
                     port.dtmf.reset();
                 }
                 port.params = Some(params);

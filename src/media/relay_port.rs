@@ -137,6 +137,7 @@ mod tests {
         StreamParams {
             remote_rtp: "127.0.0.1:4000".parse().unwrap(),
             remote_rtcp: "127.0.0.1:4001".parse().unwrap(),
+            signalling_host: None,
             law,
             send: pts,
             receive: pts,

@@ -65,6 +65,7 @@ fn params(remote: SocketAddr, law: G711Law) -> StreamParams {
     StreamParams {
         remote_rtp: remote,
         remote_rtcp: SocketAddr::new(remote.ip(), remote.port() + 1),
+        signalling_host: None,
         law,
         send: pts(law),
         receive: pts(law),

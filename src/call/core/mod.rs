@@ -234,6 +234,7 @@ impl CallCore {
         let Some(main) = self.main.as_mut() else {
             return Err(crate::sip::sdp::SdpError::NotAcceptable);
         };
+        media.signalling_host = Some(main.peer.addr.ip());
         if main.invite.body_len() > 0 {
             let (_, params) = media.answer_offer(&main.invite.body())?;
             self.outputs

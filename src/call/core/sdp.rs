@@ -37,6 +37,9 @@ pub struct LegSdp {
     pub awaiting_answer: bool,
     /// The direction last asked of this leg on behalf of the other one (hold passed on).
     pub asked_direction: Direction,
+    /// The IP the leg's SIP comes from: the relay's latch trusts media from it over a
+    /// stranger's (a NATed phone's SDP names its private address; its NAT's is this one).
+    pub signalling_host: Option<IpAddr>,
 }
 
 impl LegSdp {
@@ -53,6 +56,7 @@ impl LegSdp {
             params: None,
             awaiting_answer: false,
             asked_direction: Direction::SendRecv,
+            signalling_host: None,
         }
     }
 
@@ -95,7 +99,7 @@ impl LegSdp {
         let offer = sdp::parse(body)?;
         let answer = self.session.answer(&offer, &[self.port])?;
         let media = answer.media.first().ok_or(SdpError::NotAcceptable)?;
-        let params = params_of(media);
+        let params = params_of(media, self.signalling_host);
         self.params = Some(params);
         self.awaiting_answer = false;
         let bytes = answer.description.to_bytes();
@@ -111,7 +115,7 @@ impl LegSdp {
         let answer = sdp::parse(body)?;
         let media = sdp::read_answer(offer, &answer)?;
         let first = media.first().ok_or(SdpError::AnswerRejected)?;
-        let params = params_of(first);
+        let params = params_of(first, self.signalling_host);
         self.agreed = Some((offer.clone(), self.asked_direction));
         self.params = Some(params);
         self.awaiting_answer = false;
@@ -119,8 +123,8 @@ impl LegSdp {
     }
 }
 
-/// The relay's view of a negotiated stream.
-pub fn params_of(m: &NegotiatedMedia) -> StreamParams {
+/// The relay's view of a negotiated stream, whose leg's SIP comes from `signalling_host`.
+pub fn params_of(m: &NegotiatedMedia, signalling_host: Option<IpAddr>) -> StreamParams {
     let pts = |t: &sdp::PayloadTypes| PayloadTypes {
         pcmu: t.pcmu,
         pcma: t.pcma,
@@ -129,6 +133,7 @@ pub fn params_of(m: &NegotiatedMedia) -> StreamParams {
     StreamParams {
         remote_rtp: m.remote_rtp,
         remote_rtcp: m.remote_rtcp,
+        signalling_host,
         law: match m.codec() {
             Codec::Pcmu => G711Law::Pcmu,
             Codec::Pcma => G711Law::Pcma,
