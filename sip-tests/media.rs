@@ -612,6 +612,13 @@ fn behind_nat_with_a_private_sdp_an_early_sprayer_loses_the_stream_to_the_sip_ho
     );
     let stray = sprayer.drain_until(Instant::now() + Duration::from_millis(200));
     assert_eq!(stray, 0, "the switch sent {stray} datagrams to the sprayer");
+    // Every packet sprayed after the carrier took the stream was counted as foreign.
+    let foreign = sw.metric("rtp_packets_dropped_total{reason=\"foreign\"}");
+    assert!(
+        foreign >= 45,
+        "{foreign} foreign packets counted, 45 sprayed after the carrier spoke"
+    );
+    assert!(sw.metric("rtp_packets_relayed_total") >= 18);
     call.carrier_hangs_up();
 }
 

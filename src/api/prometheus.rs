@@ -70,4 +70,17 @@ fn media_gauges(out: &mut String, media: &crate::media::MediaEngine) {
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
         );
     }
+    let s = media.stats();
+    let _ = write!(
+        out,
+        "# HELP rtp_packets_relayed_total RTP packets relayed between bridged legs.\n\
+         # TYPE rtp_packets_relayed_total counter\nrtp_packets_relayed_total {}\n\
+         # HELP rtp_packets_dropped_total RTP/RTCP packets dropped by the relay, by reason \
+         (foreign: from a source the latch refused).\n\
+         # TYPE rtp_packets_dropped_total counter\n\
+         rtp_packets_dropped_total{{reason=\"foreign\"}} {}\n\
+         rtp_packets_dropped_total{{reason=\"malformed\"}} {}\n\
+         rtp_packets_dropped_total{{reason=\"unroutable\"}} {}\n",
+        s.relayed, s.foreign, s.malformed, s.unroutable
+    );
 }
