@@ -28,10 +28,8 @@ use super::latch::{Latch, Packet, Verdict};
 use super::mmsg::{RecvBatch, SendQueue};
 use super::player::{FRAME_SAMPLES, Frame, Player};
 use super::relay_port::{PLAYER_SOURCE, PLAYER_SSRC, Recording, RelayPort, forward_map};
-use super::rtp::{
-    PacketKind, PayloadAction, PayloadMap, RtcpPacket, RtpPacket, SourceId, StreamRewriter,
-    classify_rfc5761, rewrite_rtcp_ssrcs_rfc3550,
-};
+use super::rewriter::{PayloadAction, PayloadMap, SourceId, StreamRewriter};
+use super::rtp::{PacketKind, RtcpPacket, RtpPacket, classify_rfc5761, rewrite_rtcp_ssrcs_rfc3550};
 use super::silence::SilenceDetector;
 
 pub const WAKER: Token = Token(usize::MAX);

@@ -12,7 +12,7 @@ use super::dtmf::TelephoneEventReceiver;
 use super::latch::Latch;
 use super::player::Player;
 use super::ports::PortLease;
-use super::rtp::{PayloadAction, PayloadMap, SourceId, StreamRewriter};
+use super::rewriter::{PayloadAction, PayloadMap, SourceId, StreamRewriter};
 use super::silence::SilenceDetector;
 
 /// The SSRC the player's packets carry before the rewriter maps them onto the leg's
