@@ -546,22 +546,8 @@ impl RelayThread {
     }
 }
 
-/// What the latch needs to know of a datagram on an RTP port: RTP with a payload type the
-/// leg negotiated, or something else.
-fn rtp_facts(buf: &[u8], params: &StreamParams) -> Packet {
-    if classify_rfc5761(buf) != PacketKind::Rtp {
-        return Packet::Other;
-    }
-    match RtpPacket::new(buf) {
-        Ok(p) if params.receive.classify(p.payload_type()).is_some() => Packet::Rtp {
-            ssrc: p.ssrc(),
-            seq: p.sequence(),
-        },
-        _ => Packet::Other,
-    }
-}
-
-/// The same on an RTCP port: a report (SR, RR, SDES, BYE, APP) with its sender's SSRC.
+/// What the latch needs to know of a datagram on an RTCP port: a report (SR, RR, SDES, BYE,
+/// APP) with its sender's SSRC, or something else.
 fn rtcp_facts(buf: &[u8]) -> Packet {
     match RtcpPacket::new(buf) {
         Ok(p) if (200..=204).contains(&p.packet_type()) => {
@@ -583,23 +569,34 @@ fn on_rtp(
     stats: &RelayStats,
 ) -> Option<(usize, std::net::SocketAddr)> {
     let params: StreamParams = port.params?;
+    let len = buf.len();
+    // Classified and validated once: the latch judges the source by what the view says.
+    let is_rtp = classify_rfc5761(buf) == PacketKind::Rtp;
+    let parsed = if is_rtp {
+        RtpPacket::new(&mut *buf).ok()
+    } else {
+        None
+    };
+    let facts = match &parsed {
+        Some(p) if params.receive.classify(p.payload_type()).is_some() => Packet::Rtp {
+            ssrc: p.ssrc(),
+            seq: p.sequence(),
+        },
+        _ => Packet::Other,
+    };
     let latch = port.rtp_latch.as_mut()?;
-    if latch.on_packet(src, rtp_facts(buf, &params), now) == Verdict::Foreign {
+    if latch.on_packet(src, facts, now) == Verdict::Foreign {
         stats.foreign.fetch_add(1, Ordering::Relaxed);
         return None;
     }
     port.last_rx = now;
-    if classify_rfc5761(buf) != PacketKind::Rtp {
+    if !is_rtp {
         // RTCP muxed on the RTP port, STUN...: not relayed on this port.
         return None;
     }
-    let len = buf.len();
-    let mut pkt = match RtpPacket::new(&mut *buf) {
-        Ok(p) => p,
-        Err(_) => {
-            stats.malformed.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
+    let Some(mut pkt) = parsed else {
+        stats.malformed.fetch_add(1, Ordering::Relaxed);
+        return None;
     };
     port.in_ssrc = pkt.ssrc();
     match params.receive.classify(pkt.payload_type()) {
