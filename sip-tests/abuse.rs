@@ -149,20 +149,10 @@ impl Guesser {
 
 /// `GET /bans.json` as the demo account.
 fn bans(sw: &Switch) -> serde_json::Value {
-    use base64::Engine as _;
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(sw.http_addr()).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{AUTH_TOKEN}"));
-    write!(
-        s,
-        "GET /bans.json HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    serde_json::from_str(body).unwrap()
+    let (status, body, head) =
+        harness::rest::http(sw, "GET", "/bans.json", ACCOUNT, AUTH_TOKEN, "");
+    assert_eq!(status, 200, "{head}");
+    body
 }
 
 /// 200 wrong passwords, then the right one, from one address: never a 200. The address
@@ -383,18 +373,7 @@ fn a_token_over_the_maximum_lifetime_is_refused() {
     assert_ne!(lenient, sample);
     let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("lenient")));
     std::fs::write(&path, lenient).unwrap();
-    let out = harness::switchboard()
-        .args(["token", "-c"])
-        .arg(&path)
-        .args(["--identity", "alice", "--incoming", "--ttl", "172800"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let long = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let long = harness::ua::token_from(&path, "alice", &["--incoming", "--ttl", "172800"]);
     // The sample config's own CLI refuses to mint it.
     let refused = harness::switchboard()
         .args(["token", "-c"])

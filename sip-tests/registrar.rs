@@ -11,7 +11,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use harness::{Msg, Switch, request, switchboard};
 use md5::{Digest as _, Md5};
 
@@ -79,24 +78,8 @@ fn send_udp(sw: &Switch, ua: &harness::Udp, req: &str) -> Msg {
 
 /// GET on the REST API with Basic auth; returns (status, JSON body).
 fn rest(sw: &Switch, path: &str, user: &str, pass: &str) -> (u16, serde_json::Value) {
-    let mut s = TcpStream::connect(sw.http_addr()).unwrap();
-    s.set_read_timeout(Some(REPLY)).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n",
-        sw.http_addr()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    // Chunked bodies are not used by our server for these small JSON replies.
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
+    let (status, body, _) = harness::rest::http(sw, "GET", path, user, pass, "");
+    (status, body)
 }
 
 fn client(sw: &Switch, identity: &str) -> serde_json::Value {

@@ -20,12 +20,25 @@ pub fn call_as(
     path: &str,
     form: &str,
 ) -> (u16, Value, String) {
+    let full = format!("/2010-04-01/Accounts/{account}/{path}");
+    http(sw, method, &full, account, auth_token, form)
+}
+
+/// One request to any `path` with Basic `user:pass`: (status, JSON body or Null, head).
+pub fn http(
+    sw: &Switch,
+    method: &str,
+    path: &str,
+    user: &str,
+    pass: &str,
+    form: &str,
+) -> (u16, Value, String) {
     let mut s = TcpStream::connect(sw.http_addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{account}:{auth_token}"));
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
     write!(
         s,
-        "{method} /2010-04-01/Accounts/{account}/{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
         sw.http_addr(),
         form.len()
     )

@@ -13,9 +13,15 @@ pub const REALM: &str = "switchboard.local";
 /// A token for `identity` minted by `switchboard token` with the sample config, plus any
 /// `extra` arguments (`--incoming`, `--outgoing AP…`, …).
 pub fn token_with(identity: &str, extra: &[&str]) -> String {
+    token_from(&super::default_config(), identity, extra)
+}
+
+/// `switchboard token -c config --identity identity extra…`: a token minted under another
+/// config than the sample's.
+pub fn token_from(config: &std::path::Path, identity: &str, extra: &[&str]) -> String {
     let out = switchboard()
         .args(["token", "-c"])
-        .arg(super::default_config())
+        .arg(config)
         .args(["--identity", identity])
         .args(extra)
         .output()
