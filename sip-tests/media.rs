@@ -498,15 +498,12 @@ fn a_third_party_spraying_the_carriers_port_after_latching_is_not_relayed() {
     call.carrier_hangs_up();
 }
 
-/// A sprayer on another host that sends to the carrier's relay port before the carrier
-/// says anything latches first (the carrier's SDP names a private address, so its real
-/// source is unknown), but once the carrier speaks from behind a NAT that rewrote its port
-/// (its SDP's IP, another port) the stream is the carrier's: alice hears only the carrier,
-/// and alice's audio goes to the carrier's NAT port, never to the sprayer.
-#[test]
-fn an_early_sprayer_loses_the_stream_once_the_caller_speaks_from_behind_a_nat() {
-    let sw = Switch::start_with_config(config(60));
-    let mut call = bridged(&sw, &[Codec::Pcmu], &[Codec::Pcmu]);
+/// A sprayer on 127.0.0.2 sprays the carrier's relay port before the carrier says anything
+/// (so it may latch), then the carrier speaks from `nat` (or, when `None`, its own RTP
+/// socket): from the carrier's first packet on alice hears only the carrier, alice's audio
+/// goes to where the carrier really is, and nothing goes to the sprayer. `tag` marks the
+/// frames of this run.
+fn an_early_sprayer_loses_the_stream(call: &mut Call, mut nat: Option<RtpPhone>, tag: u8) {
     let (c, a) = (
         call.switch_for_carrier.clone(),
         call.switch_for_alice.clone(),
@@ -520,15 +517,16 @@ fn an_early_sprayer_loses_the_stream_once_the_caller_speaks_from_behind_a_nat() 
     let early = call
         .alice_rtp
         .drain_until(Instant::now() + Duration::from_millis(300));
-    // The carrier, from a port its SDP does not name (as a NAT rewrote it).
-    let mut nat = RtpPhone::new();
-    assert_ne!(nat.port(), call.carrier_rtp.port());
+    let speaker = match nat.as_mut() {
+        Some(n) => n,
+        None => &mut call.carrier_rtp,
+    };
     for round in 0..10 {
         for _ in 0..5 {
             sprayer.send(c.rtp, 0, &spray);
         }
-        let mine = frame(0xC1, round);
-        nat.send(c.rtp, 0, &mine);
+        let mine = frame(tag, round);
+        speaker.send(c.rtp, 0, &mine);
         // Datagrams on one socket are read in order: had a sprayed packet sent after the
         // carrier's first one been relayed, it would reach alice before the next one. In
         // round 0 the sprays before the carrier's first packet still went through.
@@ -545,20 +543,40 @@ fn an_early_sprayer_loses_the_stream_once_the_caller_speaks_from_behind_a_nat() 
     }
     sprayer.drain_until(Instant::now() + Duration::from_millis(100));
     // Alice's audio goes to where the carrier really is.
-    let back: Vec<Vec<u8>> = (0..5).map(|i| frame(0xA1, i)).collect();
-    stream_across(&mut call.alice_rtp, a.rtp, 0, &back, &nat, c.rtp, 0, |p| {
-        p.to_vec()
-    });
+    let back: Vec<Vec<u8>> = (0..5).map(|i| frame(tag ^ 0x60, i)).collect();
+    stream_across(
+        &mut call.alice_rtp,
+        a.rtp,
+        0,
+        &back,
+        speaker,
+        c.rtp,
+        0,
+        |p| p.to_vec(),
+    );
     let stray = sprayer.drain_until(Instant::now() + Duration::from_millis(200));
     assert_eq!(stray, 0, "the switch sent {stray} datagrams to the sprayer");
+}
+
+/// The carrier's SDP names its public address (127.0.0.1 here) but its NAT rewrote the
+/// port: the carrier's packets come from its SDP's IP, another port, and outrank an early
+/// sprayer's.
+#[test]
+fn an_early_sprayer_loses_the_stream_once_the_caller_speaks_from_behind_a_nat() {
+    let sw = Switch::start_with_config(config(60));
+    let mut call = bridged(&sw, &[Codec::Pcmu], &[Codec::Pcmu]);
+    let nat = RtpPhone::new();
+    assert_ne!(nat.port(), call.carrier_rtp.port());
+    an_early_sprayer_loses_the_stream(&mut call, Some(nat), 0xC1);
     call.carrier_hangs_up();
 }
 
+/// The carrier's SDP names a private address (as a phone behind NAT writes its own), so no
+/// source matches the SDP: only the IP its SIP came from (127.0.0.1) tells the carrier's
+/// media from the sprayer's (127.0.0.2). Every spray after the carrier took the stream is
+/// counted as foreign on /metrics.
 #[test]
 fn behind_nat_with_a_private_sdp_an_early_sprayer_loses_the_stream_to_the_sip_host() {
-    // The carrier's SDP names a private address (as a phone behind NAT writes its own), so
-    // no source matches the SDP: only the IP its SIP came from (127.0.0.1) tells the
-    // carrier's media from the sprayer's (127.0.0.2).
     let sw = Switch::start_with_config(config(60));
     let alice = sw.udp();
     register(&alice, "alice");
@@ -566,53 +584,7 @@ fn behind_nat_with_a_private_sdp_an_early_sprayer_loses_the_stream_to_the_sip_ho
     let private: SocketAddr = "10.0.0.99:4000".parse().unwrap();
     let offer = sdp_for(private, &[Codec::Pcmu]);
     let mut call = call_alice_offering(&sw, alice, nat, &offer, &[Codec::Pcmu]);
-    let (c, a) = (
-        call.switch_for_carrier.clone(),
-        call.switch_for_alice.clone(),
-    );
-    let mut sprayer = RtpPhone::bind_on("127.0.0.2");
-    let spray = vec![0x5A; FRAME];
-    for _ in 0..20 {
-        sprayer.send(c.rtp, 0, &spray);
-    }
-    // A private SDP says nothing of where the party is: the sprayer's media latched, and
-    // alice may have heard it until the carrier speaks.
-    call.alice_rtp
-        .drain_until(Instant::now() + Duration::from_millis(300));
-    for round in 0..10 {
-        for _ in 0..5 {
-            sprayer.send(c.rtp, 0, &spray);
-        }
-        let mine = frame(0xC2, round);
-        call.carrier_rtp.send(c.rtp, 0, &mine);
-        // In order on one socket: a spray relayed after the carrier's first packet would
-        // reach alice before the carrier's next one.
-        let (p, src) = loop {
-            let (p, src) = call.alice_rtp.recv(WAIT).unwrap_or_else(|| {
-                panic!("round {round}: the carrier's packet never reached alice")
-            });
-            if round > 0 || p.payload != spray {
-                break (p, src);
-            }
-        };
-        assert_eq!(src, a.rtp);
-        assert_eq!(p.payload, mine, "round {round}: alice heard the sprayer");
-    }
-    sprayer.drain_until(Instant::now() + Duration::from_millis(100));
-    let back: Vec<Vec<u8>> = (0..5).map(|i| frame(0xA2, i)).collect();
-    stream_across(
-        &mut call.alice_rtp,
-        a.rtp,
-        0,
-        &back,
-        &call.carrier_rtp,
-        c.rtp,
-        0,
-        |p| p.to_vec(),
-    );
-    let stray = sprayer.drain_until(Instant::now() + Duration::from_millis(200));
-    assert_eq!(stray, 0, "the switch sent {stray} datagrams to the sprayer");
-    // Every packet sprayed after the carrier took the stream was counted as foreign.
+    an_early_sprayer_loses_the_stream(&mut call, None, 0xC2);
     let foreign = sw.metric("rtp_packets_dropped_total{reason=\"foreign\"}");
     assert!(
         foreign >= 45,
