@@ -33,6 +33,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub security: SecurityConfig,
     pub limits: TenantLimitsConfig,
+    pub cluster: ClusterConfig,
 }
 
 /// `[server]`: where the switch listens and how it presents itself.
@@ -166,12 +167,25 @@ impl Default for LimitsConfig {
 }
 
 /// `[store]`: where registrations and presence live.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     pub kind: StoreKind,
     /// Required for `redis`, e.g. `redis://127.0.0.1:6379`.
     pub url: Option<String>,
+    /// Put before every key (and the pub/sub channel), so switches of different clusters
+    /// can share one Redis. Default `sb`.
+    pub key_prefix: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            kind: StoreKind::Memory,
+            url: None,
+            key_prefix: "sb".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -606,6 +620,45 @@ impl Default for TenantLimitsConfig {
             account_calls_per_second: 50,
             identity_max_calls: 4,
             identity_calls_per_minute: 30,
+        }
+    }
+}
+
+/// `[cluster]`: this switch among others sharing one `[store] kind = "redis"`.
+///
+/// A binding records the `node_id` of the switch that holds the client's flow; a call for
+/// that client arriving at another node goes to `advertise` first (a hop INVITE), and the
+/// edge node reaches the client down its connection or NAT binding. Hop INVITEs are
+/// accepted only from `peers_cidrs` or with a valid `secret` HMAC, so no outsider can use
+/// a node as a relay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// This node's name, unique in the cluster (default `local`).
+    pub node_id: String,
+    /// This node's SIP address as other nodes reach it (`host:port`, UDP); default: the
+    /// first `sip_listen` address as bound.
+    pub advertise: Option<String>,
+    /// Where other nodes' hop INVITEs may come from.
+    pub peers_cidrs: Vec<String>,
+    /// `peers_cidrs`, parsed.
+    #[serde(skip)]
+    pub peer_nets: Vec<Cidr>,
+    /// A secret every node shares: hop INVITEs carry an HMAC of it.
+    pub secret: Option<String>,
+    /// On SIGTERM: how long calls in progress may go on (new ones get 503) before exit.
+    pub drain_grace_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: "local".into(),
+            advertise: None,
+            peers_cidrs: Vec::new(),
+            peer_nets: Vec::new(),
+            secret: None,
+            drain_grace_secs: 30,
         }
     }
 }

@@ -56,6 +56,7 @@ pub(crate) fn validate(cfg: &mut Config) -> Vec<Problem> {
     registrar(cfg, &mut p);
     calls(cfg, &mut p);
     calls_private_nets(cfg, &mut p);
+    cluster(cfg, &mut p);
     media(cfg, &mut p);
     security(cfg, &mut p);
     limits(cfg, &mut p);
@@ -711,5 +712,59 @@ fn security(cfg: &Config, p: &mut Problems) {
                 format!("{name} must be 1 to {SECURITY_SECS_MAX}, not {v}"),
             );
         }
+    }
+}
+
+fn cluster(cfg: &mut Config, p: &mut Problems) {
+    let c = &mut cfg.cluster;
+    c.peer_nets.clear();
+    for (j, net) in c.peers_cidrs.iter().enumerate() {
+        match Cidr::parse(net) {
+            Ok(net) => c.peer_nets.push(net),
+            Err(why) => p.push(key_path!["cluster", "peers_cidrs", j], why),
+        }
+    }
+    if c.node_id.is_empty()
+        || !c
+            .node_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        p.push(
+            key_path!["cluster", "node_id"],
+            format!(
+                "node_id `{}` must be letters, digits, `-`, `_` or `.`",
+                c.node_id
+            ),
+        );
+    }
+    if let Some(a) = &c.advertise
+        && a
+            .rsplit_once(':')
+            .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        p.push(
+            key_path!["cluster", "advertise"],
+            format!("advertise `{a}` must be host:port"),
+        );
+    }
+    if c.secret.as_deref().is_some_and(|s| s.len() < 16) {
+        p.push(
+            key_path!["cluster", "secret"],
+            "secret must be at least 16 characters",
+        );
+    }
+    if cfg.store.kind == StoreKind::Redis && c.peers_cidrs.is_empty() && c.secret.is_none() {
+        p.push(
+            key_path!["cluster"],
+            "a redis store shares clients between nodes: set peers_cidrs or secret so nodes accept each other's calls",
+        );
+    }
+    let prefix = &cfg.store.key_prefix;
+    if prefix.is_empty() || prefix.contains(['{', '}', ' ']) {
+        p.push(
+            key_path!["store", "key_prefix"],
+            format!("key_prefix `{prefix}` must be non-empty, without braces or spaces"),
+        );
     }
 }
