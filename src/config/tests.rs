@@ -347,12 +347,34 @@ fn store_rules() {
         0,
         "redis://",
     );
+    fails_at(
+        "[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n",
+        "\"redis\"",
+        0,
+        "set peers_cidrs or secret",
+    );
     let c = parse(
         "t.toml",
-        "[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n",
+        "[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n[cluster]\nnode_id = \"a\"\npeers_cidrs = [\"127.0.0.0/8\"]\n",
     )
     .expect("valid");
     assert_eq!(c.store.kind, StoreKind::Redis);
+    assert_eq!(c.store.key_prefix, "sb");
+    assert!(c.cluster.peer_nets[0].contains("127.0.0.2".parse().unwrap()));
+    fails_at("[cluster]\nnode_id = \"a b\"\n", "\"a b\"", 0, "node_id");
+    fails_at(
+        "[cluster]\nadvertise = \"host\"\n",
+        "\"host\"",
+        0,
+        "host:port",
+    );
+    fails_at(
+        "[cluster]\nsecret = \"short\"\n",
+        "\"short\"",
+        0,
+        "16 characters",
+    );
+    fails_at("[cluster]\npeers_cidrs = [\"x\"]\n", "\"x\"", 0, "");
 }
 
 #[test]

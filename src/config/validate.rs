@@ -739,8 +739,7 @@ fn cluster(cfg: &mut Config, p: &mut Problems) {
         );
     }
     if let Some(a) = &c.advertise
-        && a
-            .rsplit_once(':')
+        && a.rsplit_once(':')
             .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
     {
         p.push(
@@ -754,9 +753,12 @@ fn cluster(cfg: &mut Config, p: &mut Problems) {
             "secret must be at least 16 characters",
         );
     }
-    if cfg.store.kind == StoreKind::Redis && c.peers_cidrs.is_empty() && c.secret.is_none() {
+    // (Said once the store itself is right: a missing or bad url comes first.)
+    let shared =
+        cfg.store.kind == StoreKind::Redis && cfg.store.url.as_deref().is_some_and(is_redis_url);
+    if shared && c.peers_cidrs.is_empty() && c.secret.is_none() {
         p.push(
-            key_path!["cluster"],
+            key_path!["store", "kind"],
             "a redis store shares clients between nodes: set peers_cidrs or secret so nodes accept each other's calls",
         );
     }
