@@ -127,6 +127,7 @@ fn main() {
             user_agent: Some("Switchboard-Phone/2.4.1 (Linux)".into()),
             q: None,
             registered_at: now,
+            edge: None,
         };
         let req = RegisterRequest {
             key: key.clone(),

@@ -48,10 +48,12 @@ pub enum RegisterOutcomeLabel {
     BadRequest,
     /// 403 or no answer: the source is banned for failed credentials (`[security]`).
     Banned,
+    /// 503: the shared location store could not store the binding.
+    StoreUnavailable,
 }
 
 impl RegisterOutcomeLabel {
-    pub const ALL: [RegisterOutcomeLabel; 10] = [
+    pub const ALL: [RegisterOutcomeLabel; 11] = [
         RegisterOutcomeLabel::Ok,
         RegisterOutcomeLabel::Unregistered,
         RegisterOutcomeLabel::Challenge,
@@ -62,6 +64,7 @@ impl RegisterOutcomeLabel {
         RegisterOutcomeLabel::TooManyContacts,
         RegisterOutcomeLabel::BadRequest,
         RegisterOutcomeLabel::Banned,
+        RegisterOutcomeLabel::StoreUnavailable,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -76,6 +79,7 @@ impl RegisterOutcomeLabel {
             RegisterOutcomeLabel::TooManyContacts => "too_many_contacts",
             RegisterOutcomeLabel::BadRequest => "bad_request",
             RegisterOutcomeLabel::Banned => "banned",
+            RegisterOutcomeLabel::StoreUnavailable => "store_unavailable",
         }
     }
 }

@@ -18,7 +18,9 @@
 use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -27,7 +29,7 @@ use tokio::sync::mpsc;
 use crate::call::router::CallInput;
 use crate::call::service::{CallService, Refusal};
 use crate::metrics::Metrics;
-use crate::registrar::register::Registrar;
+use crate::registrar::register::{Registrar, Reply};
 use crate::sip::msg::{Rejected, ResponseBuilder, SipMessage};
 use crate::sip::screen::{self, ACCEPTED_BODIES, SUPPORTED_EXTENSIONS, Verdict};
 use crate::sip::transaction::{Input, Output, Timers, TransactionKey, TransactionLayer, TuEvent};
@@ -63,6 +65,23 @@ pub struct Shard {
     stateless: VecDeque<(Peer, Bytes)>,
     /// Keys the To tags of answers sent without a transaction (see `stateless_tag`).
     tag_key: RandomState,
+    /// REGISTERs whose binding a shared store is writing: their answers come back here.
+    stored_tx: mpsc::UnboundedSender<Stored>,
+    stored_rx: mpsc::UnboundedReceiver<Stored>,
+    /// How many are out; past `MAX_STORING` a REGISTER gets 503 at once.
+    storing: usize,
+}
+
+/// REGISTERs a shard may have waiting on the shared store before it sheds more: a
+/// store slower than the offered rate would otherwise build an unbounded backlog.
+const MAX_STORING: usize = 2048;
+
+/// A REGISTER the store has answered.
+struct Stored {
+    key: TransactionKey,
+    request: SipMessage,
+    from: Peer,
+    reply: Reply,
 }
 
 /// Where a well-formed message goes.
@@ -89,6 +108,7 @@ impl Shard {
         inbound: mpsc::Receiver<Inbound>,
         config: ShardConfig,
     ) -> Self {
+        let (stored_tx, stored_rx) = mpsc::unbounded_channel();
         Shard {
             layer: TransactionLayer::new(config.timers),
             sender,
@@ -97,6 +117,9 @@ impl Shard {
             config,
             stateless: VecDeque::new(),
             tag_key: RandomState::new(),
+            stored_tx,
+            stored_rx,
+            storing: 0,
         }
     }
 
@@ -113,6 +136,10 @@ impl Shard {
                     Some(Inbound { parsed, from }) => self.on_message(parsed, from),
                     None => return,
                 },
+                Some(done) = self.stored_rx.recv() => {
+                    self.storing -= 1;
+                    self.answer_register(done.key, &done.request, &done.from, done.reply);
+                }
                 () = sleep_until(deadline) => self.layer.handle_timeout(now()),
             }
             self.drain().await;
@@ -235,27 +262,80 @@ impl Shard {
 
     /// The transaction user: what the switch does with a well-formed request.
     fn on_request(&mut self, key: TransactionKey, request: &SipMessage, from: &Peer) {
-        let (code, reason, headers) = match request.method() {
-            Some(Method::Options) => (200, "", Vec::new()),
-            Some(Method::Register) => {
-                let reply = self.config.registrar.handle(request, from, unix_now());
-                self.config.metrics.register_outcome(reply.outcome);
-                tracing::debug!(peer = %from.addr, code = reply.code, outcome = ?reply.outcome, "REGISTER");
-                if reply.silent {
-                    self.layer.handle(now(), Input::Decline { key });
-                    return;
-                }
-                (reply.code, reply.reason, reply.headers)
-            }
+        let (code, reason) = match request.method() {
+            Some(Method::Options) => (200, ""),
+            Some(Method::Register) => return self.on_register(key, request, from),
             // Requests inside a dialog we do not have (RFC 3261 §12.2.2).
             Some(Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Notify) => {
-                (481, "", Vec::new())
+                (481, "")
             }
             // Recognised, but not served by this element (RFC 3261 §8.2.1); an INVITE here
             // had no call service to go to, or a To tag no call owns.
-            _ => (405, "", Vec::new()),
+            _ => (405, ""),
         };
-        let full = self.response(request, from, code, reason, &headers);
+        self.answer(key, request, from, code, reason, &[]);
+    }
+
+    /// REGISTER: authenticated here; the binding stored at once (the memory store) or by
+    /// a task that waits for the shared store and hands the answer back to this shard.
+    /// Meanwhile the server transaction absorbs retransmissions.
+    fn on_register(&mut self, key: TransactionKey, request: &SipMessage, from: &Peer) {
+        let registrar = &self.config.registrar;
+        let update = match registrar.prepare(request, from, unix_now()) {
+            Ok(update) => update,
+            Err(reply) => return self.answer_register(key, request, from, reply),
+        };
+        if self.storing >= MAX_STORING {
+            let reply = Reply::store_unavailable();
+            return self.answer_register(key, request, from, reply);
+        }
+        let registrar = registrar.clone();
+        let mut store = Box::pin(async move { registrar.store_update(update).await });
+        // The memory store is done at the first poll: no task, no channel.
+        if let Poll::Ready(reply) = store.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            return self.answer_register(key, request, from, reply);
+        }
+        self.storing += 1;
+        let tx = self.stored_tx.clone();
+        let (request, from) = (request.clone(), *from);
+        tokio::spawn(async move {
+            let reply = store.await;
+            let _ = tx.send(Stored {
+                key,
+                request,
+                from,
+                reply,
+            });
+        });
+    }
+
+    fn answer_register(
+        &mut self,
+        key: TransactionKey,
+        request: &SipMessage,
+        from: &Peer,
+        reply: Reply,
+    ) {
+        self.config.metrics.register_outcome(reply.outcome);
+        tracing::debug!(peer = %from.addr, code = reply.code, outcome = ?reply.outcome, "REGISTER");
+        if reply.silent {
+            self.layer.handle(now(), Input::Decline { key });
+            return;
+        }
+        self.answer(key, request, from, reply.code, reply.reason, &reply.headers);
+    }
+
+    /// Answers `request` through its server transaction.
+    fn answer(
+        &mut self,
+        key: TransactionKey,
+        request: &SipMessage,
+        from: &Peer,
+        code: u16,
+        reason: &str,
+        headers: &[(&'static str, String)],
+    ) {
+        let full = self.response(request, from, code, reason, headers);
         // A REGISTER that succeeded proved who sent it; a trunk is vouched for by config.
         // Anyone else may be a spoofed address: the answer must not be larger than the
         // request (a 401 with three challenges is 2.7x a bare REGISTER), or none is sent.
@@ -265,7 +345,7 @@ impl Shard {
         let response = if vouched {
             Some(full)
         } else {
-            self.fitted(request, from, code, reason, &headers)
+            self.fitted(request, from, code, reason, headers)
         };
         match response {
             Some(response) => self.layer.handle(now(), Input::Respond { key, response }),

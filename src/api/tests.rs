@@ -139,6 +139,7 @@ fn register(state: &ApiState, account: &str, identity: &str, contact: &str, expi
         user_agent: Some("Phone/1.0".into()),
         q: Some(0.5),
         registered_at: NOW - 60,
+        edge: None,
     };
     let req = RegisterRequest {
         key: key.clone(),
@@ -149,7 +150,7 @@ fn register(state: &ApiState, account: &str, identity: &str, contact: &str, expi
         max_contacts: 10,
         now: NOW - 60,
     };
-    state.store.register(req).expect("register");
+    crate::registrar::location::ready(state.store.register(req)).expect("register");
     state.presence.sync(&key, state.store.as_ref(), NOW - 60);
 }
 

@@ -58,6 +58,15 @@ impl Reply {
         }
     }
 
+    /// 503: the binding could not be stored (the shared store is down or behind), so no
+    /// 200: the client keeps its old binding and tries again (RFC 3261 §21.5.4).
+    pub fn store_unavailable() -> Self {
+        let mut r = Reply::new(503, "Location Store Unavailable", Outcome::StoreUnavailable);
+        r.headers
+            .push(("Retry-After", STORE_RETRY_AFTER.to_string()));
+        r
+    }
+
     /// The answer to a banned source.
     fn banned(how: BanReply) -> Self {
         Reply {
@@ -226,12 +235,26 @@ impl Registrar {
         }
     }
 
-    /// Handles one REGISTER that passed screening.
-    pub fn handle(&self, req: &SipMessage, from: &Peer, now: u64) -> Reply {
+    /// Handles one REGISTER that passed screening: the answer, once the binding is
+    /// stored. With the memory store the future is ready at its first poll.
+    pub async fn handle(&self, req: &SipMessage, from: &Peer, now: u64) -> Reply {
+        match self.prepare(req, from, now) {
+            Ok(update) => self.store_update(update).await,
+            Err(reply) => reply,
+        }
+    }
+
+    /// Authenticates and authorizes one REGISTER and works out what it asks of the store;
+    /// `Err` is the answer when it gets no further (a challenge, 403, 423, 400...).
+    pub fn prepare(&self, req: &SipMessage, from: &Peer, now: u64) -> Result<Update, Reply> {
+        self.prepare_inner(req, from, now).map_err(|r| *r)
+    }
+
+    fn prepare_inner(&self, req: &SipMessage, from: &Peer, now: u64) -> Result<Update, Box<Reply>> {
         // A banned source is refused before its credentials are looked at: the right
         // password during a ban gets no further than a wrong one.
         if let Some(how) = self.guard.banned(from.addr.ip(), now) {
-            return Reply::banned(how);
+            return Err(Box::new(Reply::banned(how)));
         }
         let auth = self.auth.load();
         let principal = match authenticate(&auth, req, now) {
@@ -240,17 +263,17 @@ impl Registrar {
                 if reply.outcome == Outcome::InvalidToken {
                     self.note_failure(req, from, now);
                 }
-                return reply;
+                return Err(Box::new(reply));
             }
         };
         let Ok(to) = req.to_header() else {
-            return Reply::new(400, "Bad To Header", Outcome::BadRequest);
+            return Err(Box::new(Reply::new(400, "Bad To Header", Outcome::BadRequest)));
         };
         let Some(to_uri) = to.uri.sip() else {
-            return Reply::new(400, "To Must Be A SIP URI", Outcome::BadRequest);
+            return Err(Box::new(Reply::new(400, "To Must Be A SIP URI", Outcome::BadRequest)));
         };
         let Some(aor_user) = to_uri.user else {
-            return Reply::new(400, "To Has No User Part", Outcome::BadRequest);
+            return Err(Box::new(Reply::new(400, "To Has No User Part", Outcome::BadRequest)));
         };
         // RFC 3261 §10.3 step 3: the AOR must belong to a domain this registrar serves.
         if !aor_domain_ok(
@@ -258,61 +281,61 @@ impl Registrar {
             &to_uri.host.to_string(),
             req.request_uri().unwrap_or(""),
         ) {
-            return Reply::new(
+            return Err(Box::new(Reply::new(
                 404,
                 "Not Found (domain not served here)",
                 Outcome::BadRequest,
-            );
+            )));
         }
         // RFC 6750 §3.1 / RFC 8898: authenticated but not allowed is 403, not a new challenge.
         if !principal.incoming {
-            return Reply::new(
+            return Err(Box::new(Reply::new(
                 403,
                 "Forbidden (token has no incoming grant)",
                 Outcome::Forbidden,
-            );
+            )));
         }
         // The AOR user is %-escaped in the URI (RFC 3261 §19.1.2); identities are not.
         // A malformed escape names no identity, so it is refused like any other mismatch.
         let aor_user = crate::percent::decode(aor_user).unwrap_or_default();
         if *aor_user != principal.identity && Some(&*aor_user) != principal.username.as_deref() {
-            return Reply::new(
+            return Err(Box::new(Reply::new(
                 403,
                 "Forbidden (AOR is not the authenticated identity)",
                 Outcome::Forbidden,
-            );
+            )));
         }
         // A token inside its verification leeway but past `exp` may not create a binding
         // that would already be over.
         if principal.not_after.is_some_and(|t| t <= now) {
-            return challenge(
+            return Err(Box::new(challenge(
                 &auth,
                 now,
                 Some("invalid_token"),
                 false,
                 Outcome::InvalidToken,
-            );
+            )));
         }
         let key = AorKey::new(principal.account.as_str(), principal.identity.as_str());
         let (Ok(call_id), Ok(cseq)) = (req.call_id(), req.cseq()) else {
-            return Reply::new(400, "Bad Call-ID or CSeq", Outcome::BadRequest);
+            return Err(Box::new(Reply::new(400, "Bad Call-ID or CSeq", Outcome::BadRequest)));
         };
         let header_expires = req.expires().ok().flatten();
         let wildcard = req.is_contact_star();
         if wildcard && (req.contacts().count() > 0 || header_expires != Some(0)) {
             // §10.3 step 6: `*` only alone and only with Expires: 0.
-            return Reply::new(
+            return Err(Box::new(Reply::new(
                 400,
                 "Wildcard Contact Needs Expires 0 And No Other Contact",
                 Outcome::BadRequest,
-            );
+            )));
         }
         let path: Box<[Box<str>]> = req.list(HeaderName::Path).map(Box::from).collect();
         let user_agent = req.first(HeaderName::UserAgent).map(Box::from);
         let mut updates = Vec::new();
         for contact in req.contacts() {
             let Ok(c) = contact else {
-                return Reply::new(400, "Bad Contact", Outcome::BadRequest);
+                return Err(Box::new(Reply::new(400, "Bad Contact", Outcome::BadRequest)));
             };
             let requested = match c.params.get("expires") {
                 // A malformed parameter counts as absent, so `Expires: 0` beside a broken
@@ -341,7 +364,7 @@ impl Registrar {
                 let mut r = Reply::new(423, "Interval Too Brief", Outcome::IntervalTooBrief);
                 r.headers
                     .push(("Min-Expires", auth.limits.min_expires.to_string()));
-                return r;
+                return Err(Box::new(r));
             }
             let mut expires_at = now + u64::from(requested.min(auth.limits.max_expires));
             if let Some(limit) = principal.not_after {
@@ -362,10 +385,11 @@ impl Registrar {
                 user_agent: user_agent.clone(),
                 q: c.params.get("q").flatten().and_then(|q| q.parse().ok()),
                 registered_at: now,
+                edge: None,
             }));
         }
         let request = RegisterRequest {
-            key: key.clone(),
+            key,
             call_id: call_id.into(),
             cseq: cseq.seq,
             wildcard_remove: wildcard,
@@ -373,7 +397,15 @@ impl Registrar {
             max_contacts: auth.limits.max_contacts,
             now,
         };
-        match self.store.register(request) {
+        Ok(Update { request, path })
+    }
+
+    /// Stores a prepared REGISTER and answers it: 200 with every binding only once the
+    /// store holds them.
+    pub async fn store_update(&self, update: Update) -> Reply {
+        let Update { request, path } = update;
+        let (key, now) = (request.key.clone(), request.now);
+        match self.store.register(request).await {
             Ok(outcome) => {
                 self.presence.sync(&key, self.store.as_ref(), now);
                 let mut r = if outcome.bindings.is_empty() {
@@ -396,8 +428,20 @@ impl Registrar {
             Err(RegisterError::TooManyContacts { .. }) => {
                 Reply::new(403, "Too Many Contacts", Outcome::TooManyContacts)
             }
+            Err(RegisterError::Unavailable) => Reply::store_unavailable(),
         }
     }
+}
+
+/// Seconds a client waits after a 503 for a store that is down.
+const STORE_RETRY_AFTER: u32 = 5;
+
+/// A REGISTER that passed authentication, as the store will apply it.
+#[derive(Debug)]
+pub struct Update {
+    request: RegisterRequest,
+    /// The Path the 200 echoes (RFC 3327 §5.3).
+    path: Box<[Box<str>]>,
 }
 
 /// Whether an AOR host is ours (RFC 3261 §10.3 step 3). Ours are the realm, and the host

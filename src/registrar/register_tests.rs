@@ -137,7 +137,7 @@ impl Fixture {
         let text = req.text();
         let msg = SipMessage::parse(text.clone().into_bytes())
             .unwrap_or_else(|e| panic!("test REGISTER does not parse ({e:?}):\n{text}"));
-        self.registrar.handle(&msg, &peer(), now)
+        crate::registrar::location::ready(self.registrar.handle(&msg, &peer(), now))
     }
 
     /// Everything the store holds for both accounts, to prove a refused REGISTER changed

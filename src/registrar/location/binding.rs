@@ -60,6 +60,17 @@ pub struct Binding {
     /// When this contact (this URI, or this instance and reg-id) was first registered,
     /// unix seconds. A refresh keeps the original value (see `update`).
     pub registered_at: u64,
+    /// In a cluster: the node that holds the client's flow (its socket, its connection),
+    /// which alone can reach it. `None` with the memory store (this process).
+    pub edge: Option<Box<Edge>>,
+}
+
+/// The cluster node a client's flow ends at (`[cluster] node_id` and `advertise`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    pub node: Box<str>,
+    /// Where other nodes send its calls.
+    pub addr: SocketAddr,
 }
 
 impl Binding {

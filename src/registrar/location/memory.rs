@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::binding::{AorKey, Binding};
 use super::shards::{SHARDS, Shards};
-use super::store::{LocationStore, RegisterError, RegisterOutcome, RegisterRequest};
+use super::store::{
+    Lapsed, LocationStore, RegisterError, RegisterFuture, RegisterOutcome, RegisterRequest,
+};
 use super::update::{self, Changes};
 use crate::registrar::presence::PresenceStatus;
 
@@ -60,8 +62,9 @@ fn live(bindings: &[Binding], now: u64) -> Vec<Binding> {
         .collect()
 }
 
-impl LocationStore for MemoryStore {
-    fn register(&self, req: RegisterRequest) -> Result<RegisterOutcome, RegisterError> {
+impl MemoryStore {
+    /// `LocationStore::register`, which never waits here.
+    pub fn register_now(&self, req: RegisterRequest) -> Result<RegisterOutcome, RegisterError> {
         let RegisterRequest {
             key,
             call_id,
@@ -113,6 +116,43 @@ impl LocationStore for MemoryStore {
         })
     }
 
+    /// The bindings `key` has with everything held (expired ones too), for a replica that
+    /// compares before it writes.
+    pub fn held(&self, key: &AorKey) -> Vec<Binding> {
+        self.aors
+            .lock(key)
+            .get(key)
+            .map_or_else(Vec::new, |b| b.to_vec())
+    }
+
+    /// Sets `key`'s bindings as another writer left them (a replica of a shared store).
+    pub fn replace(&self, key: &AorKey, bindings: Box<[Binding]>) {
+        let after = bindings.len();
+        let mut map = self.aors.lock(key);
+        let old = if bindings.is_empty() {
+            map.remove(key)
+        } else {
+            map.insert(key.clone(), bindings)
+        };
+        drop(map);
+        self.adjust(old.map_or(0, |o| o.len()), after);
+    }
+
+    /// Every AOR held.
+    pub fn keys(&self) -> Vec<AorKey> {
+        let mut out = Vec::new();
+        for map in self.aors.each() {
+            out.extend(map.keys().cloned());
+        }
+        out
+    }
+}
+
+impl LocationStore for MemoryStore {
+    fn register(&self, req: RegisterRequest) -> RegisterFuture<'_> {
+        Box::pin(std::future::ready(self.register_now(req)))
+    }
+
     fn lookup(&self, key: &AorKey, now: u64) -> Vec<Binding> {
         self.aors
             .lock(key)
@@ -143,7 +183,7 @@ impl LocationStore for MemoryStore {
         out
     }
 
-    fn sweep(&self, now: u64) -> Vec<AorKey> {
+    fn sweep(&self, now: u64) -> Vec<Lapsed> {
         let mut offline = Vec::new();
         let mut dropped = 0;
         for mut map in self.aors.each() {
@@ -154,7 +194,10 @@ impl LocationStore for MemoryStore {
                 }
                 dropped += bindings.len() - n;
                 if n == 0 {
-                    offline.push(key.clone());
+                    offline.push(Lapsed {
+                        key: key.clone(),
+                        at: bindings.iter().map(|b| b.expires_at).max().unwrap_or(now),
+                    });
                     return false;
                 }
                 let old = std::mem::take(bindings);

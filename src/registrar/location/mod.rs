@@ -21,9 +21,24 @@ mod store;
 mod update;
 pub mod uri;
 
-pub use binding::{AorKey, Binding};
+pub use binding::{AorKey, Binding, Edge};
 pub use memory::MemoryStore;
-pub use store::{ContactUpdate, LocationStore, RegisterError, RegisterOutcome, RegisterRequest};
+pub use store::{
+    ContactUpdate, Lapsed, LocationStore, RegisterError, RegisterFuture, RegisterOutcome,
+    RegisterRequest,
+};
 
 #[cfg(test)]
 mod tests;
+
+/// The value of a future that must be ready at its first poll (the memory store's
+/// `register`, in tests).
+#[cfg(test)]
+pub(crate) fn ready<T>(f: impl std::future::Future<Output = T>) -> T {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("expected a future ready at once"),
+    }
+}

@@ -1,5 +1,8 @@
 //! The location service contract: what a REGISTER asks of the store and what it gets back.
-//! `MemoryStore` implements it for one switch; a Redis store will for a cluster.
+//! `MemoryStore` implements it for one switch; `RedisStore` for a cluster.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use super::binding::{AorKey, Binding};
 use crate::registrar::presence::PresenceStatus;
@@ -87,6 +90,10 @@ pub enum RegisterError {
     /// The update would leave more than `max` live bindings. Answer 403 or 503.
     #[error("more than {max} contacts for one address of record")]
     TooManyContacts { max: usize },
+    /// The shared store could not be reached (or did not answer in time): nothing was
+    /// stored, so no 200 may go out. Answer 503 with Retry-After.
+    #[error("the location store is unavailable")]
+    Unavailable,
 }
 
 impl RegisterError {
@@ -95,6 +102,7 @@ impl RegisterError {
         match self {
             RegisterError::OutOfOrder => "out_of_order",
             RegisterError::TooManyContacts { .. } => "too_many_contacts",
+            RegisterError::Unavailable => "store_unavailable",
         }
     }
 }
@@ -112,14 +120,29 @@ pub struct RegisterOutcome {
     pub presence_changed: Option<PresenceStatus>,
 }
 
+/// What `LocationStore::register` returns: ready at once for the memory store, a round
+/// trip to Redis for the shared one.
+pub type RegisterFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<RegisterOutcome, RegisterError>> + Send + 'a>>;
+
+/// An AOR whose last binding lapsed, and when (the latest `expires_at`, unix seconds: the
+/// same instant on every node of a cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lapsed {
+    pub key: AorKey,
+    pub at: u64,
+}
+
 /// Registered contacts per address of record.
 ///
 /// Every method takes `now` (unix seconds) rather than reading a clock; a binding whose
-/// `expires_at <= now` counts as absent everywhere, even before `sweep` drops it.
+/// `expires_at <= now` counts as absent everywhere, even before `sweep` drops it. Reads
+/// are local (the shared store keeps a replica in process); only `register` may wait.
 pub trait LocationStore: Send + Sync {
     /// Apply one REGISTER atomically for its AOR: either every update applies or, on an
-    /// error, nothing changes.
-    fn register(&self, req: RegisterRequest) -> Result<RegisterOutcome, RegisterError>;
+    /// error, nothing changes. A 200 may go out only after this returns `Ok`: the binding
+    /// is stored.
+    fn register(&self, req: RegisterRequest) -> RegisterFuture<'_>;
 
     /// The live bindings of `key` (empty when none).
     fn lookup(&self, key: &AorKey, now: u64) -> Vec<Binding>;
@@ -133,8 +156,13 @@ pub trait LocationStore: Send + Sync {
     fn list(&self, account: &str, now: u64) -> Vec<(Box<str>, Vec<Binding>)>;
 
     /// Drop expired bindings; returns the AORs left with none (they went offline).
-    fn sweep(&self, now: u64) -> Vec<AorKey>;
+    fn sweep(&self, now: u64) -> Vec<Lapsed>;
 
     /// Bindings held, including expired ones `sweep` has not dropped yet.
     fn binding_count(&self) -> usize;
+
+    /// Whether writes can be stored now (the memory store always can).
+    fn is_up(&self) -> bool {
+        true
+    }
 }

@@ -25,6 +25,7 @@ fn binding(contact: &str, call_id: &str, cseq: u32, expires_at: u64) -> Binding 
         user_agent: Some("Test/1.0".into()),
         q: None,
         registered_at: 0,
+        edge: None,
     }
 }
 
@@ -66,7 +67,7 @@ fn request(
 /// Register `b` for alice (its own Call-ID and CSeq) at time 100.
 fn add(store: &MemoryStore, b: Binding) -> Result<RegisterOutcome, RegisterError> {
     let (call_id, cseq) = (b.call_id.clone(), b.cseq);
-    store.register(request(
+    store.register_now(request(
         "alice",
         &call_id,
         cseq,
@@ -97,7 +98,7 @@ fn add_refresh_and_query() {
     assert_eq!(out.presence_changed, None);
 
     // A query (no Contact) changes nothing and lists what is there.
-    let out = store.register(request("alice", "c9", 1, vec![])).unwrap();
+    let out = store.register_now(request("alice", "c9", 1, vec![])).unwrap();
     assert_eq!(contacts(&out.bindings), ["SIP:alice@192.0.2.1"]);
     assert_eq!(store.binding_count(), 1);
 }
@@ -132,7 +133,7 @@ fn out_of_order_rejects_the_whole_request() {
             ContactUpdate::Add(binding("sip:a@192.0.2.1", "c1", 3, 3700)),
         ],
     );
-    assert_eq!(store.register(req), Err(RegisterError::OutOfOrder));
+    assert_eq!(store.register_now(req), Err(RegisterError::OutOfOrder));
     assert_eq!(
         contacts(&store.lookup(&key("alice"), 100)),
         ["sip:a@192.0.2.1"]
@@ -146,7 +147,7 @@ fn expires_zero_removes_one() {
     add(&store, binding("sip:alice@192.0.2.1", "c1", 1, 3700)).unwrap();
     add(&store, binding("sip:alice@192.0.2.2", "c2", 1, 3700)).unwrap();
     let out = store
-        .register(request(
+        .register_now(request(
             "alice",
             "c2",
             2,
@@ -157,7 +158,7 @@ fn expires_zero_removes_one() {
     assert_eq!(out.presence_changed, None);
     // Removing the last one: offline, and the AOR is gone.
     let out = store
-        .register(request(
+        .register_now(request(
             "alice",
             "c1",
             2,
@@ -170,7 +171,7 @@ fn expires_zero_removes_one() {
     assert!(store.list(ACCOUNT, 100).is_empty());
     // Removing what is not there is fine.
     let out = store
-        .register(request(
+        .register_now(request(
             "alice",
             "c1",
             3,
@@ -191,7 +192,7 @@ fn stale_removal_is_out_of_order() {
         6,
         vec![remove("sip:alice@192.0.2.1", "c1", 6)],
     );
-    assert_eq!(store.register(req), Err(RegisterError::OutOfOrder));
+    assert_eq!(store.register_now(req), Err(RegisterError::OutOfOrder));
     assert_eq!(store.lookup(&key("alice"), 100).len(), 1);
 }
 
@@ -206,19 +207,19 @@ fn wildcard_removes_all_in_order_only() {
     };
     // c1 with CSeq 4 is not higher than the stored 4: nothing removed.
     assert_eq!(
-        store.register(wildcard("c1", 4)),
+        store.register_now(wildcard("c1", 4)),
         Err(RegisterError::OutOfOrder)
     );
     assert_eq!(store.lookup(&key("alice"), 100).len(), 2);
     // c1 with 5: higher than c1's binding, and c2's is from another Call-ID.
-    let out = store.register(wildcard("c1", 5)).unwrap();
+    let out = store.register_now(wildcard("c1", 5)).unwrap();
     assert!(out.bindings.is_empty());
     assert_eq!(out.presence_changed, Some(PresenceStatus::Offline));
     assert_eq!(store.binding_count(), 0);
     // On an empty AOR it is a no-op.
     assert!(
         store
-            .register(wildcard("c1", 6))
+            .register_now(wildcard("c1", 6))
             .unwrap()
             .bindings
             .is_empty()
@@ -265,7 +266,7 @@ fn instance_and_reg_id_replace_their_own_flow() {
             cseq: 2,
         }],
     );
-    assert_eq!(store.register(req).unwrap().bindings.len(), 2);
+    assert_eq!(store.register_now(req).unwrap().bindings.len(), 2);
     assert_eq!(store.binding_count(), 2);
 }
 
@@ -293,20 +294,20 @@ fn max_contacts_counts_after_replacement() {
         }
     };
     store
-        .register(limited(binding("sip:a@192.0.2.1", "c1", 1, 3700)))
+        .register_now(limited(binding("sip:a@192.0.2.1", "c1", 1, 3700)))
         .unwrap();
     store
-        .register(limited(binding("sip:b@192.0.2.2", "c2", 1, 3700)))
+        .register_now(limited(binding("sip:b@192.0.2.2", "c2", 1, 3700)))
         .unwrap();
     // A third: refused, nothing changed.
     assert_eq!(
-        store.register(limited(binding("sip:c@192.0.2.3", "c3", 1, 3700))),
+        store.register_now(limited(binding("sip:c@192.0.2.3", "c3", 1, 3700))),
         Err(RegisterError::TooManyContacts { max: 2 })
     );
     assert_eq!(store.binding_count(), 2);
     // Refreshing one at the limit is fine.
     store
-        .register(limited(binding("sip:a@192.0.2.1", "c1", 2, 3900)))
+        .register_now(limited(binding("sip:a@192.0.2.1", "c1", 2, 3900)))
         .unwrap();
     // So is swapping one for another in one request.
     let req = RegisterRequest {
@@ -321,7 +322,7 @@ fn max_contacts_counts_after_replacement() {
             ],
         )
     };
-    let out = store.register(req).unwrap();
+    let out = store.register_now(req).unwrap();
     assert_eq!(
         contacts(&out.bindings),
         ["sip:a@192.0.2.1", "sip:c@192.0.2.3"]
@@ -341,7 +342,7 @@ fn max_contacts_counts_after_replacement() {
             ))],
         )
     };
-    assert_eq!(store.register(req).unwrap().bindings.len(), 2);
+    assert_eq!(store.register_now(req).unwrap().bindings.len(), 2);
 }
 
 #[test]
@@ -356,7 +357,7 @@ fn duplicate_contact_in_one_request_is_not_out_of_order() {
             ContactUpdate::Add(binding("sip:a@192.0.2.1", "c1", 1, 3800)),
         ],
     );
-    let out = store.register(req).unwrap();
+    let out = store.register_now(req).unwrap();
     assert_eq!(out.bindings.len(), 1);
     assert_eq!(out.bindings[0].expires_at, 3800);
 }
@@ -367,7 +368,7 @@ fn lookup_and_list_ignore_expired() {
     add(&store, binding("sip:alice@192.0.2.1", "c1", 1, 150)).unwrap();
     add(&store, binding("sip:alice@192.0.2.2", "c2", 1, 300)).unwrap();
     store
-        .register(request(
+        .register_now(request(
             "bob",
             "c3",
             1,
@@ -413,7 +414,7 @@ fn expired_binding_neither_orders_nor_limits() {
             vec![ContactUpdate::Add(binding("sip:b@192.0.2.2", "c1", 1, 900))],
         )
     };
-    let out = store.register(req).unwrap();
+    let out = store.register_now(req).unwrap();
     assert_eq!(contacts(&out.bindings), ["sip:b@192.0.2.2"]);
     assert_eq!(out.presence_changed, Some(PresenceStatus::Available));
     assert_eq!(
@@ -437,7 +438,7 @@ fn sweep_reports_aors_that_went_offline() {
     add(&store, binding("sip:alice@192.0.2.1", "c1", 1, 150)).unwrap();
     add(&store, binding("sip:alice@192.0.2.2", "c2", 1, 300)).unwrap();
     store
-        .register(request(
+        .register_now(request(
             "bob",
             "c3",
             1,
@@ -452,12 +453,14 @@ fn sweep_reports_aors_that_went_offline() {
     assert!(store.sweep(149).is_empty());
     assert_eq!(store.binding_count(), 3);
     // At 150 alice loses one binding (still online), bob his only one.
-    assert_eq!(store.sweep(150), [key("bob")]);
+    let lapsed = |name: &str, at: u64| Lapsed { key: key(name), at };
+    assert_eq!(store.sweep(150), [lapsed("bob", 150)]);
     assert_eq!(store.binding_count(), 1);
     assert_eq!(store.lookup(&key("alice"), 150).len(), 1);
-    assert_eq!(store.sweep(300), [key("alice")]);
+    // Reported with the instant the last binding lapsed, not the sweep's own time.
+    assert_eq!(store.sweep(1000), [lapsed("alice", 300)]);
     assert_eq!(store.binding_count(), 0);
-    assert!(store.sweep(1000).is_empty());
+    assert!(store.sweep(1001).is_empty());
 }
 
 #[test]
@@ -490,7 +493,7 @@ fn shards_do_not_mix_aors() {
                 3700,
             ))],
         );
-        store.register(req).unwrap();
+        store.register_now(req).unwrap();
     }
     assert_eq!(store.binding_count(), 50);
     assert_eq!(store.list(ACCOUNT, 100).len(), 50);
