@@ -34,6 +34,10 @@ enum Command {
         /// HTTP (REST) address, replacing server.http_listen; port 0 picks a free port.
         #[arg(long, value_name = "ADDR")]
         http: Option<SocketAddr>,
+        /// This node's name in a cluster, replacing cluster.node_id (so three nodes can
+        /// share one config file).
+        #[arg(long, value_name = "ID", value_parser = node_id)]
+        node: Option<String>,
     },
     /// Validate a config file: prints `FILE: ok`, or `file:line:col: why` and exits 1.
     Check {
@@ -101,7 +105,17 @@ fn main() -> ExitCode {
             incoming,
             outgoing.as_deref(),
         ),
-        Command::Run { config, sip, http } => run(config, sip, http),
+        Command::Run {
+            config,
+            sip,
+            http,
+            node,
+        } => run(RunArgs {
+            config_path: config,
+            sip,
+            http,
+            node,
+        }),
         Command::Route {
             config,
             from,
@@ -140,7 +154,20 @@ fn route(path: PathBuf, from: IpAddr, to: &str, account: Option<&str>) -> ExitCo
     ExitCode::from(code)
 }
 
-fn run(config_path: PathBuf, sip: Option<SocketAddr>, http: Option<SocketAddr>) -> ExitCode {
+/// `--node`: the same characters as `[cluster] node_id`.
+fn node_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("letters, digits, `-`, `_` or `.`".into())
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let config_path = args.config_path.clone();
     // Load once here, before anything starts, so a bad file fails fast with its position
     // and so the runtime can be sized from it; the server loads its own live copy.
     let cfg = match config::load(&config_path) {
@@ -181,11 +208,6 @@ fn run(config_path: PathBuf, sip: Option<SocketAddr>, http: Option<SocketAddr>) 
     };
     drop(cfg);
 
-    let args = RunArgs {
-        config_path,
-        sip,
-        http,
-    };
     match runtime.block_on(server::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -15,9 +15,10 @@ use tokio::sync::mpsc;
 use crate::call::core::leg::Local;
 use crate::call::router::CallRouter;
 use crate::call::service::{CallDeps, CallService, ServiceOriginator};
+use crate::config::StoreKind;
 use crate::config::{Config, Live};
 use crate::metrics::Metrics;
-use crate::registrar::location::{LocationStore, MemoryStore};
+use crate::registrar::location::{Edge, LocationStore, MemoryStore, RedisStore};
 use crate::registrar::presence::Presence;
 use crate::registrar::register::Registrar;
 use crate::shard::{Shard, ShardConfig};
@@ -37,6 +38,8 @@ pub struct RunArgs {
     pub sip: Option<SocketAddr>,
     /// `--http`: overrides `server.http_listen`.
     pub http: Option<SocketAddr>,
+    /// `--node`: overrides `cluster.node_id`.
+    pub node: Option<String>,
 }
 
 /// How often expired bindings are swept out (presence turns offline within this).
@@ -59,7 +62,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     // One store, presence table, metrics set and registrar for the whole process: the
     // shards write them, the REST API and the sweeper read them.
-    let shared = Shared::new(&cfg)?;
+    let node_id = args
+        .node
+        .clone()
+        .unwrap_or_else(|| cfg.cluster.node_id.clone());
+    let shared = Shared::new(&cfg, &node_id)?;
     let shard_config = shard_config(&cfg, &shared);
     let limits = Limits {
         max_message_bytes: cfg.server.limits.max_message_bytes,
@@ -109,6 +116,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             )
         })?;
     let (first_bound, first_socket) = (bound_sets[0].0, bound_sets[0].1[0].clone());
+    if let Some(redis) = &shared.redis {
+        // Other nodes reach this node's clients through its advertised address.
+        let addr = match &cfg.cluster.advertise {
+            Some(a) => tokio::net::lookup_host(a.as_str())
+                .await
+                .with_context(|| format!("resolving [cluster] advertise {a}"))?
+                .next()
+                .with_context(|| format!("[cluster] advertise {a} resolves to nothing"))?,
+            None => first_bound,
+        };
+        shared.registrar.set_edge(Edge {
+            node: node_id.as_str().into(),
+            addr,
+        });
+        writeln!(out, "cluster node {node_id} at {addr}")?;
+        essential.spawn(redis.clone().run_feed(shared.presence.clone()));
+    }
     // The media plane binds RTP where SIP listens (the first address) and advertises the
     // public address when one is configured.
     let media = crate::media::MediaEngine::start(
@@ -248,20 +272,34 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// State shared by every shard and the API.
 struct Shared {
     store: Arc<dyn LocationStore>,
+    /// The same store when it is shared (`[store] kind = "redis"`).
+    redis: Option<Arc<RedisStore>>,
     presence: Arc<Presence>,
     metrics: Arc<Metrics>,
     registrar: Arc<Registrar>,
 }
 
 impl Shared {
-    fn new(cfg: &Config) -> anyhow::Result<Shared> {
-        let store: Arc<dyn LocationStore> = Arc::new(MemoryStore::new());
+    fn new(cfg: &Config, node_id: &str) -> anyhow::Result<Shared> {
         let presence = Arc::new(Presence::new());
+        let (store, redis): (Arc<dyn LocationStore>, _) = match cfg.store.kind {
+            StoreKind::Memory => (Arc::new(MemoryStore::new()), None),
+            StoreKind::Redis => {
+                let url = cfg.store.url.as_deref().unwrap_or_default();
+                let redis = Arc::new(
+                    RedisStore::open(url, &cfg.store.key_prefix, node_id)
+                        .with_context(|| format!("opening the redis store {url}"))?,
+                );
+                presence.set_link(redis.clone());
+                (redis.clone(), Some(redis))
+            }
+        };
         let registrar = Registrar::new(cfg, store.clone(), presence.clone())
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("setting up token and Digest verification")?;
         Ok(Shared {
             store,
+            redis,
             presence,
             metrics: Arc::new(Metrics::new()),
             registrar: Arc::new(registrar),

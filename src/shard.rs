@@ -17,8 +17,8 @@
 
 use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;

@@ -1,14 +1,25 @@
 //! `GET /health`: liveness for load balancers and the black-box tests. It answers as soon
-//! as the HTTP listener is up and touches nothing else, so it stays cheap under load.
+//! as the HTTP listener is up and reads only flags, so it stays cheap under load.
+//!
+//! `{"status":"ok","store":"up"}`; with the shared store unreachable
+//! `{"status":"degraded","store":"down"}`, still 200: the node goes on serving calls to
+//! the clients it knows, only REGISTER gets 503.
 
 use hyper::{Method, Response, StatusCode};
 
-use super::Body;
 use super::reply;
+use super::{ApiState, Body};
 
-pub(super) fn handle(method: &Method) -> Response<Body> {
+pub(super) fn handle(method: &Method, state: &ApiState) -> Response<Body> {
     match *method {
-        Method::GET | Method::HEAD => reply::json_static(StatusCode::OK, r#"{"status":"ok"}"#),
+        Method::GET | Method::HEAD => {
+            let body = if state.store.is_up() {
+                r#"{"status":"ok","store":"up"}"#
+            } else {
+                r#"{"status":"degraded","store":"down"}"#
+            };
+            reply::json_static(StatusCode::OK, body)
+        }
         _ => reply::method_not_allowed("GET, HEAD"),
     }
 }

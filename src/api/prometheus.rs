@@ -40,6 +40,12 @@ pub(super) fn handle(method: &Method, state: &ApiState) -> Response<Body> {
                     .map(|(l, n)| (l.as_str(), n)),
             };
             let mut text = state.metrics.render(&gauges);
+            let _ = write!(
+                text,
+                "# HELP location_store_up 1 when the location store can store a REGISTER (always, for the memory store).\n\
+                 # TYPE location_store_up gauge\nlocation_store_up {}\n",
+                u8::from(state.store.is_up())
+            );
             if let Some(media) = &state.media {
                 media_gauges(&mut text, media);
             }

@@ -72,6 +72,8 @@ pub struct Target {
     pub credentials: Option<Credentials>,
     pub client: Option<AorKey>,
     pub trunk: Option<String>,
+    /// A hop to the cluster node that holds the client's flow (`call::hop`).
+    pub hop: Option<super::hop::HopSpec>,
 }
 
 /// Why a callee has nothing to ring.
@@ -143,8 +145,39 @@ impl Call {
                 }
                 let to = format!("<sip:{}@{}>", leg::escape_user(identity), cfg.server.realm);
                 let guard = destination_guard(&cfg);
-                let targets: Vec<Target> = bindings
+                // In a cluster, a binding whose flow ends at another node is reached
+                // through that node: one hop per node, however many contacts it holds.
+                // A call that is itself a hop rings only the contacts here.
+                let own = self.svc.registrar.edge().map(|e| &*e.node);
+                let is_remote = |b: &&crate::registrar::location::Binding| {
+                    b.edge.as_ref().is_some_and(|e| Some(&*e.node) != own)
+                };
+                let mut hops: Vec<Target> = Vec::new();
+                if !self.app.hop {
+                    for b in bindings.iter().filter(is_remote) {
+                        let Some(edge) = &b.edge else { continue };
+                        if hops.iter().any(|h| h.peer.addr == edge.addr) {
+                            continue;
+                        }
+                        hops.push(Target {
+                            callee: callee.clone(),
+                            uri: format!("sip:{}@{}", leg::escape_user(identity), edge.addr),
+                            to_header: to.clone(),
+                            peer: Peer::udp(edge.addr),
+                            routes: Vec::new(),
+                            credentials: None,
+                            // The edge node's leg to the client sets it busy.
+                            client: None,
+                            trunk: None,
+                            hop: Some(super::hop::HopSpec {
+                                account: self.info.account_sid.clone(),
+                            }),
+                        });
+                    }
+                }
+                let mut targets: Vec<Target> = bindings
                     .iter()
+                    .filter(|b| !is_remote(b))
                     .filter_map(|b| {
                         let peer = match b.transport {
                             Transport::Tcp => Peer::tcp(b.source, b.conn?),
@@ -174,9 +207,11 @@ impl Call {
                             credentials: None,
                             client: Some(key.clone()),
                             trunk: None,
+                            hop: None,
                         })
                     })
                     .collect();
+                targets.extend(hops);
                 if targets.is_empty() {
                     return Err(Unreachable::Offline);
                 }
@@ -225,6 +260,7 @@ impl Call {
                     credentials,
                     client: None,
                     trunk: Some(route.trunk.clone()),
+                    hop: None,
                 }])
             }
             Callee::Sip {
@@ -271,6 +307,7 @@ impl Call {
                     credentials,
                     client: None,
                     trunk: None,
+                    hop: None,
                 }])
             }
         }
@@ -329,6 +366,21 @@ impl Call {
         );
         let tag = crate::ids::tag();
         let server = self.svc.server_name.clone();
+        let hop = t.hop.as_ref().map(|h| {
+            let node = self.svc.registrar.edge().map_or("", |e| &*e.node);
+            let identity = match &t.callee {
+                Callee::Client(id) => id.as_str(),
+                _ => "",
+            };
+            super::hop::header_value(
+                &self.svc.config().0.cluster,
+                node,
+                &h.account,
+                identity,
+                &call_id,
+                crate::time::unix_now(),
+            )
+        });
         let invite = leg::build_invite(
             &InviteSpec {
                 uri: &t.uri,
@@ -341,7 +393,8 @@ impl Call {
                 routes: &t.routes,
                 transport: t.peer.transport,
                 body: Some((super::core::sdp::SDP, offer.as_ref())),
-                authorization: None,
+                // A hop's credential is for the peer node, as Authorization is for a UAS.
+                authorization: hop.as_deref().map(|v| (super::hop::HEADER, v)),
                 server: &server,
             },
             &self.svc.local,

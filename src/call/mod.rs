@@ -9,6 +9,7 @@
 //! - `model`: the call record, commands and originate requests shared with the REST API.
 //! - `registry`: live and recently finished calls, for REST and the CDR.
 //! - `cdr`: one JSON line per finished call, appended and flushed.
+//! - `hop`: calls between the nodes of a cluster (a client reached through its edge node).
 //! - `router`: Call-ID → call task, consulted by the engine shards for every message.
 //! - `service`: where calls start (a new INVITE through the dial plan, or REST).
 //! - `interpret`: running the instructions; `dial`: the `<Dial>` verb; `verbs`: the media
@@ -22,6 +23,7 @@ pub mod core;
 pub mod dial;
 pub mod driver;
 pub mod fetch_budget;
+pub mod hop;
 pub mod interpret;
 pub mod model;
 pub mod recording_storage;

@@ -45,6 +45,9 @@ pub struct AppSource {
     /// Parameters added to the first instructions request only (a client token's
     /// `outgoing.params`).
     pub initial_params: Vec<(String, String)>,
+    /// A hop from another cluster node (`call::hop`): its Dial rings only the contacts
+    /// whose flow ends here, never hopping again.
+    pub hop: bool,
 }
 
 impl AppSource {
@@ -60,6 +63,7 @@ impl AppSource {
             status_callback_method: method(app.status_callback_method),
             status_callback_events: Vec::new(),
             initial_params: Vec::new(),
+            hop: false,
         }
     }
 }
@@ -261,6 +265,14 @@ impl CallService {
                 silent: false,
             })
         };
+        // Another node of the cluster, reaching a client whose flow ends here.
+        let hop = msg
+            .values_by_name(super::hop::HEADER)
+            .next()
+            .map(str::to_string);
+        if let Some(hop) = hop {
+            return self.hop_call(&cfg, &hop, msg, from);
+        }
         // A client app dialing out presents its token (RFC 8898); carriers never do.
         match self
             .registrar
@@ -351,6 +363,95 @@ impl CallService {
             msg,
             from,
         );
+        None
+    }
+
+    /// A hop from another cluster node (`call::hop`): ring the client's contacts whose
+    /// flow ends here, answering the other node when one answers. No webhook: the node
+    /// the call arrived at runs its instructions and reports it.
+    fn hop_call(
+        self: &Arc<Self>,
+        cfg: &Arc<Config>,
+        hop: &str,
+        msg: SipMessage,
+        from: Peer,
+    ) -> Option<Refusal> {
+        let refuse = |code: u16, reason: &str| {
+            Some(Refusal {
+                code,
+                reason: reason.to_string(),
+                headers: Vec::new(),
+                stateless: false,
+                silent: false,
+            })
+        };
+        let identity = msg
+            .request_uri()
+            .and_then(SipUri::parse)
+            .and_then(|u| {
+                u.user
+                    .and_then(|u| crate::percent::decode(u).map(|c| c.into_owned()))
+            })
+            .unwrap_or_default();
+        let call_id = msg.call_id().ok()?.to_string();
+        let account = match super::hop::verify(
+            &cfg.cluster,
+            hop,
+            &identity,
+            &call_id,
+            from.addr.ip(),
+            crate::time::unix_now(),
+        ) {
+            Ok(account) => account,
+            Err(why) => {
+                tracing::warn!(peer = %from.addr, ?why, "hop INVITE from no cluster peer refused");
+                return refuse(403, "Not A Cluster Peer");
+            }
+        };
+        if identity.is_empty() || identity.contains(['<', '>', '&', '"']) {
+            return refuse(404, "No Such Client");
+        }
+        if let Some(refusal) = self.overloaded(cfg) {
+            return Some(refusal);
+        }
+        let Some(acct) = cfg.accounts.iter().find(|a| a.sid == account) else {
+            return refuse(404, "Unknown Account");
+        };
+        if let Err(over) = self
+            .registry
+            .limits()
+            .admit_leg(&account, &account_limits(cfg, acct))
+        {
+            return Some(Self::over_limit(over));
+        }
+        let from_party = msg
+            .first(crate::sip::HeaderName::From)
+            .map(leg::twilio_party)
+            .unwrap_or_default();
+        let info = CallInfo {
+            sid: new_call_sid(),
+            account_sid: account,
+            parent_call_sid: None,
+            from: from_party,
+            to: format!("client:{identity}"),
+            direction: Direction::Inbound,
+            status: CallStatus::Ringing,
+            created_ms: unix_ms(),
+            answered_ms: None,
+            ended_ms: None,
+            trunk: None,
+            sip_call_id: Some(call_id),
+            sip_response_code: None,
+            application_sid: None,
+        };
+        let app = AppSource {
+            twiml: Some(format!(
+                "<Response><Dial><Client>{identity}</Client></Dial></Response>"
+            )),
+            hop: true,
+            ..AppSource::default()
+        };
+        self.spawn_inbound(info, acct.auth_token.clone(), app, msg, from);
         None
     }
 
@@ -527,6 +628,7 @@ impl CallService {
             status_callback_method: req.status_callback_method,
             status_callback_events: req.status_callback_events.clone(),
             initial_params: Vec::new(),
+            hop: false,
         };
         let (tx, rx) = mpsc::channel(CALL_INBOX);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();

@@ -23,7 +23,7 @@ use toml::de::DeTable;
 pub use error::{ConfigError, ErrorKind};
 pub use live::{Live, ReloadError};
 pub use model::{
-    Account, Algorithm, ApiKey, Application, BanReply, ChallengeScheme, Config,
+    Account, Algorithm, ApiKey, Application, BanReply, ChallengeScheme, ClusterConfig, Config,
     DEFAULT_MAX_CONTACTS, HttpMethod, Issuer, LimitsConfig, Number, RegistrarConfig, Route,
     SecurityConfig, ServerConfig, SipUser, StoreConfig, StoreKind, TcpConfig, TenantLimitsConfig,
     TimersConfig, Trunk, WebhooksConfig,

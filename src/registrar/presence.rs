@@ -24,8 +24,10 @@
 //! lock). A slow subscriber that falls more than `CHANNEL` changes behind gets
 //! `RecvError::Lagged` and should re-read `list`.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -117,12 +119,29 @@ impl Entry {
     }
 }
 
+/// What a cluster adds to presence (`location::redis`): busy counts shared between
+/// nodes, and one presence callback per change in the whole cluster rather than one per
+/// node.
+pub trait PresenceLink: Send + Sync {
+    /// A call of `key` on this node started (`+1`) or ended (`-1`) at `at`. The cluster's
+    /// total comes back through [`Presence::set_busy_total`] on every node.
+    fn busy(&self, key: &AorKey, delta: i32, at: u64);
+    /// Whether this node is the one to report `change` (the first to claim it). Every node
+    /// sees every change, with the same `at`, so the claim names one.
+    fn claim<'a>(
+        &'a self,
+        change: &'a PresenceChange,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+}
+
 /// Per-identity presence for every account, sharded like the location store.
 pub struct Presence {
     entries: Shards<Entry>,
     /// Entries per status, indexed by `PresenceStatus::index`.
     counts: [AtomicUsize; 3],
     tx: broadcast::Sender<PresenceChange>,
+    /// The cluster, when the store is shared.
+    link: OnceLock<Arc<dyn PresenceLink>>,
 }
 
 impl Default for Presence {
@@ -145,7 +164,18 @@ impl Presence {
             entries: Shards::new(SHARDS),
             counts: Default::default(),
             tx: broadcast::channel(CHANNEL).0,
+            link: OnceLock::new(),
         }
+    }
+
+    /// Joins a cluster: busy counts go through `link` (set once, at start).
+    pub fn set_link(&self, link: Arc<dyn PresenceLink>) {
+        let _ = self.link.set(link);
+    }
+
+    /// The cluster link, if any (presence callbacks claim their changes through it).
+    pub fn link(&self) -> Option<Arc<dyn PresenceLink>> {
+        self.link.get().cloned()
     }
 
     /// Receive every change from now on.
@@ -174,8 +204,12 @@ impl Presence {
     }
 
     /// A call of `key` started (`true`) or ended (`false`). Busy shows only while the
-    /// identity has a live binding.
+    /// identity has a live binding. In a cluster the change shows here at once and the
+    /// cluster's total follows (`set_busy_total`).
     pub fn set_busy(&self, key: &AorKey, busy: bool, now: u64) -> Option<PresenceChange> {
+        if let Some(link) = self.link.get() {
+            link.busy(key, if busy { 1 } else { -1 }, now);
+        }
         self.update(key, now, busy, |e| {
             e.busy = if busy {
                 e.busy.saturating_add(1)
@@ -183,6 +217,11 @@ impl Presence {
                 e.busy.saturating_sub(1)
             };
         })
+    }
+
+    /// `key` has `total` calls in progress on all nodes of the cluster, as of `at`.
+    pub fn set_busy_total(&self, key: &AorKey, total: u32, at: u64) -> Option<PresenceChange> {
+        self.update(key, at, total > 0, |e| e.busy = total)
     }
 
     /// Expire bindings in `store` and mark the AORs left without any offline. Returns the

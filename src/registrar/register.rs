@@ -22,7 +22,7 @@ use arc_swap::ArcSwap;
 use super::bans::AuthGuard;
 use super::digest::{DigestAuth, DigestError};
 use super::location::{
-    AorKey, Binding, ContactUpdate, LocationStore, RegisterError, RegisterRequest,
+    AorKey, Binding, ContactUpdate, Edge, LocationStore, RegisterError, RegisterRequest,
 };
 use super::presence::Presence;
 use super::token::{Grant, TokenVerifier};
@@ -108,6 +108,8 @@ pub struct Registrar {
     presence: Arc<Presence>,
     /// Failed credentials and bans (`[security]`).
     guard: Arc<AuthGuard>,
+    /// In a cluster: this node, stamped on every binding it stores (it holds the flow).
+    edge: std::sync::OnceLock<Edge>,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -147,6 +149,7 @@ impl Registrar {
             store,
             presence,
             guard: Arc::new(AuthGuard::new(cfg.security)),
+            edge: std::sync::OnceLock::new(),
         })
     }
 
@@ -168,6 +171,17 @@ impl Registrar {
             .store(Arc::new(Self::build_auth(cfg, self.digest_secret)?));
         self.guard.reload(cfg.security);
         Ok(())
+    }
+
+    /// This node of a cluster, once its SIP address is bound: bindings stored from now on
+    /// name it as the node that reaches the client.
+    pub fn set_edge(&self, edge: Edge) {
+        let _ = self.edge.set(edge);
+    }
+
+    /// This node of a cluster (`None` with the memory store).
+    pub fn edge(&self) -> Option<&Edge> {
+        self.edge.get()
     }
 
     /// Failed credentials and bans, for `/metrics` and the bans listing.
@@ -267,13 +281,25 @@ impl Registrar {
             }
         };
         let Ok(to) = req.to_header() else {
-            return Err(Box::new(Reply::new(400, "Bad To Header", Outcome::BadRequest)));
+            return Err(Box::new(Reply::new(
+                400,
+                "Bad To Header",
+                Outcome::BadRequest,
+            )));
         };
         let Some(to_uri) = to.uri.sip() else {
-            return Err(Box::new(Reply::new(400, "To Must Be A SIP URI", Outcome::BadRequest)));
+            return Err(Box::new(Reply::new(
+                400,
+                "To Must Be A SIP URI",
+                Outcome::BadRequest,
+            )));
         };
         let Some(aor_user) = to_uri.user else {
-            return Err(Box::new(Reply::new(400, "To Has No User Part", Outcome::BadRequest)));
+            return Err(Box::new(Reply::new(
+                400,
+                "To Has No User Part",
+                Outcome::BadRequest,
+            )));
         };
         // RFC 3261 §10.3 step 3: the AOR must belong to a domain this registrar serves.
         if !aor_domain_ok(
@@ -318,7 +344,11 @@ impl Registrar {
         }
         let key = AorKey::new(principal.account.as_str(), principal.identity.as_str());
         let (Ok(call_id), Ok(cseq)) = (req.call_id(), req.cseq()) else {
-            return Err(Box::new(Reply::new(400, "Bad Call-ID or CSeq", Outcome::BadRequest)));
+            return Err(Box::new(Reply::new(
+                400,
+                "Bad Call-ID or CSeq",
+                Outcome::BadRequest,
+            )));
         };
         let header_expires = req.expires().ok().flatten();
         let wildcard = req.is_contact_star();
@@ -335,7 +365,11 @@ impl Registrar {
         let mut updates = Vec::new();
         for contact in req.contacts() {
             let Ok(c) = contact else {
-                return Err(Box::new(Reply::new(400, "Bad Contact", Outcome::BadRequest)));
+                return Err(Box::new(Reply::new(
+                    400,
+                    "Bad Contact",
+                    Outcome::BadRequest,
+                )));
             };
             let requested = match c.params.get("expires") {
                 // A malformed parameter counts as absent, so `Expires: 0` beside a broken
@@ -385,7 +419,7 @@ impl Registrar {
                 user_agent: user_agent.clone(),
                 q: c.params.get("q").flatten().and_then(|q| q.parse().ok()),
                 registered_at: now,
-                edge: None,
+                edge: self.edge.get().map(|e| Box::new(e.clone())),
             }));
         }
         let request = RegisterRequest {

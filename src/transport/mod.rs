@@ -33,11 +33,28 @@ pub struct Connections {
     inner: Mutex<ConnTable>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ConnTable {
     writers: HashMap<ConnectionId, mpsc::Sender<Bytes>>,
     per_ip: HashMap<IpAddr, usize>,
     next_id: ConnectionId,
+}
+
+impl Default for ConnTable {
+    fn default() -> Self {
+        // Ids start at a random point: a binding that outlived this process in a shared
+        // store names a connection of the previous run, and must find none here rather
+        // than somebody else's.
+        let start = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            std::process::id(),
+        );
+        ConnTable {
+            writers: HashMap::new(),
+            per_ip: HashMap::new(),
+            next_id: start & 0xffff_ffff_0000_0000,
+        }
+    }
 }
 
 /// Why a connection was not admitted.

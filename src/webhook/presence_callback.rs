@@ -21,7 +21,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::client::WebhookClient;
 use crate::config::Live;
-use crate::registrar::presence::{Presence, PresenceChange};
+use crate::registrar::presence::{Presence, PresenceChange, PresenceLink};
 
 /// Changes one account may have waiting before new ones are dropped.
 const QUEUE: usize = 256;
@@ -38,15 +38,19 @@ struct Job {
 
 /// Start delivering presence callbacks. The task ends (after the queued callbacks are
 /// delivered) when `presence` is dropped.
+///
+/// In a cluster every node sees every change; only the node that claims it
+/// ([`PresenceLink::claim`]) makes the callback, so the customer gets one per change.
 pub fn spawn(presence: &Presence, live: Arc<Live>, client: Arc<WebhookClient>) -> JoinHandle<()> {
     let rx = presence.subscribe();
-    tokio::spawn(run(rx, live, client))
+    tokio::spawn(run(rx, live, client, presence.link()))
 }
 
 async fn run(
     mut rx: tokio::sync::broadcast::Receiver<PresenceChange>,
     live: Arc<Live>,
     client: Arc<WebhookClient>,
+    link: Option<Arc<dyn PresenceLink>>,
 ) {
     let mut queues: HashMap<Box<str>, mpsc::Sender<Job>> = HashMap::new();
     let mut workers = JoinSet::new();
@@ -58,7 +62,7 @@ async fn run(
                 };
                 let tx = queues.entry(job.change.account.clone()).or_insert_with(|| {
                     let (tx, rx) = mpsc::channel(QUEUE);
-                    workers.spawn(worker(rx, Arc::clone(&client)));
+                    workers.spawn(worker(rx, Arc::clone(&client), link.clone()));
                     tx
                 });
                 match tx.try_send(job) {
@@ -111,9 +115,19 @@ fn job_for(live: &Live, change: PresenceChange) -> Option<Job> {
     })
 }
 
-async fn worker(mut rx: mpsc::Receiver<Job>, client: Arc<WebhookClient>) {
+async fn worker(
+    mut rx: mpsc::Receiver<Job>,
+    client: Arc<WebhookClient>,
+    link: Option<Arc<dyn PresenceLink>>,
+) {
     while let Some(job) = rx.recv().await {
         let c = &job.change;
+        if let Some(link) = &link
+            && !link.claim(c).await
+        {
+            // Another node of the cluster reports this change.
+            continue;
+        }
         match client
             .post_form(&job.url, &job.auth_token, &params(c))
             .await

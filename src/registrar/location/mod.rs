@@ -6,6 +6,8 @@
 //! - `update`: the REGISTER rules (matching, ordering, wildcard, limits), pure.
 //! - `uri`: Contact URI equality, simplified.
 //! - `memory`: `MemoryStore`, sharded maps in process.
+//! - `redis`: `RedisStore`, shared by the nodes of a cluster (a replica in process).
+//! - `codec`: how bindings are written to Redis.
 //!
 //! Who calls what: the registrar (shard side) builds a `RegisterRequest` from an
 //! authenticated REGISTER and calls `register`, answering 200 with `outcome.bindings`,
@@ -15,7 +17,9 @@
 //! the REST API uses `lookup` and `list`.
 
 mod binding;
+mod codec;
 mod memory;
+mod redis;
 pub(crate) mod shards;
 mod store;
 mod update;
@@ -23,6 +27,7 @@ pub mod uri;
 
 pub use binding::{AorKey, Binding, Edge};
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
 pub use store::{
     ContactUpdate, Lapsed, LocationStore, RegisterError, RegisterFuture, RegisterOutcome,
     RegisterRequest,

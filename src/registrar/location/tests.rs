@@ -98,7 +98,9 @@ fn add_refresh_and_query() {
     assert_eq!(out.presence_changed, None);
 
     // A query (no Contact) changes nothing and lists what is there.
-    let out = store.register_now(request("alice", "c9", 1, vec![])).unwrap();
+    let out = store
+        .register_now(request("alice", "c9", 1, vec![]))
+        .unwrap();
     assert_eq!(contacts(&out.bindings), ["SIP:alice@192.0.2.1"]);
     assert_eq!(store.binding_count(), 1);
 }
