@@ -138,7 +138,7 @@ fn main() {
             max_contacts: 10,
             now,
         };
-        store.register(req).expect("register");
+        store.register_now(req).expect("register");
     }
     let after = snapshot();
     assert_eq!(store.binding_count(), n);

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod customer_app;
+pub mod redis;
 pub mod rest;
 pub mod rtp;
 pub mod ua;
@@ -75,6 +76,11 @@ impl Switch {
     /// The switch runs in a fresh temporary working directory, so that relative paths in
     /// the config (`recordings_dir`, `sounds_dir`) land there and not in the repository.
     pub fn start_with_config(path: impl AsRef<Path>) -> Switch {
+        Switch::start_with_args(path, &[])
+    }
+
+    /// [`Switch::start_with_config`] with more `run` arguments (`--node b`).
+    pub fn start_with_args(path: impl AsRef<Path>, extra: &[&str]) -> Switch {
         let path = std::path::absolute(path.as_ref()).expect("an absolute config path");
         let cwd = std::env::temp_dir().join(unique("switch-cwd"));
         std::fs::create_dir_all(&cwd).expect("a working directory for the switch");
@@ -84,6 +90,7 @@ impl Switch {
             .arg("-c")
             .arg(&path)
             .args(["--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -242,6 +249,12 @@ impl Switch {
     /// Everything the switch wrote to stderr so far (the last MiB or so).
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: the process ends at once, nothing flushed.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// `Some(status)` if the switch has exited.

@@ -167,7 +167,7 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 pub fn respond(req: &Request<Bytes>, state: &ApiState, now: u64) -> Response<Body> {
     let path = req.uri().path();
     match path {
-        "/health" => health::handle(req.method(), &state),
+        "/health" => health::handle(req.method(), state),
         "/metrics" => prometheus::handle(req.method(), state),
         "/bans.json" => bans::handle(req, state, now),
         _ if path.starts_with(accounts::PREFIX) => accounts::handle(req, state, now),

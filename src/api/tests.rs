@@ -943,7 +943,7 @@ async fn over_loopback() {
     .await;
     assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
     assert!(ok.contains("content-type: application/json"), "{ok}");
-    assert!(ok.ends_with(r#"{"status":"ok"}"#), "{ok}");
+    assert!(ok.ends_with(r#"{"status":"ok","store":"up"}"#), "{ok}");
 
     let nf = raw(
         addr,

@@ -74,6 +74,23 @@ pub struct PresenceChange {
     pub status: PresenceStatus,
     /// Unix seconds.
     pub at: u64,
+    /// Which node of a cluster reports it (presence callbacks).
+    #[serde(skip)]
+    pub reporter: Reporter,
+}
+
+/// Which node of a cluster reports a change: every node sees every change, the customer
+/// should hear of it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reporter {
+    /// This node caused it (a REGISTER or a call here): it reports. Always so alone.
+    #[default]
+    This,
+    /// Another node caused it and reports it.
+    Another,
+    /// Nobody caused it (a registration lapsed, seen by every node at once): the first
+    /// node to claim it reports ([`PresenceLink::claim`]).
+    Claim,
 }
 
 /// The status of one identity and when it last changed (`None`: never seen).
@@ -186,7 +203,7 @@ impl Presence {
     /// `key` has `count` live bindings now. Returns the change, if the status changed.
     /// A count of 0 for an identity never seen records nothing.
     pub fn on_bindings(&self, key: &AorKey, count: usize, now: u64) -> Option<PresenceChange> {
-        self.update(key, now, count > 0, |e| e.bindings = count)
+        self.update(key, now, Reporter::This, count > 0, |e| e.bindings = count)
     }
 
     /// Re-read `key`'s live binding count from `store` and record it. The read happens
@@ -198,19 +215,34 @@ impl Presence {
         store: &dyn LocationStore,
         now: u64,
     ) -> Option<PresenceChange> {
+        self.sync_as(key, store, now, Reporter::This)
+    }
+
+    /// [`Presence::sync`] for a change `reporter` reports (a cluster feed, a lapse).
+    pub fn sync_as(
+        &self,
+        key: &AorKey,
+        store: &dyn LocationStore,
+        now: u64,
+        reporter: Reporter,
+    ) -> Option<PresenceChange> {
         let mut map = self.entries.lock(key);
         let count = store.live_count(key, now);
-        self.update_locked(&mut map, key, now, count > 0, |e| e.bindings = count)
+        self.update_locked(&mut map, key, now, reporter, count > 0, |e| {
+            e.bindings = count
+        })
     }
 
     /// A call of `key` started (`true`) or ended (`false`). Busy shows only while the
-    /// identity has a live binding. In a cluster the change shows here at once and the
-    /// cluster's total follows (`set_busy_total`).
+    /// identity has a live binding. In a cluster the count is the cluster's: it goes to
+    /// the store, and the total comes back to every node, this one included, in the
+    /// store's order (`set_busy_total`).
     pub fn set_busy(&self, key: &AorKey, busy: bool, now: u64) -> Option<PresenceChange> {
         if let Some(link) = self.link.get() {
             link.busy(key, if busy { 1 } else { -1 }, now);
+            return None;
         }
-        self.update(key, now, busy, |e| {
+        self.update(key, now, Reporter::This, busy, |e| {
             e.busy = if busy {
                 e.busy.saturating_add(1)
             } else {
@@ -220,8 +252,14 @@ impl Presence {
     }
 
     /// `key` has `total` calls in progress on all nodes of the cluster, as of `at`.
-    pub fn set_busy_total(&self, key: &AorKey, total: u32, at: u64) -> Option<PresenceChange> {
-        self.update(key, at, total > 0, |e| e.busy = total)
+    pub fn set_busy_total(
+        &self,
+        key: &AorKey,
+        total: u32,
+        at: u64,
+        reporter: Reporter,
+    ) -> Option<PresenceChange> {
+        self.update(key, at, reporter, total > 0, |e| e.busy = total)
     }
 
     /// Expire bindings in `store` and mark the AORs left without any offline. Returns the
@@ -230,7 +268,7 @@ impl Presence {
         store
             .sweep(now)
             .iter()
-            .filter_map(|l| self.sync(&l.key, store, l.at))
+            .filter_map(|l| self.sync_as(&l.key, store, l.at, Reporter::Claim))
             .collect()
     }
 
@@ -293,11 +331,12 @@ impl Presence {
         &self,
         key: &AorKey,
         now: u64,
+        reporter: Reporter,
         create: bool,
         change: impl FnOnce(&mut Entry),
     ) -> Option<PresenceChange> {
         let mut map = self.entries.lock(key);
-        self.update_locked(&mut map, key, now, create, change)
+        self.update_locked(&mut map, key, now, reporter, create, change)
     }
 
     /// Apply `change` to `key`'s entry (creating it, offline, when `create`), re-derive
@@ -307,6 +346,7 @@ impl Presence {
         map: &mut std::collections::HashMap<AorKey, Entry>,
         key: &AorKey,
         now: u64,
+        reporter: Reporter,
         create: bool,
         change: impl FnOnce(&mut Entry),
     ) -> Option<PresenceChange> {
@@ -337,6 +377,7 @@ impl Presence {
             identity: key.identity.clone(),
             status,
             at: now,
+            reporter,
         };
         // No subscriber is not an error.
         let _ = self.tx.send(ev.clone());

@@ -21,7 +21,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::client::WebhookClient;
 use crate::config::Live;
-use crate::registrar::presence::{Presence, PresenceChange, PresenceLink};
+use crate::registrar::presence::{Presence, PresenceChange, PresenceLink, Reporter};
 
 /// Changes one account may have waiting before new ones are dropped.
 const QUEUE: usize = 256;
@@ -39,8 +39,9 @@ struct Job {
 /// Start delivering presence callbacks. The task ends (after the queued callbacks are
 /// delivered) when `presence` is dropped.
 ///
-/// In a cluster every node sees every change; only the node that claims it
-/// ([`PresenceLink::claim`]) makes the callback, so the customer gets one per change.
+/// In a cluster every node sees every change; only the node that caused it (or, for a
+/// lapse, the first to claim it: [`PresenceLink::claim`]) makes the callback, so the
+/// customer gets one per change.
 pub fn spawn(presence: &Presence, live: Arc<Live>, client: Arc<WebhookClient>) -> JoinHandle<()> {
     let rx = presence.subscribe();
     tokio::spawn(run(rx, live, client, presence.link()))
@@ -122,9 +123,12 @@ async fn worker(
 ) {
     while let Some(job) = rx.recv().await {
         let c = &job.change;
-        if let Some(link) = &link
-            && !link.claim(c).await
-        {
+        let ours = match (c.reporter, &link) {
+            (Reporter::This, _) | (_, None) => true,
+            (Reporter::Another, Some(_)) => false,
+            (Reporter::Claim, Some(link)) => link.claim(c).await,
+        };
+        if !ours {
             // Another node of the cluster reports this change.
             continue;
         }

@@ -43,7 +43,9 @@ use super::store::{
     Lapsed, LocationStore, RegisterError, RegisterFuture, RegisterOutcome, RegisterRequest,
 };
 use super::update::{self, Changes};
-use crate::registrar::presence::{Presence, PresenceChange, PresenceLink, PresenceStatus};
+use crate::registrar::presence::{
+    Presence, PresenceChange, PresenceLink, PresenceStatus, Reporter,
+};
 
 /// How long one Redis command may take before the REGISTER gets 503.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -56,32 +58,38 @@ const MAX_ROUNDS: usize = 8;
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
 /// KEYS[1] the AOR; ARGV: expected version ('' = absent), new value ('' = delete),
-/// EXAT seconds, channel, message head. Returns 1 when stored, else what the key holds
-/// (0 when nothing).
+/// EXAT seconds, channel, message head. Returns `{1, stamp}` when stored, else
+/// `{what the key holds (0 when nothing), stamp}`. The stamp is Redis's clock in
+/// microseconds: one server's order of the writes, so a replica never takes an older
+/// value over a newer one, whichever connection brings it first.
 const CAS: &str = r"
+local t = redis.call('TIME')
+local stamp = t[1] .. string.format('%06d', tonumber(t[2]))
 local cur = redis.call('GET', KEYS[1])
 local version = ''
 if cur then version = string.sub(cur, 1, 16) end
 if version ~= ARGV[1] then
-  if cur then return cur end
-  return 0
+  if cur then return {cur, stamp} end
+  return {0, stamp}
 end
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
 else
   redis.call('SET', KEYS[1], ARGV[2], 'EXAT', ARGV[3])
 end
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. ARGV[2])
-return 1
+redis.call('PUBLISH', ARGV[4], stamp .. ' ' .. ARGV[5] .. ARGV[2])
+return {1, stamp}
 ";
 
 /// KEYS[1] the busy hash; ARGV: node, delta, channel, message head. Returns the total.
 const BUSY: &str = r"
+local t = redis.call('TIME')
+local stamp = t[1] .. string.format('%06d', tonumber(t[2]))
 local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
 if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
 local total = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
-redis.call('PUBLISH', ARGV[3], ARGV[4] .. total)
+redis.call('PUBLISH', ARGV[3], stamp .. ' ' .. ARGV[4] .. total)
 return total
 ";
 
@@ -128,12 +136,13 @@ impl Names {
     }
 }
 
-/// A published change: `<kind><at> <account> <identity length>:<identity><payload>`,
-/// kind `b` (bindings, payload the stored value or empty) or `u` (busy, payload the
-/// total). The length prefix lets an identity hold any character.
-fn message_head(kind: char, key: &AorKey, at: u64) -> String {
+/// A published change: `<stamp> <kind><at> <origin node> <account> <identity
+/// length>:<identity><payload>`, kind `b` (bindings, payload the stored value or empty)
+/// or `u` (busy, payload the total); the script puts the stamp first. The length prefix
+/// lets an identity hold any character.
+fn message_head(kind: char, key: &AorKey, at: u64, origin: &str) -> String {
     format!(
-        "{kind}{at} {} {}:{}",
+        "{kind}{at} {origin} {} {}:{}",
         key.account,
         key.identity.len(),
         key.identity
@@ -141,17 +150,27 @@ fn message_head(kind: char, key: &AorKey, at: u64) -> String {
 }
 
 struct Message<'a> {
+    stamp: u64,
     kind: u8,
     at: u64,
+    origin: &'a str,
     key: AorKey,
     payload: &'a [u8],
 }
 
+/// The next space-separated word of `m`, and the rest.
+fn word(m: &[u8]) -> Option<(&str, &[u8])> {
+    let sp = m.iter().position(|&b| b == b' ')?;
+    Some((std::str::from_utf8(&m[..sp]).ok()?, &m[sp + 1..]))
+}
+
 fn parse_message(m: &[u8]) -> Option<Message<'_>> {
+    let (stamp, m) = word(m)?;
+    let stamp = stamp.parse().ok()?;
     let (&kind, rest) = m.split_first()?;
-    let sp = rest.iter().position(|&b| b == b' ')?;
-    let at = std::str::from_utf8(&rest[..sp]).ok()?.parse().ok()?;
-    let rest = &rest[sp + 1..];
+    let (at, rest) = word(rest)?;
+    let at = at.parse().ok()?;
+    let (origin, rest) = word(rest)?;
     let sp = rest.iter().position(|&b| b == b' ')?;
     let account = std::str::from_utf8(&rest[..sp]).ok()?;
     let rest = &rest[sp + 1..];
@@ -160,11 +179,39 @@ fn parse_message(m: &[u8]) -> Option<Message<'_>> {
     let rest = &rest[colon + 1..];
     let identity = std::str::from_utf8(rest.get(..len)?).ok()?;
     Some(Message {
+        stamp,
         kind,
         at,
+        origin,
         key: AorKey::new(account, identity),
         payload: &rest[len..],
     })
+}
+
+/// What the replica holds of one AOR besides its bindings.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held {
+    /// The version of the stored value (`None`: no key).
+    version: Option<u64>,
+    /// Redis's clock (µs) at the write the replica holds.
+    stamp: u64,
+    /// Redis's clock at the busy total presence holds.
+    busy_stamp: u64,
+}
+
+/// A script's `{answer, stamp}`.
+fn stamped(v: Value) -> Option<(Value, u64)> {
+    let Value::Array(mut parts) = v else {
+        return None;
+    };
+    if parts.len() != 2 {
+        return None;
+    }
+    let stamp = match parts.pop()? {
+        Value::BulkString(b) => std::str::from_utf8(&b).ok()?.parse().ok()?,
+        _ => return None,
+    };
+    Some((parts.pop()?, stamp))
 }
 
 /// The location store of a cluster. Build with [`RedisStore::open`], then spawn
@@ -177,8 +224,8 @@ pub struct RedisStore {
     node: Box<str>,
     /// Every AOR as Redis last told us.
     replica: MemoryStore,
-    /// The version of each AOR the replica holds (absent: the AOR had no key).
-    versions: Shards<u64>,
+    /// What the replica holds of each AOR it has heard of.
+    held: Shards<Held>,
     /// Whether Redis answered the last command and the feed is subscribed.
     up: AtomicBool,
     cas: redis::Script,
@@ -213,7 +260,7 @@ impl RedisStore {
             },
             node: node.into(),
             replica: MemoryStore::new(),
-            versions: Shards::new(SHARDS),
+            held: Shards::new(SHARDS),
             up: AtomicBool::new(false),
             cas: redis::Script::new(CAS),
             busy: redis::Script::new(BUSY),
@@ -221,18 +268,29 @@ impl RedisStore {
     }
 
     fn version(&self, key: &AorKey) -> Option<u64> {
-        self.versions.lock(key).get(key).copied()
+        self.held.lock(key).get(key).and_then(|h| h.version)
     }
 
-    /// The replica takes `bindings` at `version` (`None`: the AOR has no key).
-    fn adopt(&self, key: &AorKey, version: Option<u64>, bindings: Vec<Binding>) {
-        let mut versions = self.versions.lock(key);
-        match version {
-            Some(v) => versions.insert(key.clone(), v),
-            None => versions.remove(key),
-        };
-        // Under the version lock, so a version and its bindings change together.
+    /// The replica takes `bindings` at `version` (`None`: the AOR had no key), as Redis
+    /// held them at `stamp`, unless it already holds a later state. Returns whether it
+    /// took them.
+    fn adopt(
+        &self,
+        key: &AorKey,
+        version: Option<u64>,
+        bindings: Vec<Binding>,
+        stamp: u64,
+    ) -> bool {
+        let mut held = self.held.lock(key);
+        let h = held.entry(key.clone()).or_default();
+        if stamp < h.stamp {
+            return false;
+        }
+        h.stamp = stamp;
+        h.version = version;
+        // Under the same lock, so a version and its bindings change together.
         self.replica.replace(key, bindings.into_boxed_slice());
+        true
     }
 
     fn mark(&self, up: bool) {
@@ -252,7 +310,7 @@ impl RedisStore {
         let key = req.key.clone();
         let redis_key = self.names.aor(&key);
         let channel = self.names.channel();
-        let head = message_head('b', &key, req.now);
+        let head = message_head('b', &key, req.now, &self.node);
         let mut version = self.version(&key);
         let mut held = self.replica.held(&key);
         for _ in 0..MAX_ROUNDS {
@@ -294,10 +352,15 @@ impl RedisStore {
                     return Err(RegisterError::Unavailable);
                 }
             };
+            let Some((answer, stamp)) = stamped(answer) else {
+                tracing::warn!("unexpected answer from the REGISTER script");
+                return Err(RegisterError::Unavailable);
+            };
+            self.mark(true);
             match answer {
                 Value::Int(1) => {
                     let stored = (!new.is_empty()).then_some(new_version);
-                    self.adopt(&key, stored, new.clone());
+                    self.adopt(&key, stored, new.clone(), stamp);
                     let presence_changed = match (live_before, new.len()) {
                         (0, n) if n > 0 => Some(PresenceStatus::Available),
                         (b, 0) if b > 0 => Some(PresenceStatus::Offline),
@@ -312,13 +375,13 @@ impl RedisStore {
                 Value::Int(_) => {
                     version = None;
                     held = Vec::new();
-                    self.adopt(&key, None, Vec::new());
+                    self.adopt(&key, None, Vec::new(), stamp);
                 }
                 Value::BulkString(bytes) => match codec::decode(&bytes) {
                     Some((v, bindings)) => {
                         version = Some(v);
                         held = bindings.clone();
-                        self.adopt(&key, Some(v), bindings);
+                        self.adopt(&key, Some(v), bindings, stamp);
                     }
                     None => {
                         tracing::warn!(key = %redis_key, "a value this switch did not write: not overwritten");
@@ -365,6 +428,13 @@ impl RedisStore {
     }
 
     fn apply(&self, m: &Message<'_>, presence: &Presence) {
+        // The node that caused a change reports it (its own messages come back here too,
+        // perhaps before its REGISTER's answer does).
+        let reporter = if m.origin == &*self.node {
+            Reporter::This
+        } else {
+            Reporter::Another
+        };
         match m.kind {
             b'b' => {
                 let (version, bindings) = if m.payload.is_empty() {
@@ -375,8 +445,9 @@ impl RedisStore {
                         None => return,
                     }
                 };
-                self.adopt(&m.key, version, bindings);
-                presence.sync(&m.key, self, m.at);
+                if self.adopt(&m.key, version, bindings, m.stamp) {
+                    presence.sync_as(&m.key, self, m.at, reporter);
+                }
             }
             b'u' => {
                 if let Some(total) = std::str::from_utf8(m.payload)
@@ -384,18 +455,35 @@ impl RedisStore {
                     .and_then(|t| t.parse::<i64>().ok())
                 {
                     let total = u32::try_from(total.max(0)).unwrap_or(u32::MAX);
-                    presence.set_busy_total(&m.key, total, m.at);
+                    if self.newer_busy(&m.key, m.stamp) {
+                        presence.set_busy_total(&m.key, total, m.at, reporter);
+                    }
                 }
             }
             _ => {}
         }
     }
 
+    /// Whether a busy total stamped `stamp` is newer than the one presence holds (and
+    /// now holds it).
+    fn newer_busy(&self, key: &AorKey, stamp: u64) -> bool {
+        let mut held = self.held.lock(key);
+        let h = held.entry(key.clone()).or_default();
+        if stamp < h.busy_stamp {
+            return false;
+        }
+        h.busy_stamp = stamp;
+        true
+    }
+
     /// Loads every AOR and busy count from Redis into the replica and presence, and drops
-    /// from the replica the AORs Redis no longer has.
+    /// from the replica the AORs Redis no longer has. Everything read is at least as new
+    /// as Redis's clock when it starts; changes published meanwhile are newer and win.
     async fn reload(&self, presence: &Presence) -> redis::RedisResult<()> {
         let now = crate::time::unix_now();
         let mut conn = self.conn.clone();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await?;
+        let stamp = secs * 1_000_000 + micros;
         let pattern = format!("{}:aor:*", self.names.prefix);
         let keys: Vec<String> = {
             let mut iter = conn.scan_match::<_, String>(pattern).await?;
@@ -413,16 +501,16 @@ impl RedisStore {
                     continue;
                 };
                 if let Some((version, bindings)) = codec::decode(&v) {
-                    self.adopt(&key, Some(version), bindings);
-                    presence.sync(&key, self, now);
+                    if self.adopt(&key, Some(version), bindings, stamp) {
+                        presence.sync_as(&key, self, now, Reporter::Claim);
+                    }
                     seen.insert(key);
                 }
             }
         }
         for key in self.replica.keys() {
-            if !seen.contains(&key) {
-                self.adopt(&key, None, Vec::new());
-                presence.sync(&key, self, now);
+            if !seen.contains(&key) && self.adopt(&key, None, Vec::new(), stamp) {
+                presence.sync_as(&key, self, now, Reporter::Claim);
             }
         }
         let pattern = format!("{}:busy:*", self.names.prefix);
@@ -440,7 +528,10 @@ impl RedisStore {
             };
             let counts: Vec<i64> = conn.hvals(&k).await?;
             let total = counts.iter().copied().filter(|c| *c > 0).sum::<i64>();
-            presence.set_busy_total(&key, u32::try_from(total).unwrap_or(u32::MAX), now);
+            if self.newer_busy(&key, stamp) {
+                let total = u32::try_from(total).unwrap_or(u32::MAX);
+                presence.set_busy_total(&key, total, now, Reporter::Claim);
+            }
         }
         tracing::info!(
             aors = seen.len(),
@@ -472,7 +563,9 @@ impl LocationStore for RedisStore {
     fn sweep(&self, now: u64) -> Vec<Lapsed> {
         let lapsed = self.replica.sweep(now);
         for l in &lapsed {
-            self.versions.lock(&l.key).remove(&l.key);
+            if let Some(h) = self.held.lock(&l.key).get_mut(&l.key) {
+                h.version = None;
+            }
         }
         lapsed
     }
@@ -491,7 +584,7 @@ impl PresenceLink for RedisStore {
         let mut conn = self.conn.clone();
         let script = self.busy.clone();
         let (hash, node) = (self.names.busy(key), self.node.clone());
-        let (channel, head) = (self.names.channel(), message_head('u', key, at));
+        let (channel, head) = (self.names.channel(), message_head('u', key, at, &self.node));
         let key = key.clone();
         tokio::spawn(async move {
             let mut call = script.key(hash);
@@ -544,13 +637,16 @@ mod tests {
     #[test]
     fn messages_round_trip_any_identity() {
         let key = AorKey::new("AC0123", "a b\n:c");
-        let mut m = message_head('b', &key, 1_700_000_000).into_bytes();
+        let mut m = b"1700000000123456 ".to_vec();
+        m.extend_from_slice(message_head('b', &key, 1_700_000_000, "node-a").as_bytes());
         m.extend_from_slice(b"0000000000000001 []");
         let parsed = parse_message(&m).expect("parses");
+        assert_eq!(parsed.stamp, 1_700_000_000_123_456);
         assert_eq!(parsed.kind, b'b');
         assert_eq!(parsed.at, 1_700_000_000);
+        assert_eq!(parsed.origin, "node-a");
         assert_eq!(parsed.key, key);
         assert_eq!(parsed.payload, b"0000000000000001 []");
-        assert!(parse_message(b"b1 AC 99:x").is_none());
+        assert!(parse_message(b"1 b1 n AC 99:x").is_none());
     }
 }

@@ -1,0 +1,450 @@
+//! Black-box cluster tests: a real `redis-server` and three switch processes (nodes a, b,
+//! c) sharing it (`[store] kind = "redis"`), one config file, `--node` for each.
+//!
+//! The sample config's trunk takes any loopback source and +15550100001 runs its inline
+//! `<Dial><Client>alice</Client></Dial>`; the nodes accept each other's hops from
+//! 127.0.0.0/8 (`[cluster] peers_cidrs`).
+// Real sockets and processes: deadlines read the real clock.
+#![allow(clippy::disallowed_methods)]
+
+mod harness;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use harness::customer_app::CustomerApp;
+use harness::redis::Redis;
+use harness::rtp::{Codec, RtpPhone, SdpAudio};
+use harness::ua::{call_id_of, carrier_invite, in_dialog, reply, token};
+use harness::{Msg, Switch, Tcp, Udp, request};
+use serde_json::Value;
+
+const ACCOUNT: &str = "AC00000000000000000000000000000001";
+const AUTH_TOKEN: &str = "demo-auth-token-change-me";
+const REALM: &str = "switchboard.local";
+const NUMBER: &str = "+15550100001";
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The sample config on `redis` under a fresh key prefix, nodes trusting loopback, with
+/// `extra_account` lines in the demo account (a presence_callback).
+fn cluster_config(redis: &Redis, extra_account: &str) -> (PathBuf, String) {
+    let sample = std::fs::read_to_string(harness::default_config()).unwrap();
+    let prefix = harness::unique("sb");
+    let text = sample
+        .replacen(
+            "[store]\nkind = \"memory\"\n",
+            &format!(
+                "[store]\nkind = \"redis\"\nurl = \"{}\"\nkey_prefix = \"{prefix}\"\n",
+                redis.url()
+            ),
+            1,
+        )
+        .replacen(
+            "[cluster]\nnode_id = \"local\"\n",
+            "[cluster]\nnode_id = \"local\"\npeers_cidrs = [\"127.0.0.0/8\"]\n",
+            1,
+        )
+        .replacen(
+            "friendly_name = \"Demo account\"",
+            &format!("friendly_name = \"Demo account\"\n{extra_account}"),
+            1,
+        );
+    assert_eq!(
+        text.matches(&prefix).count() + text.matches("peers_cidrs = [\"127.0.0.0/8\"]").count(),
+        2,
+        "the sample config's [store] or [cluster] section changed shape"
+    );
+    let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("cluster")));
+    std::fs::write(&path, text).unwrap();
+    (path, prefix)
+}
+
+fn node(config: &PathBuf, id: &str) -> Switch {
+    Switch::start_with_args(config, &["--node", id])
+}
+
+fn rest(sw: &Switch, path: &str) -> (u16, Value) {
+    let (code, v, _) = harness::rest::call_as(sw, ACCOUNT, AUTH_TOKEN, "GET", path, "");
+    (code, v)
+}
+
+fn client_status(sw: &Switch, identity: &str) -> String {
+    let (_, c) = rest(sw, &format!("Clients/{identity}.json"));
+    c["status"].as_str().unwrap_or("").to_string()
+}
+
+/// Waits until every node reports `identity` as `want`.
+fn wait_status_everywhere(nodes: &[&Switch], identity: &str, want: &str) {
+    let deadline = Instant::now() + WAIT;
+    for sw in nodes {
+        loop {
+            let now = client_status(sw, identity);
+            if now == want {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{identity} stays {now} at {}, never {want}",
+                sw.http_addr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn health(sw: &Switch) -> Value {
+    harness::rest::http(sw, "GET", "/health", "", "", "").1
+}
+
+fn wait_health(sw: &Switch, store: &str) {
+    let deadline = Instant::now() + WAIT;
+    while health(sw)["store"] != store {
+        assert!(
+            Instant::now() < deadline,
+            "store never {store}: {}",
+            health(sw)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A REGISTER of `identity` over TCP on `conn` (Call-ID `call_id`, CSeq `cseq`).
+fn tcp_register(conn: &mut Tcp, identity: &str, call_id: &str, cseq: u32) -> Msg {
+    let to = format!("<sip:{identity}@{REALM}>");
+    let from = format!("{to};tag={}", harness::unique("f"));
+    let auth = format!("Bearer {}", token(identity));
+    let reg = request(
+        "REGISTER",
+        &format!("sip:{REALM}"),
+        conn.local_addr(),
+        "TCP",
+        &[
+            ("To", &to),
+            ("From", &from),
+            ("Authorization", &auth),
+            ("Call-ID", call_id),
+            ("CSeq", &format!("{cseq} REGISTER")),
+        ],
+        "",
+    );
+    conn.send(&reg);
+    conn.recv_msg(WAIT).expect("REGISTER answered")
+}
+
+/// A REGISTER of `identity` from `ua` with `contact` and `call_id`/`cseq`; the final
+/// answer.
+fn udp_register(ua: &Udp, identity: &str, call_id: &str, cseq: u32, contact: &str) -> String {
+    let to = format!("<sip:{identity}@{REALM}>");
+    let from = format!("{to};tag={}", harness::unique("f"));
+    let auth = format!("Bearer {}", token(identity));
+    let reg = request(
+        "REGISTER",
+        &format!("sip:{REALM}"),
+        ua.local_addr(),
+        "UDP",
+        &[
+            ("To", &to),
+            ("From", &from),
+            ("Authorization", &auth),
+            ("Call-ID", call_id),
+            ("CSeq", &format!("{cseq} REGISTER")),
+            ("Contact", contact),
+        ],
+        "",
+    );
+    ua.send(&reg);
+    reg
+}
+
+fn expect_tcp(conn: &mut Tcp, method: &str) -> Msg {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let m = conn
+            .recv_msg(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|| panic!("no {method} over TCP"));
+        if m.method() == Some(method) {
+            return m;
+        }
+    }
+}
+
+/// `phone` sends 10 frames to `to`; true when `other` receives at least one.
+fn audio_flows(phone: &mut RtpPhone, to: std::net::SocketAddr, other: &RtpPhone) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        for _ in 0..10 {
+            phone.send(to, 0, &[0xff; 160]);
+        }
+        if other.recv(Duration::from_millis(200)).is_some() {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn a_call_at_one_node_rings_a_client_registered_over_tcp_at_another() {
+    let redis = Redis::start();
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        "[[route]]\npath = \"/presence\"\ncontent_type = \"text/plain\"\nbody = \"\"\n",
+    );
+    let (config, _) = cluster_config(
+        &redis,
+        &format!("presence_callback = \"{}\"", app.url("/presence")),
+    );
+    let (a, b, c) = (node(&config, "a"), node(&config, "b"), node(&config, "c"));
+    let nodes = [&a, &b, &c];
+
+    // alice's flow ends at b: a TCP connection.
+    let mut alice = b.tcp();
+    let ok = tcp_register(&mut alice, "alice", &harness::unique("reg"), 1);
+    assert_eq!(ok.status(), Some(200), "{}", ok.text());
+    wait_status_everywhere(&nodes, "alice", "available");
+
+    // A carrier calls node a; alice is rung down her connection at b.
+    let carrier = a.udp();
+    let mut carrier_rtp = RtpPhone::new();
+    let mut alice_rtp = RtpPhone::new();
+    let invite = carrier_invite(&a, &carrier, NUMBER, &carrier_rtp.offer(&[Codec::Pcmu]));
+    carrier.send(&invite);
+    let inv = expect_tcp(&mut alice, "INVITE");
+    assert!(
+        inv.header("Via").unwrap().starts_with("SIP/2.0/TCP"),
+        "{:?}",
+        inv.header("Via")
+    );
+    assert!(
+        inv.header("From").unwrap().contains("+15557654321"),
+        "the caller passes through the hop: {:?}",
+        inv.header("From")
+    );
+    let switch_for_alice = SdpAudio::parse(&inv.body);
+    let answer = alice_rtp.answer(&switch_for_alice, &[Codec::Pcmu]);
+    alice.send(reply(
+        &inv,
+        200,
+        "OK",
+        "alice1",
+        alice.local_addr(),
+        Some(&answer),
+    ));
+    let (ok, _) = carrier
+        .recv_final(&call_id_of(&invite), WAIT)
+        .expect("2xx to the carrier");
+    assert_eq!(ok.status(), Some(200), "{}", ok.text());
+    let switch_for_carrier = SdpAudio::parse(&ok.body);
+    carrier.send(in_dialog("ACK", &invite, &ok, &carrier, 1));
+    expect_tcp(&mut alice, "ACK");
+
+    // Audio both ways, through a's relay and b's.
+    assert!(
+        audio_flows(&mut carrier_rtp, switch_for_carrier.rtp, &alice_rtp),
+        "carrier → alice"
+    );
+    assert!(
+        audio_flows(&mut alice_rtp, switch_for_alice.rtp, &carrier_rtp),
+        "alice → carrier"
+    );
+    wait_status_everywhere(&nodes, "alice", "busy");
+
+    carrier.send(in_dialog("BYE", &invite, &ok, &carrier, 2));
+    let bye = expect_tcp(&mut alice, "BYE");
+    alice.send(reply(&bye, 200, "OK", "alice1", alice.local_addr(), None));
+    wait_status_everywhere(&nodes, "alice", "available");
+
+    // One callback per change in the whole cluster, though every node saw each change.
+    let _ = app.wait_requests(3, WAIT);
+    std::thread::sleep(Duration::from_millis(1500));
+    let statuses: Vec<String> = app
+        .requests()
+        .iter()
+        .filter(|r| r["path"] == "/presence")
+        .map(|r| r["params"]["Status"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(statuses, ["available", "busy", "available"]);
+}
+
+#[test]
+fn registers_through_two_nodes_at_once_lose_no_binding_and_keep_cseq_order() {
+    let redis = Redis::start();
+    let (config, prefix) = cluster_config(&redis, "");
+    let (a, b) = (node(&config, "a"), node(&config, "b"));
+
+    // Ten devices of one AOR register at the same moment, half through each node: every
+    // one is stored (no update overwrites another's).
+    let uas: Vec<Udp> = (0..10)
+        .map(|i| if i % 2 == 0 { a.udp() } else { b.udp() })
+        .collect();
+    let regs: Vec<String> = uas
+        .iter()
+        .enumerate()
+        .map(|(i, ua)| {
+            let contact = format!("<sip:carol-{i}@{}>", ua.local_addr());
+            udp_register(ua, "carol", &harness::unique("dev"), 1, &contact)
+        })
+        .collect();
+    for (ua, reg) in uas.iter().zip(&regs) {
+        let (resp, _) = ua.recv_final(&call_id_of(reg), WAIT).expect("answered");
+        assert_eq!(resp.status(), Some(200), "{}", resp.text());
+    }
+    let stored = redis.cmd(&["GET", &format!("{prefix}:aor:{{{ACCOUNT}:carol}}")]);
+    for i in 0..10 {
+        assert!(
+            stored.contains(&format!("carol-{i}@")),
+            "device {i} lost: {stored}"
+        );
+    }
+    for sw in [&a, &b] {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (_, v) = rest(sw, "Clients/carol.json");
+            let n = v["contacts"].as_array().map_or(0, Vec::len);
+            if n == 10 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} lists {n} contacts",
+                sw.http_addr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    // One device, one Call-ID: CSeq 7 through a and CSeq 6 through b at once. Whichever
+    // arrives first, CSeq 7 is what stays (RFC 3261 §10.3 step 7): 6 after 7 gets 500.
+    for round in 0..10 {
+        let (ua_a, ua_b) = (a.udp(), b.udp());
+        let call_id = harness::unique("dave");
+        let contact = format!("<sip:dave@{}>", ua_a.local_addr());
+        let seven = udp_register(&ua_a, "dave", &call_id, 7 + 10 * round, &contact);
+        let six = udp_register(&ua_b, "dave", &call_id, 6 + 10 * round, &contact);
+        let (r7, _) = ua_a
+            .recv_final(&call_id_of(&seven), WAIT)
+            .expect("7 answered");
+        let (r6, _) = ua_b
+            .recv_final(&call_id_of(&six), WAIT)
+            .expect("6 answered");
+        assert_eq!(r7.status(), Some(200), "{}", r7.text());
+        assert!(matches!(r6.status(), Some(200 | 500)), "{}", r6.text());
+        let stored = redis.cmd(&["GET", &format!("{prefix}:aor:{{{ACCOUNT}:dave}}")]);
+        assert!(
+            stored.contains(&format!("\"s\":{}", 7 + 10 * round)),
+            "round {round}: the higher CSeq must stay: {stored}"
+        );
+    }
+}
+
+#[test]
+fn redis_down_refuses_registers_keeps_known_clients_reachable_and_recovers() {
+    let mut redis = Redis::start();
+    let (config, prefix) = cluster_config(&redis, "");
+    let (a, b) = (node(&config, "a"), node(&config, "b"));
+    wait_health(&a, "up");
+    wait_health(&b, "up");
+
+    let alice = b.udp();
+    harness::ua::register(&alice, "alice");
+    wait_status_everywhere(&[&a, &b], "alice", "available");
+
+    redis.stop();
+    wait_health(&a, "down");
+    wait_health(&b, "down");
+    assert_eq!(a.metric("location_store_up"), 0);
+
+    // No 200 that is not stored.
+    let bob = b.udp();
+    let reg = udp_register(
+        &bob,
+        "bob",
+        &harness::unique("bob"),
+        1,
+        &format!("<sip:bob@{}>", bob.local_addr()),
+    );
+    let (resp, _) = bob.recv_final(&call_id_of(&reg), WAIT).expect("answered");
+    assert_eq!(resp.status(), Some(503), "{}", resp.text());
+    assert!(resp.header("Retry-After").is_some(), "{}", resp.text());
+
+    // alice is known from the replica: a call at a still reaches her through b.
+    let carrier = a.udp();
+    let invite = carrier_invite(
+        &a,
+        &carrier,
+        NUMBER,
+        &harness::sdp_offer(carrier.local_addr().ip()),
+    );
+    carrier.send(&invite);
+    let inv = harness::ua::expect_request(&alice, "INVITE", WAIT);
+    alice.send(reply(
+        &inv,
+        486,
+        "Busy Here",
+        "alice1",
+        alice.local_addr(),
+        None,
+    ));
+    let (fin, _) = carrier
+        .recv_final(&call_id_of(&invite), WAIT)
+        .expect("final answer");
+    assert_eq!(fin.status(), Some(486), "{}", fin.text());
+
+    // Back, from its append-only file: alice's binding is there, REGISTER works again.
+    redis.restart();
+    wait_health(&a, "up");
+    wait_health(&b, "up");
+    assert_eq!(a.metric("location_store_up"), 1);
+    let stored = redis.cmd(&["GET", &format!("{prefix}:aor:{{{ACCOUNT}:alice}}")]);
+    assert!(
+        stored.contains("sip:"),
+        "alice's binding survived: {stored}"
+    );
+    let reg = udp_register(
+        &bob,
+        "bob",
+        &harness::unique("bob"),
+        1,
+        &format!("<sip:bob@{}>", bob.local_addr()),
+    );
+    let (resp, _) = bob.recv_final(&call_id_of(&reg), WAIT).expect("answered");
+    assert_eq!(resp.status(), Some(200), "{}", resp.text());
+    wait_status_everywhere(&[&a, &b], "bob", "available");
+}
+
+#[test]
+fn a_hop_from_outside_the_cluster_is_refused() {
+    let redis = Redis::start();
+    let (config, _) = cluster_config(&redis, "");
+    // Only 10.0.0.0/8 are peers: a loopback sender with the header is an outsider.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "peers_cidrs = [\"127.0.0.0/8\"]",
+        "peers_cidrs = [\"10.0.0.0/8\"]",
+    );
+    std::fs::write(&config, text).unwrap();
+    let b = node(&config, "b");
+    let alice = b.udp();
+    harness::ua::register(&alice, "alice");
+    let outsider = b.udp();
+    let invite = carrier_invite(
+        &b,
+        &outsider,
+        NUMBER,
+        &harness::sdp_offer(outsider.local_addr().ip()),
+    )
+    .replacen(
+        "\r\nCall-ID:",
+        &format!("\r\nX-Switchboard-Hop: account={ACCOUNT};node=x;ts=0\r\nCall-ID:"),
+        1,
+    );
+    assert!(invite.contains("X-Switchboard-Hop"));
+    outsider.send(&invite);
+    let (fin, _) = outsider
+        .recv_final(&call_id_of(&invite), WAIT)
+        .expect("final answer");
+    assert_eq!(fin.status(), Some(403), "{}", fin.text());
+    assert!(harness::ua::no_request(
+        &alice,
+        "INVITE",
+        Duration::from_millis(500)
+    ));
+}
