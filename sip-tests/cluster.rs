@@ -448,3 +448,82 @@ fn a_hop_from_outside_the_cluster_is_refused() {
         Duration::from_millis(500)
     ));
 }
+
+#[test]
+fn a_node_killed_during_a_sipp_register_run_loses_no_binding_it_answered() {
+    let redis = Redis::start();
+    let (config, prefix) = cluster_config(&redis, "");
+    let mut b = node(&config, "b");
+    let work = std::env::temp_dir().join(harness::unique("sipp-kill"));
+    std::fs::create_dir_all(&work).unwrap();
+    // 600 distinct users with their own tokens, at 300/s: the kill lands mid-run.
+    let mut csv = String::from("SEQUENTIAL\n");
+    for i in 0..600 {
+        let id = format!("k{i:04}");
+        csv.push_str(&format!("{id};{}\n", harness::ua::mint(&id)));
+    }
+    std::fs::write(work.join("users.csv"), csv).unwrap();
+    let sipp = std::process::Command::new("sipp")
+        .current_dir(&work)
+        .arg(b.udp_addr().to_string())
+        .arg("-sf")
+        .arg(harness::repo_path("sip-tests/sipp/register_uac.xml"))
+        .args(["-inf", "users.csv", "-key", "realm", REALM])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-t",
+            "u1",
+            "-m",
+            "600",
+            "-r",
+            "300",
+            "-l",
+            "600",
+        ])
+        .args([
+            "-nostdin",
+            "-timeout",
+            "4s",
+            "-trace_msg",
+            "-message_file",
+            "msgs.log",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sipp (apt-get install sip-tester) must be installed");
+    std::thread::sleep(Duration::from_millis(1000));
+    b.kill();
+    // What SIPp received is logged by now; it would go on retransmitting into the void.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut sipp = sipp;
+    let _ = std::process::Command::new("kill")
+        .arg(sipp.id().to_string())
+        .status();
+    let _ = sipp.wait();
+
+    // Every REGISTER that got a 200 before the kill has its binding in Redis.
+    let log = std::fs::read_to_string(work.join("msgs.log")).expect("SIPp's message log");
+    let answered: Vec<String> = log
+        .split("message received")
+        .filter(|m| m.contains("SIP/2.0 200"))
+        .filter_map(|m| {
+            let to = m.lines().find(|l| l.starts_with("To:"))?;
+            let user = to.split("sip:").nth(1)?.split('@').next()?;
+            // (Only ours: a stray datagram to SIPp's port is logged too.)
+            let ours = user.len() == 5 && user.starts_with('k') && to.contains(REALM);
+            ours.then(|| user.to_string())
+        })
+        .collect();
+    assert!(
+        answered.len() > 10 && answered.len() < 600,
+        "the kill should land mid-run: {} of 600 answered",
+        answered.len()
+    );
+    for id in &answered {
+        let stored = redis.cmd(&["EXISTS", &format!("{prefix}:aor:{{{ACCOUNT}:{id}}}")]);
+        assert_eq!(stored.trim(), "1", "{id} got 200 but is not in redis");
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
