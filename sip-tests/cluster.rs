@@ -248,7 +248,42 @@ fn a_call_at_one_node_rings_a_client_registered_over_tcp_at_another() {
     );
     wait_status_everywhere(&nodes, "alice", "busy");
 
-    carrier.send(in_dialog("BYE", &invite, &ok, &carrier, 2));
+    // Node c carries nothing of this call, yet lists it (once: the hop at b is internal)
+    // and hangs it up where it runs.
+    let (code, list) = rest(&c, "Calls.json");
+    assert_eq!(code, 200, "{list}");
+    let calls = list["calls"].as_array().expect("calls").clone();
+    let parent = calls
+        .iter()
+        .find(|c| c["to"] == NUMBER && c["parent_call_sid"].is_null())
+        .unwrap_or_else(|| panic!("the carrier's call is listed at c: {list}"));
+    assert_eq!(parent["status"], "in-progress", "{parent}");
+    assert_eq!(
+        calls.iter().filter(|c| c["to"] == "client:alice").count(),
+        1,
+        "the Dial leg once, not the hop at b: {list}"
+    );
+    let sid = parent["sid"].as_str().unwrap().to_string();
+    let (code, fetched) = rest(&c, &format!("Calls/{sid}.json"));
+    assert_eq!((code, &fetched["sid"]), (200, &parent["sid"]), "{fetched}");
+    let (code, modified, _) = harness::rest::call_as(
+        &c,
+        ACCOUNT,
+        AUTH_TOKEN,
+        "POST",
+        &format!("Calls/{sid}.json"),
+        "Status=completed",
+    );
+    assert_eq!(code, 200, "{modified}");
+    let carrier_bye = harness::ua::expect_request(&carrier, "BYE", WAIT);
+    carrier.send(reply(
+        &carrier_bye,
+        200,
+        "OK",
+        "x",
+        carrier.local_addr(),
+        None,
+    ));
     let bye = expect_tcp(&mut alice, "BYE");
     alice.send(reply(&bye, 200, "OK", "alice1", alice.local_addr(), None));
     wait_status_everywhere(&nodes, "alice", "available");

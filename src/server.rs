@@ -218,7 +218,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         media: Some(media),
         originator: Some(originator),
         guard: shared.registrar.guard().clone(),
+        cluster: shared
+            .redis
+            .clone()
+            .map(crate::api::cluster::ApiCluster::new),
     });
+    if let Some(redis) = &shared.redis {
+        // Other nodes' REST reach this node's calls here: the bound address, or the
+        // advertised host where it is bound to every interface.
+        let mut at = http.local_addr()?;
+        if at.ip().is_unspecified()
+            && let Some(edge) = shared.registrar.edge()
+        {
+            at.set_ip(edge.addr.ip());
+        }
+        tokio::spawn(redis.clone().run_announce(at));
+    }
     essential.spawn(async move {
         if let Err(e) = crate::api::serve(http, api_state).await {
             tracing::error!(error = %e, "HTTP API stopped");

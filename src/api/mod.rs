@@ -20,6 +20,7 @@ mod auth;
 mod bans;
 mod calls;
 mod clients;
+pub mod cluster;
 mod health;
 mod prometheus;
 mod recordings;
@@ -70,6 +71,8 @@ pub struct ApiState {
     pub originator: Option<Arc<dyn crate::call::Originator>>,
     /// Failed credentials and bans, for `/metrics` and `/bans.json`.
     pub guard: Arc<crate::registrar::bans::AuthGuard>,
+    /// The other nodes, with the shared store (`None`: one switch).
+    pub cluster: Option<cluster::ApiCluster>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -106,7 +109,7 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Resu
                 let state = Arc::clone(&state);
                 async move {
                     let resp = match read_body(req).await {
-                        Ok(req) => respond(&req, &state, crate::time::unix_now()),
+                        Ok(req) => cluster::respond(&req, &state, crate::time::unix_now()).await,
                         Err(resp) => resp,
                     };
                     Ok::<_, Infallible>(resp)

@@ -54,6 +54,7 @@ fn state_in(recordings_dir: &std::path::Path) -> ApiState {
         media: None,
         originator: None,
         guard: Arc::new(crate::registrar::bans::AuthGuard::new(Default::default())),
+        cluster: None,
     }
 }
 

@@ -417,7 +417,12 @@ impl Call {
                     created_ms: unix_ms(),
                     answered_ms: None,
                     ended_ms: None,
-                    trunk: t.trunk.clone(),
+                    // A hop's leg to the client is internal too: the node the call
+                    // arrived at lists its own Dial leg.
+                    trunk: match self.app.hop {
+                        true => Some(super::hop::TRUNK.into()),
+                        false => t.trunk.clone(),
+                    },
                     sip_call_id: Some(call_id.clone()),
                     sip_response_code: None,
                     application_sid: None,

@@ -20,6 +20,10 @@ use crate::config::ClusterConfig;
 /// The header a hop INVITE carries.
 pub const HEADER: &str = "X-Switchboard-Hop";
 
+/// The trunk a hop call's record names (CDR rows say so). REST lists leave these out:
+/// the call is listed, once, by the node it arrived at.
+pub const TRUNK: &str = "cluster";
+
 /// How old a signed hop may be (clock skew between nodes plus retransmissions).
 const MAX_SKEW_SECS: u64 = 60;
 

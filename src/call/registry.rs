@@ -68,6 +68,7 @@ impl CallFilter {
                 .as_ref()
                 .is_none_or(|p| c.parent_call_sid.as_ref() == Some(p))
             && self.status.is_none_or(|s| s == c.status)
+            && c.trunk.as_deref() != Some(super::hop::TRUNK)
     }
 }
 

@@ -439,7 +439,7 @@ impl CallService {
             created_ms: unix_ms(),
             answered_ms: None,
             ended_ms: None,
-            trunk: None,
+            trunk: Some(super::hop::TRUNK.into()),
             sip_call_id: Some(call_id),
             sip_response_code: None,
             application_sid: None,

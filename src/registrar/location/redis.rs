@@ -541,6 +541,53 @@ impl RedisStore {
     }
 }
 
+/// How long a node's entry in the directory lasts without a refresh.
+const NODE_TTL_SECS: u64 = 30;
+
+impl RedisStore {
+    /// Puts this node in the cluster's directory (`<prefix>:nodes`, node → REST address
+    /// and expiry) every `NODE_TTL_SECS / 3`, so other nodes' REST can reach its calls.
+    pub async fn run_announce(self: Arc<Self>, http: std::net::SocketAddr) {
+        let mut tick = tokio::time::interval(Duration::from_secs(NODE_TTL_SECS / 3));
+        loop {
+            tick.tick().await;
+            let until = crate::time::unix_now() + NODE_TTL_SECS;
+            let mut conn = self.conn.clone();
+            let set = conn.hset::<_, _, _, ()>(
+                format!("{}:nodes", self.names.prefix),
+                &*self.node,
+                format!("{http}|{until}"),
+            );
+            if !matches!(tokio::time::timeout(COMMAND_TIMEOUT, set).await, Ok(Ok(()))) {
+                tracing::debug!("node directory not updated: redis unreachable");
+            }
+        }
+    }
+
+    /// The other nodes' REST addresses, as the directory has them now.
+    pub async fn peers(&self) -> Vec<(String, std::net::SocketAddr)> {
+        let mut conn = self.conn.clone();
+        let all = conn.hgetall::<_, Vec<(String, String)>>(format!("{}:nodes", self.names.prefix));
+        let Ok(Ok(all)) = tokio::time::timeout(COMMAND_TIMEOUT, all).await else {
+            return Vec::new();
+        };
+        let now = crate::time::unix_now();
+        all.into_iter()
+            .filter(|(node, _)| *node != *self.node)
+            .filter_map(|(node, v)| {
+                let (addr, until) = v.split_once('|')?;
+                let until: u64 = until.parse().ok()?;
+                (until >= now).then_some((node, addr.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+}
+
 impl LocationStore for RedisStore {
     fn register(&self, req: RegisterRequest) -> RegisterFuture<'_> {
         Box::pin(self.register_shared(req))
