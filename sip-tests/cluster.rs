@@ -562,3 +562,107 @@ fn a_node_killed_during_a_sipp_register_run_loses_no_binding_it_answered() {
     }
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// Polls `/health` until the node's directory view is `want`.
+fn wait_nodes(sw: &Switch, want: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let h = health(sw);
+        let nodes: Vec<&str> = h["nodes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if nodes == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes stay {nodes:?}, never {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_killed_nodes_udp_client_is_reached_from_another_node() {
+    let redis = Redis::start();
+    let (config, _) = cluster_config(&redis, "");
+    let (a, mut b) = (node(&config, "a"), node(&config, "b"));
+    wait_nodes(&a, &["a", "b"]);
+    let mut alice = b.udp();
+    harness::ua::register(&alice, "alice");
+    wait_status_everywhere(&[&a], "alice", "available");
+
+    b.kill();
+    // b stops refreshing its directory entry; a then sends to alice's flow itself.
+    wait_nodes(&a, &["a"]);
+    let carrier = a.udp();
+    let invite = carrier_invite(
+        &a,
+        &carrier,
+        NUMBER,
+        &harness::sdp_offer(carrier.local_addr().ip()),
+    );
+    carrier.send(&invite);
+    let (inv, from) = loop {
+        let (bytes, from) = alice.recv_from(WAIT).expect("an INVITE for alice");
+        let m = Msg::parse(&bytes);
+        if m.method() == Some("INVITE") {
+            break (m, from);
+        }
+    };
+    assert_eq!(from.port(), a.udp_addr().port(), "sent by node a itself");
+    alice.set_peer(from);
+    alice.send(reply(
+        &inv,
+        486,
+        "Busy Here",
+        "alice1",
+        alice.local_addr(),
+        None,
+    ));
+    let (fin, _) = carrier
+        .recv_final(&call_id_of(&invite), WAIT)
+        .expect("final answer");
+    assert_eq!(fin.status(), Some(486), "{}", fin.text());
+}
+
+#[test]
+fn the_cluster_sample_config_is_the_sample_with_a_shared_store() {
+    let sample = std::fs::read_to_string(harness::default_config()).unwrap();
+    let cluster =
+        std::fs::read_to_string(harness::repo_path("conf/cluster/switchboard.toml")).unwrap();
+    // Past its header, the sample but for [store] and [cluster]: nothing else drifts.
+    let body = &cluster[cluster
+        .find("# Switchboard sample configuration.")
+        .expect("the sample")..];
+    let expected = sample
+        .replacen(
+            "kind = \"memory\"\n# kind = \"redis\"\n# url = \"redis://127.0.0.1:6379\"\n# key_prefix = \"sb\"          #",
+            "kind = \"redis\"\nurl = \"redis://127.0.0.1:6390\"\nkey_prefix = \"sb\"            #",
+            1,
+        )
+        .replacen(
+            "node_id = \"local\"\n# advertise = \"10.0.0.11:5060\"\n# peers_cidrs = [\"10.0.0.0/24\"]\n",
+            "node_id = \"a\"                # each node's --node overrides it\n# advertise = \"10.0.0.11:5060\"   # default: the node's first SIP address as bound\npeers_cidrs = [\"127.0.0.0/8\"]\n",
+            1,
+        );
+    assert_ne!(
+        expected, sample,
+        "the sample's [store] or [cluster] changed shape"
+    );
+    assert!(
+        body == expected,
+        "conf/cluster/switchboard.toml drifted from conf/switchboard.toml"
+    );
+    let out = harness::switchboard()
+        .args(["check", "-c"])
+        .arg(harness::repo_path("conf/cluster/switchboard.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -3,7 +3,8 @@
 //!
 //! `{"status":"ok","store":"up"}`; with the shared store unreachable
 //! `{"status":"degraded","store":"down"}`, still 200: the node goes on serving calls to
-//! the clients it knows, only REGISTER gets 503.
+//! the clients it knows, only REGISTER gets 503. In a cluster, `"nodes"` lists the nodes
+//! alive as this one last saw the directory.
 
 use hyper::{Method, Response, StatusCode};
 
@@ -13,12 +14,16 @@ use super::{ApiState, Body};
 pub(super) fn handle(method: &Method, state: &ApiState) -> Response<Body> {
     match *method {
         Method::GET | Method::HEAD => {
-            let body = if state.store.is_up() {
-                r#"{"status":"ok","store":"up"}"#
-            } else {
-                r#"{"status":"degraded","store":"down"}"#
-            };
-            reply::json_static(StatusCode::OK, body)
+            let up = state.store.is_up();
+            let mut body = serde_json::json!({
+                "status": if up { "ok" } else { "degraded" },
+                "store": if up { "up" } else { "down" },
+            });
+            let nodes = state.store.nodes();
+            if !nodes.is_empty() {
+                body["nodes"] = nodes.into();
+            }
+            reply::json(StatusCode::OK, &body)
         }
         _ => reply::method_not_allowed("GET, HEAD"),
     }

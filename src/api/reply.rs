@@ -26,10 +26,6 @@ pub(super) fn json_bytes(status: StatusCode, body: Bytes) -> Response<Body> {
     with_type(status, "application/json", body)
 }
 
-pub(super) fn json_static(status: StatusCode, body: &'static str) -> Response<Body> {
-    json_bytes(status, Bytes::from_static(body.as_bytes()))
-}
-
 /// `value` serialized.
 pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     match serde_json::to_vec(value) {

@@ -149,9 +149,24 @@ impl Call {
                 // through that node: one hop per node, however many contacts it holds.
                 // A call that is itself a hop rings only the contacts here.
                 let own = self.svc.registrar.edge().map(|e| &*e.node);
+                let store = &self.svc.store;
+                // A live node reaches its clients. A dead one's TCP flows died with it;
+                // its UDP clients are reached from here, at the address they registered
+                // from (RFC 5626: the flow is the client's, any node can send on it).
                 let is_remote = |b: &&crate::registrar::location::Binding| {
-                    b.edge.as_ref().is_some_and(|e| Some(&*e.node) != own)
+                    b.edge.as_ref().is_some_and(|e| {
+                        Some(&*e.node) != own
+                            && (store.edge_alive(&e.node) || b.transport == Transport::Tcp)
+                    })
                 };
+                let mut bindings = bindings;
+                bindings.retain(|b| {
+                    !b.edge.as_ref().is_some_and(|e| {
+                        Some(&*e.node) != own
+                            && !store.edge_alive(&e.node)
+                            && b.transport == Transport::Tcp
+                    })
+                });
                 let mut hops: Vec<Target> = Vec::new();
                 if !self.app.hop {
                     for b in bindings.iter().filter(is_remote) {

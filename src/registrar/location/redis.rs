@@ -188,6 +188,15 @@ fn parse_message(m: &[u8]) -> Option<Message<'_>> {
     })
 }
 
+/// The node directory as last read.
+#[derive(Debug, Default)]
+struct Nodes {
+    /// Fresh entries (and this node), sorted.
+    alive: Vec<String>,
+    /// Entries not refreshed within `NODE_TTL_SECS`.
+    dead: Vec<String>,
+}
+
 /// What the replica holds of one AOR besides its bindings.
 #[derive(Debug, Default, Clone, Copy)]
 struct Held {
@@ -228,6 +237,8 @@ pub struct RedisStore {
     held: Shards<Held>,
     /// Whether Redis answered the last command and the feed is subscribed.
     up: AtomicBool,
+    /// The directory at the last look.
+    nodes: std::sync::Mutex<Nodes>,
     cas: redis::Script,
     busy: redis::Script,
 }
@@ -262,6 +273,7 @@ impl RedisStore {
             replica: MemoryStore::new(),
             held: Shards::new(SHARDS),
             up: AtomicBool::new(false),
+            nodes: std::sync::Mutex::new(Nodes::default()),
             cas: redis::Script::new(CAS),
             busy: redis::Script::new(BUSY),
         })
@@ -542,13 +554,19 @@ impl RedisStore {
 }
 
 /// How long a node's entry in the directory lasts without a refresh.
-const NODE_TTL_SECS: u64 = 30;
+/// A node killed stops refreshing it: after this its clients' UDP flows are used directly
+/// by the other nodes, and its TCP flows are known dead.
+const NODE_TTL_SECS: u64 = 6;
+
+/// How often a node refreshes its entry and reads the others'.
+const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
 
 impl RedisStore {
     /// Puts this node in the cluster's directory (`<prefix>:nodes`, node → REST address
-    /// and expiry) every `NODE_TTL_SECS / 3`, so other nodes' REST can reach its calls.
+    /// and expiry) every `ANNOUNCE_EVERY`, so other nodes' REST can reach its calls, and
+    /// reads which nodes are alive.
     pub async fn run_announce(self: Arc<Self>, http: std::net::SocketAddr) {
-        let mut tick = tokio::time::interval(Duration::from_secs(NODE_TTL_SECS / 3));
+        let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
         loop {
             tick.tick().await;
             let until = crate::time::unix_now() + NODE_TTL_SECS;
@@ -560,25 +578,52 @@ impl RedisStore {
             );
             if !matches!(tokio::time::timeout(COMMAND_TIMEOUT, set).await, Ok(Ok(()))) {
                 tracing::debug!("node directory not updated: redis unreachable");
+                continue;
             }
+            let Some(directory) = self.directory().await else {
+                continue;
+            };
+            let (mut alive, mut dead) = (Vec::new(), Vec::new());
+            for (node, _, fresh) in directory {
+                if fresh || node == *self.node {
+                    alive.push(node);
+                } else {
+                    dead.push(node);
+                }
+            }
+            alive.sort();
+            *self.nodes.lock().unwrap_or_else(|p| p.into_inner()) = Nodes { alive, dead };
         }
     }
 
-    /// The other nodes' REST addresses, as the directory has them now.
-    pub async fn peers(&self) -> Vec<(String, std::net::SocketAddr)> {
+    /// The directory: every node that ever announced itself, with its REST address and
+    /// whether its entry is fresh (a node killed stays, stale).
+    async fn directory(&self) -> Option<Vec<(String, std::net::SocketAddr, bool)>> {
         let mut conn = self.conn.clone();
         let all = conn.hgetall::<_, Vec<(String, String)>>(format!("{}:nodes", self.names.prefix));
         let Ok(Ok(all)) = tokio::time::timeout(COMMAND_TIMEOUT, all).await else {
-            return Vec::new();
+            return None;
         };
         let now = crate::time::unix_now();
-        all.into_iter()
-            .filter(|(node, _)| *node != *self.node)
-            .filter_map(|(node, v)| {
-                let (addr, until) = v.split_once('|')?;
-                let until: u64 = until.parse().ok()?;
-                (until >= now).then_some((node, addr.parse().ok()?))
-            })
+        Some(
+            all.into_iter()
+                .filter_map(|(node, v)| {
+                    let (addr, until) = v.split_once('|')?;
+                    let until: u64 = until.parse().ok()?;
+                    Some((node, addr.parse().ok()?, until >= now))
+                })
+                .collect(),
+        )
+    }
+
+    /// The other live nodes' REST addresses, as the directory has them now.
+    pub async fn peers(&self) -> Vec<(String, std::net::SocketAddr)> {
+        self.directory()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(node, _, fresh)| *fresh && *node != *self.node)
+            .map(|(node, addr, _)| (node, addr))
             .collect()
     }
 
@@ -623,6 +668,22 @@ impl LocationStore for RedisStore {
 
     fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// Only a node whose entry went stale is dead: one not announced yet (just started,
+    /// or not seen yet) is given the benefit of the doubt.
+    fn edge_alive(&self, node: &str) -> bool {
+        let nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        !nodes.dead.iter().any(|n| n == node)
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        let nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        if nodes.alive.is_empty() {
+            vec![self.node.to_string()]
+        } else {
+            nodes.alive.clone()
+        }
     }
 }
 

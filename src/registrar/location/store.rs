@@ -165,4 +165,15 @@ pub trait LocationStore: Send + Sync {
     fn is_up(&self) -> bool {
         true
     }
+
+    /// Whether the cluster node `node` (a binding's edge) is alive, as far as this node
+    /// knows; a dead node's TCP flows are gone, its UDP clients reachable directly.
+    fn edge_alive(&self, _node: &str) -> bool {
+        true
+    }
+
+    /// The cluster's live nodes (empty: no cluster).
+    fn nodes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
