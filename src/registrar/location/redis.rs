@@ -54,6 +54,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 /// one AOR from several nodes).
 const MAX_ROUNDS: usize = 8;
 
+/// How long the replica remembers an AOR that has no key any more (see `sweep`).
+const TOMBSTONE_SECS: u64 = 300;
+
 /// How often the feed tries to reach Redis again after losing it.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
@@ -658,6 +661,15 @@ impl LocationStore for RedisStore {
             if let Some(h) = self.held.lock(&l.key).get_mut(&l.key) {
                 h.version = None;
             }
+        }
+        // An AOR with no key is remembered a while (a late message of an older write
+        // must not bring its bindings back), then forgotten, so AORs that come and go
+        // do not accumulate.
+        let forget_before = now.saturating_sub(TOMBSTONE_SECS) * 1_000_000;
+        for mut held in self.held.each() {
+            held.retain(|_, h| {
+                h.version.is_some() || h.stamp.max(h.busy_stamp) >= forget_before
+            });
         }
         lapsed
     }
