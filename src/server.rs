@@ -274,7 +274,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 tracing::error!(why, "an essential task ended; stopping the switch");
                 anyhow::bail!("an essential task {why}");
             }
-            _ = term.recv() => break,
+            _ = term.recv() => {
+                drain(&call_registry, live.current().cluster.drain_grace_secs).await;
+                break;
+            }
             _ = int.recv() => break,
         }
     }
@@ -282,6 +285,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Every finished call's record on disk before the process goes.
     call_registry.flush_cdr();
     Ok(())
+}
+
+/// SIGTERM: refuse new calls (INVITE and OPTIONS get 503 with Retry-After, `/health`
+/// says draining), let the calls in progress finish for `grace_secs`, then hang up the
+/// rest and give their BYEs a moment. Calls, not REGISTERs: clients keep refreshing here
+/// until the process is gone, then register elsewhere.
+async fn drain(calls: &crate::call::registry::CallRegistry, grace_secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(grace_secs);
+    calls.start_drain(crate::time::unix_now() + grace_secs);
+    tracing::info!(
+        calls = calls.live_count(),
+        grace_secs,
+        "draining: new calls get 503"
+    );
+    while calls.live_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if calls.live_count() > 0 {
+        let told = calls.hang_up_all();
+        tracing::info!(told, "drain grace over: hanging up the calls left");
+        let bye_deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while calls.live_count() > 0 && tokio::time::Instant::now() < bye_deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// State shared by every shard and the API.

@@ -263,6 +263,11 @@ impl Shard {
     /// The transaction user: what the switch does with a well-formed request.
     fn on_request(&mut self, key: TransactionKey, request: &SipMessage, from: &Peer) {
         let (code, reason) = match request.method() {
+            // Draining (SIGTERM): a load balancer's OPTIONS probe sees the node leaving.
+            Some(Method::Options) if let Some(left) = self.draining() => {
+                let headers = [("Retry-After", left.to_string())];
+                return self.answer(key, request, from, 503, "Draining", &headers);
+            }
             Some(Method::Options) => (200, ""),
             Some(Method::Register) => return self.on_register(key, request, from),
             // Requests inside a dialog we do not have (RFC 3261 §12.2.2).
@@ -355,6 +360,12 @@ impl Shard {
                 self.layer.handle(now(), Input::Decline { key });
             }
         }
+    }
+
+    /// While the switch drains, the seconds of grace left.
+    fn draining(&self) -> Option<u64> {
+        let calls = self.config.calls.as_ref()?;
+        calls.registry.draining(unix_now())
     }
 
     /// Whether `from` is inside a trunk's `inbound_cidrs`.

@@ -473,6 +473,10 @@ pub(super) fn create(ctx: &Ctx<'_>, body: &[u8]) -> Response<Body> {
         Err(bad) => return bad.response(),
     };
     let placed = match &ctx.state.originator {
+        // Draining (SIGTERM): this node takes no new calls.
+        Some(_) if ctx.state.calls.draining(crate::time::unix_now()).is_some() => Err(
+            OriginateError::Unavailable("this switch is draining; use another".into()),
+        ),
         Some(o) => o.originate(req),
         None => Err(OriginateError::Unavailable(
             "outbound calls are not available on this switch".into(),

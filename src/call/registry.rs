@@ -124,6 +124,9 @@ pub struct CallRegistry {
     shed: AtomicU64,
     /// Live calls per account and per client identity, and their creation rates.
     limits: TenantLimits,
+    /// SIGTERM: until when (unix seconds) calls in progress may go on; new ones are
+    /// refused meanwhile. 0: not draining.
+    drain_until: AtomicU64,
 }
 
 /// One call being set up: counted in [`CallRegistry::setups`] until dropped (the caller got
@@ -177,6 +180,7 @@ impl CallRegistry {
             setups: Arc::new(AtomicUsize::new(0)),
             shed: AtomicU64::new(0),
             limits: TenantLimits::default(),
+            drain_until: AtomicU64::new(0),
         }
     }
 
@@ -346,6 +350,36 @@ impl CallRegistry {
     /// Live calls per account and identity, and creation rates (`[limits]`).
     pub fn limits(&self) -> &TenantLimits {
         &self.limits
+    }
+
+    /// Starts draining: new calls are refused from now on, calls in progress may go on
+    /// until `until` (unix seconds).
+    pub fn start_drain(&self, until: u64) {
+        self.drain_until.store(until.max(1), Ordering::Relaxed);
+    }
+
+    /// While draining, the seconds left of the grace (at least 1).
+    pub fn draining(&self, now: u64) -> Option<u64> {
+        match self.drain_until.load(Ordering::Relaxed) {
+            0 => None,
+            until => Some(until.saturating_sub(now).max(1)),
+        }
+    }
+
+    /// Tells every live call that can be told to hang up (the end of a drain's grace).
+    /// Returns how many were told.
+    pub fn hang_up_all(&self) -> usize {
+        let mut told = 0;
+        for shard in self.shards.iter() {
+            for live in lock(shard).values() {
+                if let Some(tx) = &live.control
+                    && tx.send(CallCommand::Hangup).is_ok()
+                {
+                    told += 1;
+                }
+            }
+        }
+        told
     }
 
     /// Calls in progress (every leg counts), for the `max_concurrent` limit.

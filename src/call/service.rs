@@ -239,6 +239,16 @@ impl CallService {
     /// takes it (None), or the shard answers it with the refusal.
     pub fn on_new_invite(self: &Arc<Self>, msg: SipMessage, from: Peer) -> Option<Refusal> {
         let (cfg, plan) = self.config();
+        // SIGTERM: the calls in progress finish, new ones go to another switch.
+        if let Some(left) = self.registry.draining(crate::time::unix_now()) {
+            return Some(Refusal {
+                code: 503,
+                reason: "Draining".into(),
+                headers: vec![("Retry-After", left.to_string())],
+                stateless: plan.source_account(from.addr.ip()).is_none(),
+                silent: false,
+            });
+        }
         let refusal = self.decide_new_invite(&cfg, &plan, msg, from);
         // Trunk sources are vouched for by configuration; anyone else may be spoofed.
         let unverified = plan.source_account(from.addr.ip()).is_none();

@@ -667,9 +667,7 @@ impl LocationStore for RedisStore {
         // do not accumulate.
         let forget_before = now.saturating_sub(TOMBSTONE_SECS) * 1_000_000;
         for mut held in self.held.each() {
-            held.retain(|_, h| {
-                h.version.is_some() || h.stamp.max(h.busy_stamp) >= forget_before
-            });
+            held.retain(|_, h| h.version.is_some() || h.stamp.max(h.busy_stamp) >= forget_before);
         }
         lapsed
     }
