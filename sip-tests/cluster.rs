@@ -793,3 +793,19 @@ fn a_drain_grace_that_runs_out_hangs_up_the_calls_left_and_exits_0() {
         .expect("exits after the grace");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn a_node_killed_mid_call_clears_its_busy_count_when_it_restarts() {
+    let redis = Redis::start();
+    let (config, _) = cluster_config(&redis, "");
+    let (mut a, b) = (node(&config, "a"), node(&config, "b"));
+    let (_carrier, _alice, _, _, _) = call_up(&a);
+    wait_status_everywhere(&[&a, &b], "alice", "busy");
+
+    // The call dies with a; its count stays in Redis until a is back.
+    a.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(client_status(&b, "alice"), "busy");
+    let a2 = node(&config, "a");
+    wait_status_everywhere(&[&a2, &b], "alice", "available");
+}

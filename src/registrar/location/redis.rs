@@ -84,12 +84,17 @@ redis.call('PUBLISH', ARGV[4], stamp .. ' ' .. ARGV[5] .. ARGV[2])
 return {1, stamp}
 ";
 
-/// KEYS[1] the busy hash; ARGV: node, delta, channel, message head. Returns the total.
+/// KEYS[1] the busy hash; ARGV: node, delta (or `clear`: the node's count goes), channel,
+/// message head. Returns the total.
 const BUSY: &str = r"
 local t = redis.call('TIME')
 local stamp = t[1] .. string.format('%06d', tonumber(t[2]))
-local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if ARGV[2] == 'clear' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+  if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+end
 local total = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
 redis.call('PUBLISH', ARGV[3], stamp .. ' ' .. ARGV[4] .. total)
@@ -242,6 +247,8 @@ pub struct RedisStore {
     up: AtomicBool,
     /// The directory at the last look.
     nodes: std::sync::Mutex<Nodes>,
+    /// Whether the replica was loaded once since start.
+    loaded: AtomicBool,
     cas: redis::Script,
     busy: redis::Script,
 }
@@ -277,6 +284,7 @@ impl RedisStore {
             held: Shards::new(SHARDS),
             up: AtomicBool::new(false),
             nodes: std::sync::Mutex::new(Nodes::default()),
+            loaded: AtomicBool::new(false),
             cas: redis::Script::new(CAS),
             busy: redis::Script::new(BUSY),
         })
@@ -537,10 +545,22 @@ impl RedisStore {
             }
             keys
         };
+        // At the first load after start this node has no call: a count under its name is
+        // left from a run that was killed mid-call.
+        let restarted = !self.loaded.load(Ordering::Relaxed);
         for k in busy_keys {
             let Some(key) = self.names.parse("busy", &k) else {
                 continue;
             };
+            if restarted {
+                // Through the script, so every node hears the new total.
+                let mut call = self.busy.key(&k);
+                call.arg(&*self.node)
+                    .arg("clear")
+                    .arg(self.names.channel())
+                    .arg(message_head('u', &key, now, &self.node));
+                call.invoke_async::<i64>(&mut conn).await?;
+            }
             let counts: Vec<i64> = conn.hvals(&k).await?;
             let total = counts.iter().copied().filter(|c| *c > 0).sum::<i64>();
             if self.newer_busy(&key, stamp) {
@@ -548,6 +568,7 @@ impl RedisStore {
                 presence.set_busy_total(&key, total, now, Reporter::Claim);
             }
         }
+        self.loaded.store(true, Ordering::Relaxed);
         tracing::info!(
             aors = seen.len(),
             "location store replica loaded from redis"
