@@ -146,20 +146,20 @@ impl DropClass {
     }
 }
 
-const TRANSPORTS: [Transport; 2] = [Transport::Udp, Transport::Tcp];
+const TRANSPORTS: [Transport; 5] = Transport::ALL;
 
 const fn transport_index(t: Transport) -> usize {
     match t {
         Transport::Udp => 0,
         Transport::Tcp => 1,
+        Transport::Tls => 2,
+        Transport::Ws => 3,
+        Transport::Wss => 4,
     }
 }
 
 const fn transport_label(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-    }
+    t.name()
 }
 
 /// Values read at render time from their owners rather than counted here.

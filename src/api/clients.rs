@@ -70,10 +70,7 @@ struct Page<'a> {
 }
 
 fn transport_name(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-    }
+    t.name()
 }
 
 /// `+sip.instance` as stored is `"<urn:uuid:…>"`; show the URN.

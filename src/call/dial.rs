@@ -156,7 +156,7 @@ impl Call {
                 let is_remote = |b: &&crate::registrar::location::Binding| {
                     b.edge.as_ref().is_some_and(|e| {
                         Some(&*e.node) != own
-                            && (store.edge_alive(&e.node) || b.transport == Transport::Tcp)
+                            && (store.edge_alive(&e.node) || b.transport.is_reliable())
                     })
                 };
                 let mut bindings = bindings;
@@ -164,7 +164,7 @@ impl Call {
                     !b.edge.as_ref().is_some_and(|e| {
                         Some(&*e.node) != own
                             && !store.edge_alive(&e.node)
-                            && b.transport == Transport::Tcp
+                            && b.transport.is_reliable()
                     })
                 });
                 let mut hops: Vec<Target> = Vec::new();
@@ -195,7 +195,11 @@ impl Call {
                     .filter(|b| !is_remote(b))
                     .filter_map(|b| {
                         let peer = match b.transport {
-                            Transport::Tcp => Peer::tcp(b.source, b.conn?),
+                            // Streams: down the client's own connection (a WebSocket's
+                            // Contact names an `.invalid` host, RFC 7118 §5).
+                            t @ (Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss) => {
+                                Peer::stream(t, b.source, b.conn?)
+                            }
                             // RFC 5626 `ob`: the client asks to be reached on its flow.
                             Transport::Udp if b.contact.contains(";ob") => Peer::udp(b.source),
                             // The Contact's address when it is on the host the client

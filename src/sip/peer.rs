@@ -12,21 +12,58 @@ pub enum Transport {
     Udp,
     /// A reliable stream: no retransmission, framed by Content-Length.
     Tcp,
+    /// TCP under TLS (RFC 3261 §26, RFC 5630).
+    Tls,
+    /// WebSocket (RFC 7118): one message per frame.
+    Ws,
+    /// WebSocket under TLS.
+    Wss,
 }
 
 impl Transport {
+    /// Every transport, in a fixed order (metrics index by it).
+    pub const ALL: [Transport; 5] = [
+        Transport::Udp,
+        Transport::Tcp,
+        Transport::Tls,
+        Transport::Ws,
+        Transport::Wss,
+    ];
+
     /// Whether the transport delivers reliably (RFC 3261 §17: timers A, E, G are not used
-    /// and D, I, J, K are zero).
+    /// and D, I, J, K are zero). Every one but UDP is a connection: a peer is reached down
+    /// the connection it came in on.
     pub const fn is_reliable(self) -> bool {
         !matches!(self, Transport::Udp)
     }
 
-    /// The name used in Via (`UDP`, `TCP`).
+    /// The name used in Via (`UDP`, `TCP`, `TLS`, `WS`, `WSS`).
     pub const fn via_name(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
         }
+    }
+
+    /// The lowercase name: a URI's `transport` parameter, metrics and REST labels.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
+        }
+    }
+
+    /// The transport a Via names (case-insensitive), if it is one of ours.
+    pub fn from_via_name(name: &str) -> Option<Transport> {
+        Transport::ALL
+            .into_iter()
+            .find(|t| t.via_name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -62,8 +99,13 @@ impl Peer {
 
     /// A TCP peer on a known connection.
     pub fn tcp(addr: SocketAddr, conn: ConnectionId) -> Self {
+        Peer::stream(Transport::Tcp, addr, conn)
+    }
+
+    /// A peer on a known connection of `transport` (TCP, TLS, WS, WSS).
+    pub fn stream(transport: Transport, addr: SocketAddr, conn: ConnectionId) -> Self {
         Peer {
-            transport: Transport::Tcp,
+            transport,
             addr,
             conn: Some(conn),
         }

@@ -33,7 +33,8 @@ impl SipSender {
                     false
                 }
             },
-            Transport::Tcp => {
+            // Streams (TCP, TLS, WS, WSS): the connection's writer frames it.
+            _ => {
                 let writer = to.conn.and_then(|id| self.conns.writer(id));
                 match writer {
                     // A full queue means the peer stopped reading: drop rather than stall.
@@ -56,7 +57,7 @@ impl SipSender {
                     tracing::debug!(peer = %to.addr, error = %e, "udp send failed");
                 }
             }
-            Transport::Tcp => {
+            _ => {
                 if !self.send(to, bytes) {
                     tracing::warn!(peer = %to.addr, "tcp write queue full or closed; message dropped");
                 }

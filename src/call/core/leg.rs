@@ -99,7 +99,7 @@ impl Local {
     pub fn contact(&self, transport: Transport) -> String {
         match transport {
             Transport::Udp => format!("<sip:switchboard@{}>", self.hostport),
-            Transport::Tcp => format!("<sip:switchboard@{};transport=tcp>", self.hostport),
+            t => format!("<sip:switchboard@{};transport={}>", self.hostport, t.name()),
         }
     }
 }
@@ -316,13 +316,11 @@ pub fn reinvite_with(
     credentials: &str,
     local: &Local,
 ) -> SipMessage {
-    let transport = invite.top_via().ok().map_or(Transport::Udp, |v| {
-        if v.transport.eq_ignore_ascii_case("TCP") {
-            Transport::Tcp
-        } else {
-            Transport::Udp
-        }
-    });
+    let transport = invite
+        .top_via()
+        .ok()
+        .and_then(|v| Transport::from_via_name(v.transport))
+        .unwrap_or(Transport::Udp);
     let mut out = BytesMut::with_capacity(invite.as_bytes().len() + credentials.len() + 64);
     let _ = write!(
         out,

@@ -39,7 +39,7 @@ struct Wire {
     p: Box<[Box<str>]>,
     /// source
     a: SocketAddr,
-    /// transport: 0 UDP, 1 TCP
+    /// transport: its index in `Transport::ALL` (0 UDP, 1 TCP, 2 TLS, 3 WS, 4 WSS)
     t: u8,
     /// connection id (meaningful on the edge node only)
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,10 +68,10 @@ impl From<&Binding> for Wire {
             r: b.reg_id,
             p: b.path.clone(),
             a: b.source,
-            t: match b.transport {
-                Transport::Udp => 0,
-                Transport::Tcp => 1,
-            },
+            t: Transport::ALL
+                .iter()
+                .position(|t| *t == b.transport)
+                .unwrap_or(0) as u8,
             k: b.conn,
             u: b.user_agent.clone(),
             q: b.q,
@@ -92,11 +92,10 @@ impl From<Wire> for Binding {
             reg_id: w.r,
             path: w.p,
             source: w.a,
-            transport: if w.t == 1 {
-                Transport::Tcp
-            } else {
-                Transport::Udp
-            },
+            transport: Transport::ALL
+                .get(usize::from(w.t))
+                .copied()
+                .unwrap_or(Transport::Udp),
             conn: w.k,
             user_agent: w.u,
             q: w.q,

@@ -102,7 +102,7 @@ impl Pair {
         let addr: SocketAddr = addr.parse().unwrap();
         match self.transport {
             Transport::Udp => Peer::udp(addr),
-            Transport::Tcp => Peer::tcp(addr, conn),
+            t => Peer::stream(t, addr, conn),
         }
     }
 
