@@ -454,7 +454,15 @@ mod tests {
         }
         assert_eq!(
             series.len(),
-            2 + DropClass::ALL.len() + RegisterOutcomeLabel::ALL.len() + 4 + 2 + 5 + 1 + 3 + 4
+            Transport::ALL.len()
+                + DropClass::ALL.len()
+                + RegisterOutcomeLabel::ALL.len()
+                + 4
+                + 2
+                + 5
+                + 1
+                + 3
+                + 4
         );
     }
 
