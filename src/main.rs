@@ -38,6 +38,25 @@ enum Command {
         /// share one config file).
         #[arg(long, value_name = "ID", value_parser = node_id)]
         node: Option<String>,
+        /// SIP over TLS address, replacing server.sip_tls_listen.
+        #[arg(long, value_name = "ADDR")]
+        sips: Option<SocketAddr>,
+        /// SIP over WebSocket address, replacing server.ws_listen.
+        #[arg(long, value_name = "ADDR")]
+        ws: Option<SocketAddr>,
+        /// SIP over secure WebSocket address, replacing server.wss_listen.
+        #[arg(long, value_name = "ADDR")]
+        wss: Option<SocketAddr>,
+    },
+    /// Write a self-signed certificate and key for development TLS and WSS:
+    /// DIR/cert.pem and DIR/key.pem (the key readable by its owner only).
+    Cert {
+        /// Host name the certificate is for (localhost and 127.0.0.1 are added).
+        #[arg(long, value_name = "NAME")]
+        host: String,
+        /// Directory to write them to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Validate a config file: prints `FILE: ok`, or `file:line:col: why` and exits 1.
     Check {
@@ -110,12 +129,19 @@ fn main() -> ExitCode {
             sip,
             http,
             node,
+            sips,
+            ws,
+            wss,
         } => run(RunArgs {
             config_path: config,
             sip,
             http,
             node,
+            sips,
+            ws,
+            wss,
         }),
+        Command::Cert { host, out } => cert(&host, &out),
         Command::Route {
             config,
             from,
@@ -316,5 +342,20 @@ mod tests {
         assert!(!colour_logs(true, Some(OsStr::new("1"))));
         assert!(!colour_logs(false, None));
         assert!(!colour_logs(false, Some(OsStr::new("1"))));
+    }
+}
+
+/// `switchboard cert`: a development certificate and key.
+fn cert(host: &str, out: &std::path::Path) -> ExitCode {
+    match server::write_dev_cert(host, out) {
+        Ok((cert, key)) => {
+            println!("{}", cert.display());
+            println!("{}", key.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cert: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

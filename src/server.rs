@@ -40,6 +40,11 @@ pub struct RunArgs {
     pub http: Option<SocketAddr>,
     /// `--node`: overrides `cluster.node_id`.
     pub node: Option<String>,
+    /// `--sips`, `--ws`, `--wss`: override `server.sip_tls_listen`, `ws_listen`,
+    /// `wss_listen` (one address each).
+    pub sips: Option<SocketAddr>,
+    pub ws: Option<SocketAddr>,
+    pub wss: Option<SocketAddr>,
 }
 
 /// How often expired bindings are swept out (presence turns offline within this).
@@ -178,6 +183,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         calls: Some(call_service),
         ..shard_config
     };
+    // Stream listeners beyond TCP hand their connections to the first address's shards.
+    let mut stream_shards: Vec<mpsc::Sender<crate::transport::Inbound>> = Vec::new();
     for (_, sockets, listener) in bound_sets {
         let mut senders = Vec::with_capacity(sockets.len());
         for socket in sockets {
@@ -190,12 +197,71 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             };
             essential.spawn(Shard::new(receiver, sender, rx, shard_config.clone()).run());
         }
+        if stream_shards.is_empty() {
+            stream_shards = senders.clone();
+        }
         essential.spawn(tcp::accept_loop(
             listener,
             senders,
             conns.clone(),
             tcp_settings,
+            None,
         ));
+    }
+    let pick = |flag: Option<SocketAddr>, listed: &[SocketAddr]| match flag {
+        Some(a) => vec![a],
+        None => listed.to_vec(),
+    };
+    let tls_addrs = pick(args.sips, &cfg.server.sip_tls_listen);
+    let ws_addrs = pick(args.ws, &cfg.server.ws_listen);
+    let wss_addrs = pick(args.wss, &cfg.server.wss_listen);
+    let certs = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            crate::transport::tls::TlsCerts::open(cert, key)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .context("loading [server] tls_cert and tls_key")?,
+        ),
+        _ if tls_addrs.is_empty() && wss_addrs.is_empty() => None,
+        _ => anyhow::bail!("TLS and WSS listeners need [server] tls_cert and tls_key"),
+    };
+    let acceptor = match &certs {
+        Some(c) => Some(c.acceptor().map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
+    let policy = crate::transport::ws::WsPolicy {
+        origins: cfg.server.ws_origins.clone().into(),
+    };
+    for (addrs, kind) in [
+        (&tls_addrs, "sip/tls"),
+        (&ws_addrs, "sip/ws"),
+        (&wss_addrs, "sip/wss"),
+    ] {
+        for &want in addrs {
+            let listener = tcp::bind(want).with_context(|| format!("binding {kind} on {want}"))?;
+            writeln!(out, "listening {kind} {}", listener.local_addr()?)?;
+            let (shards, conns) = (stream_shards.clone(), conns.clone());
+            match kind {
+                "sip/tls" => essential.spawn(tcp::accept_loop(
+                    listener,
+                    shards,
+                    conns,
+                    tcp_settings,
+                    acceptor.clone(),
+                )),
+                _ => essential.spawn(crate::transport::ws::accept_loop(
+                    listener,
+                    shards,
+                    conns,
+                    tcp_settings,
+                    if kind == "sip/wss" {
+                        acceptor.clone()
+                    } else {
+                        None
+                    },
+                    policy.clone(),
+                )),
+            };
+        }
     }
 
     let http_addr = args.http.unwrap_or(cfg.server.http_listen);
@@ -260,7 +326,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(shards_per_address = shards_per_addr, "switchboard ready");
     loop {
         tokio::select! {
-            _ = hup.recv() => match live.reload_with(|cfg| shared.registrar.reload(cfg)) {
+            _ = hup.recv() => match live.reload_with(|cfg| {
+                shared.registrar.reload(cfg)?;
+                // A renewed certificate takes effect for the next handshake.
+                match (&certs, &cfg.server.tls_cert, &cfg.server.tls_key) {
+                    (Some(c), Some(cert), Some(key)) => c.reload(cert, key),
+                    _ => Ok(()),
+                }
+            }) {
                 // Listen addresses, workers and timers are read at start; accounts, keys
                 // and SIP users are rebuilt here; the rest is read per request.
                 Ok(_) => tracing::info!(path = %live.path().display(), "config reloaded"),
@@ -380,4 +453,26 @@ fn bind_pair(want: SocketAddr) -> anyhow::Result<(tokio::net::UdpSocket, tokio::
     }
     let e = last_err.map_or_else(|| anyhow::anyhow!("no attempt made"), anyhow::Error::from);
     Err(e.context(format!("binding TCP on {want}")))
+}
+
+/// `switchboard cert`: writes a self-signed certificate for `host` (plus localhost and
+/// 127.0.0.1) and its key to `out/cert.pem` and `out/key.pem` (the key readable by its
+/// owner only), for development TLS and WSS. Returns both paths.
+pub fn write_dev_cert(host: &str, out: &std::path::Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (cert, key) =
+        crate::transport::tls::self_signed(host).map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let (cert_path, key_path) = (out.join("cert.pem"), out.join("key.pem"));
+    std::fs::write(&cert_path, cert.as_bytes())
+        .with_context(|| format!("writing {}", cert_path.display()))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&key_path)
+        .and_then(|mut f| f.write_all(key.as_bytes()))
+        .with_context(|| format!("writing {}", key_path.display()))?;
+    Ok((cert_path, key_path))
 }

@@ -197,9 +197,10 @@ impl Call {
                         let peer = match b.transport {
                             // Streams: down the client's own connection (a WebSocket's
                             // Contact names an `.invalid` host, RFC 7118 §5).
-                            t @ (Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss) => {
-                                Peer::stream(t, b.source, b.conn?)
-                            }
+                            t @ (Transport::Tcp
+                            | Transport::Tls
+                            | Transport::Ws
+                            | Transport::Wss) => Peer::stream(t, b.source, b.conn?),
                             // RFC 5626 `ob`: the client asks to be reached on its flow.
                             Transport::Udp if b.contact.contains(";ob") => Peer::udp(b.source),
                             // The Contact's address when it is on the host the client

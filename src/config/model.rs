@@ -42,6 +42,18 @@ pub struct Config {
 pub struct ServerConfig {
     /// SIP addresses; UDP and TCP both bind each one.
     pub sip_listen: Vec<SocketAddr>,
+    /// SIP over TLS (RFC 3261 §26, RFC 5630), `sips:` URIs; needs `tls_cert`/`tls_key`.
+    pub sip_tls_listen: Vec<SocketAddr>,
+    /// SIP over WebSocket (RFC 7118), subprotocol `sip`.
+    pub ws_listen: Vec<SocketAddr>,
+    /// SIP over secure WebSocket (browsers); needs `tls_cert`/`tls_key`.
+    pub wss_listen: Vec<SocketAddr>,
+    /// PEM certificate chain and private key for TLS and WSS; read at start and on SIGHUP.
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Origins a WebSocket upgrade may come from (`https://app.example.com`); empty: any.
+    /// Another Origin gets 403 (a page elsewhere cannot use a visitor's browser on us).
+    pub ws_origins: Vec<String>,
     /// REST API, `/health`, `/metrics`.
     pub http_listen: SocketAddr,
     /// Host (or host:port) advertised in Via, Contact and SDP when the switch sits behind
@@ -87,6 +99,12 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             sip_listen: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
+            sip_tls_listen: Vec::new(),
+            ws_listen: Vec::new(),
+            wss_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            ws_origins: Vec::new(),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_address: None,
             realm: "switchboard.local".to_owned(),

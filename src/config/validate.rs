@@ -57,6 +57,7 @@ pub(crate) fn validate(cfg: &mut Config) -> Vec<Problem> {
     calls(cfg, &mut p);
     calls_private_nets(cfg, &mut p);
     cluster(cfg, &mut p);
+    tls(cfg, &mut p);
     media(cfg, &mut p);
     security(cfg, &mut p);
     limits(cfg, &mut p);
@@ -768,5 +769,45 @@ fn cluster(cfg: &mut Config, p: &mut Problems) {
             key_path!["store", "key_prefix"],
             format!("key_prefix `{prefix}` must be non-empty, without braces or spaces"),
         );
+    }
+}
+
+fn tls(cfg: &Config, p: &mut Problems) {
+    let s = &cfg.server;
+    let secure = !s.sip_tls_listen.is_empty() || !s.wss_listen.is_empty();
+    if secure && (s.tls_cert.is_none() || s.tls_key.is_none()) {
+        let at = if s.sip_tls_listen.is_empty() {
+            key_path!["server", "wss_listen"]
+        } else {
+            key_path!["server", "sip_tls_listen"]
+        };
+        p.push(
+            at,
+            "TLS listeners need tls_cert and tls_key (PEM files; `switchboard cert` writes a development pair)",
+        );
+    }
+    if s.tls_cert.is_some() != s.tls_key.is_some() {
+        p.push(
+            key_path![
+                "server",
+                if s.tls_cert.is_some() {
+                    "tls_cert"
+                } else {
+                    "tls_key"
+                }
+            ],
+            "tls_cert and tls_key go together",
+        );
+    }
+    for (i, o) in s.ws_origins.iter().enumerate() {
+        let ok = (o.starts_with("https://") || o.starts_with("http://"))
+            && !o.ends_with('/')
+            && !o[o.find("//").map_or(0, |i| i + 2)..].contains('/');
+        if !ok {
+            p.push(
+                key_path!["server", "ws_origins", i],
+                format!("origin `{o}` must be scheme://host[:port], as browsers send it (no path, no trailing /)"),
+            );
+        }
     }
 }

@@ -1,10 +1,13 @@
-//! Sockets: UDP and TCP listeners that turn bytes into parsed messages ([`Inbound`]) for the
-//! SIP shards, and send what the sans-IO core asks for (`Output::Send`). A shard polls its
-//! own [`udp::UdpReceiver`] directly; TCP connection tasks reach it through a channel.
+//! Sockets: UDP, TCP, TLS, WebSocket and secure WebSocket listeners that turn bytes into
+//! parsed messages ([`Inbound`]) for the SIP shards, and send what the sans-IO core asks
+//! for (`Output::Send`). A shard polls its own [`udp::UdpReceiver`] directly; connection
+//! tasks reach it through a channel, and every connection has a writer in [`Connections`].
 
 pub mod sender;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -1,5 +1,7 @@
-//! TCP: an accept loop with connection caps, and one task per connection that frames the
-//! byte stream (RFC 3261 §18.3) and writes what the shards send back on it.
+//! TCP and TLS: an accept loop with connection caps, and one task per connection that
+//! frames the byte stream (RFC 3261 §18.3) and writes what the shards send back on it.
+//! TLS (RFC 3261 §26, RFC 5630) is the same over a rustls stream, its handshake done in
+//! the connection's task under a deadline.
 //!
 //! A framing error closes the connection (RFC 4475 §3.1.2.3: once a length is wrong,
 //! nothing after it can be found). A connection idle for `idle_timeout` is closed, which
@@ -12,13 +14,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 
 use super::{Connections, Inbound};
-use crate::sip::Peer;
 use crate::sip::msg::{Frame, Limits, StreamFramer};
+use crate::sip::{Peer, Transport};
 
 /// Settings for stream connections.
 #[derive(Debug, Clone, Copy)]
@@ -49,12 +52,17 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Accepts connections forever, handing each to the shard `id % shards.len()`.
+/// How long a TLS or WebSocket handshake may take.
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections forever, handing each to the shard `id % shards.len()`; with
+/// `tls`, each is a TLS connection (SIP over TLS).
 pub async fn accept_loop(
     listener: TcpListener,
     shards: Vec<mpsc::Sender<Inbound>>,
     conns: Arc<Connections>,
     settings: TcpSettings,
+    tls: Option<TlsAcceptor>,
 ) {
     loop {
         let (stream, addr) = match listener.accept().await {
@@ -82,23 +90,40 @@ pub async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let shard = shards[(id as usize) % shards.len()].clone();
         let conns = conns.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            connection(stream, addr, id, shard, rx, settings).await;
+            match tls {
+                None => connection(stream, Peer::tcp(addr, id), shard, rx, settings).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let peer = Peer::stream(Transport::Tls, addr, id);
+                            connection(tls, peer, shard, rx, settings).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::info!(peer = %addr, error = %e, "tls handshake failed")
+                        }
+                        Err(_) => tracing::info!(peer = %addr, "tls handshake timed out"),
+                    }
+                }
+            }
             conns.remove(id, addr.ip());
-            tracing::debug!(peer = %addr, conn = id, "tcp connection closed");
+            tracing::debug!(peer = %addr, conn = id, "stream connection closed");
         });
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    addr: SocketAddr,
-    id: u64,
+async fn connection<S>(
+    stream: S,
+    peer: Peer,
     shard: mpsc::Sender<Inbound>,
     mut outgoing: mpsc::Receiver<Bytes>,
     settings: TcpSettings,
-) {
-    let (mut reader, mut writer) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let addr = peer.addr;
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (pong_tx, mut pong_rx) = mpsc::channel::<()>(4);
     let write = async move {
         // The pong channel closes when the reader ends (EOF, half-close); replies may still
@@ -123,7 +148,6 @@ async fn connection(
     };
     let read = async move {
         let mut framer = StreamFramer::new(settings.limits);
-        let peer = Peer::tcp(addr, id);
         loop {
             loop {
                 match framer.next_frame() {
