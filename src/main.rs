@@ -331,20 +331,6 @@ fn token(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn colour_only_at_a_terminal_without_no_color() {
-        assert!(colour_logs(true, None));
-        assert!(colour_logs(true, Some(OsStr::new(""))));
-        assert!(!colour_logs(true, Some(OsStr::new("1"))));
-        assert!(!colour_logs(false, None));
-        assert!(!colour_logs(false, Some(OsStr::new("1"))));
-    }
-}
-
 /// `switchboard cert`: a development certificate and key.
 fn cert(host: &str, out: &std::path::Path) -> ExitCode {
     match server::write_dev_cert(host, out) {
@@ -357,5 +343,19 @@ fn cert(host: &str, out: &std::path::Path) -> ExitCode {
             eprintln!("cert: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        assert!(colour_logs(true, None));
+        assert!(colour_logs(true, Some(OsStr::new(""))));
+        assert!(!colour_logs(true, Some(OsStr::new("1"))));
+        assert!(!colour_logs(false, None));
+        assert!(!colour_logs(false, Some(OsStr::new("1"))));
     }
 }
