@@ -12,6 +12,7 @@ pub mod redis;
 pub mod rest;
 pub mod rtp;
 pub mod ua;
+pub mod ws;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -60,6 +61,8 @@ pub struct Switch {
     udp: SocketAddr,
     tcp: SocketAddr,
     http: SocketAddr,
+    /// `listening sip/tls|sip/ws|sip/wss ADDR` lines: (kind, address).
+    streams: Vec<(String, SocketAddr)>,
     stderr: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
 }
@@ -144,6 +147,7 @@ impl Switch {
 
         let deadline = Instant::now() + START_DEADLINE;
         let (mut udp, mut tcp, mut http) = (None, None, None);
+        let mut streams = Vec::new();
         let mut seen = Vec::new();
         let failure = loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -154,6 +158,11 @@ impl Switch {
                         ["listening", "sip/udp", a] => udp = a.parse().ok(),
                         ["listening", "sip/tcp", a] => tcp = a.parse().ok(),
                         ["listening", "http", a] => http = a.parse().ok(),
+                        ["listening", kind, a] => {
+                            if let Ok(a) = a.parse() {
+                                streams.push((kind.to_string(), a));
+                            }
+                        }
                         ["ready"] => break None,
                         _ => {}
                     }
@@ -197,6 +206,7 @@ impl Switch {
             udp: udp.unwrap(),
             tcp: tcp.unwrap(),
             http: http.unwrap(),
+            streams,
             stderr,
             readers: vec![err_reader, out_reader],
         }
@@ -204,6 +214,15 @@ impl Switch {
 
     pub fn udp_addr(&self) -> SocketAddr {
         self.udp
+    }
+
+    /// The address printed as `listening KIND ADDR` (`sip/tls`, `sip/ws`, `sip/wss`).
+    pub fn listening(&self, kind: &str) -> SocketAddr {
+        self.streams
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("no `listening {kind}` line: {:?}", self.streams))
     }
 
     pub fn tcp_addr(&self) -> SocketAddr {
@@ -410,9 +429,60 @@ impl Udp {
     }
 }
 
-/// A TCP connection that frames SIP messages by Content-Length.
+/// A byte stream under a `Tcp`: plain TCP, or TLS over it.
+pub trait Wire: Read + Write + Send {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Wire for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Wire for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
+/// A rustls client trusting only the certificate in `cert_pem` (ring provider).
+pub fn tls_client(cert_pem: &Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(cert_pem).expect("a PEM file") {
+        roots.add(c.expect("a certificate")).expect("a usable root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// TLS over `stream` to 127.0.0.1, trusting `config`'s roots; the handshake completes
+/// here (an error if the server's certificate is not trusted).
+pub fn tls_over(
+    mut stream: TcpStream,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    let name =
+        rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]).into());
+    let mut conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut stream)?;
+    }
+    Ok(rustls::StreamOwned::new(conn, stream))
+}
+
+/// A TCP (or TLS) connection that frames SIP messages by Content-Length.
 pub struct Tcp {
-    stream: TcpStream,
+    stream: Box<dyn Wire>,
     buf: Vec<u8>,
 }
 
@@ -425,13 +495,26 @@ impl Tcp {
             .unwrap_or_else(|e| panic!("tcp connect {addr}: {e}"));
         stream.set_nodelay(true).unwrap();
         Tcp {
-            stream,
+            stream: Box::new(stream),
+            buf: Vec::new(),
+        }
+    }
+
+    /// A TLS connection to `addr` trusting the certificate in `cert_pem`.
+    pub fn connect_tls(addr: SocketAddr, cert_pem: &Path) -> Tcp {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("tcp connect {addr}: {e}"));
+        stream.set_nodelay(true).unwrap();
+        let tls = tls_over(stream, tls_client(cert_pem))
+            .unwrap_or_else(|e| panic!("tls handshake with {addr}: {e}"));
+        Tcp {
+            stream: Box::new(tls),
             buf: Vec::new(),
         }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.stream.local_addr().unwrap()
+        self.stream.tcp().local_addr().unwrap()
     }
 
     /// Writes all bytes (one `write_all`, so one or few segments).
@@ -451,7 +534,7 @@ impl Tcp {
         if left.is_zero() {
             return Err(ErrorKind::TimedOut.into());
         }
-        self.stream.set_read_timeout(Some(left))?;
+        self.stream.tcp().set_read_timeout(Some(left))?;
         let mut chunk = [0u8; 16384];
         loop {
             match self.stream.read(&mut chunk) {
