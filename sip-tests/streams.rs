@@ -250,3 +250,34 @@ fn a_frame_that_is_not_sip_closes_the_websocket_and_bad_tls_leaves_the_switch_up
     let c = client(&sw, "tester");
     assert_eq!(c["status"], "offline", "nothing registered: {c}");
 }
+
+#[test]
+fn a_renewed_certificate_is_served_after_sighup() {
+    let (config, cert) = secure_config();
+    let sw = Switch::start_with_args(&config, &["--sips", "127.0.0.1:0"]);
+    let old = std::fs::read(&cert).unwrap();
+    // Renew in place, as a certificate manager does, then tell the switch.
+    let dir = cert.parent().unwrap();
+    let out = harness::switchboard()
+        .args(["cert", "--host", "renewed.test", "--out"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_ne!(std::fs::read(&cert).unwrap(), old, "a new certificate");
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &sw.pid().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let tcp = std::net::TcpStream::connect(sw.listening("sip/tls")).unwrap();
+        if harness::tls_over(tcp, harness::tls_client(&cert)).is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate is never served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -910,3 +910,37 @@ fn read_error_names_the_file() {
     assert_eq!(err.class(), "read");
     assert_eq!(err.position(), None);
 }
+
+#[test]
+fn tls_and_websocket_rules() {
+    fails_at(
+        "[server]\nsip_tls_listen = [\"127.0.0.1:5061\"]\n",
+        "[\"127.0.0.1:5061\"]",
+        0,
+        "need tls_cert and tls_key",
+    );
+    fails_at(
+        "[server]\nwss_listen = [\"127.0.0.1:7443\"]\n",
+        "[\"127.0.0.1:7443\"]",
+        0,
+        "need tls_cert and tls_key",
+    );
+    fails_at(
+        "[server]\ntls_cert = \"c.pem\"\n",
+        "\"c.pem\"",
+        0,
+        "go together",
+    );
+    fails_at(
+        "[server]\nws_origins = [\"https://app.example/\"]\n",
+        "\"https://app.example/\"",
+        0,
+        "scheme://host",
+    );
+    let c = parse(
+        "t.toml",
+        "[server]\nws_listen = [\"127.0.0.1:5066\"]\nws_origins = [\"https://app.example\"]\n",
+    )
+    .expect("plain ws needs no certificate");
+    assert_eq!(c.server.ws_listen.len(), 1);
+}
