@@ -26,14 +26,22 @@
 //! from the replica, `is_up` says false for `/health` and `/metrics`. When Redis is back,
 //! the feed subscribes again and reloads every AOR (what changed meanwhile), with no
 //! restart.
+//!
+//! - `feed`: the subscription that keeps the replica and presence in step, and its
+//!   message format;
+//! - `nodes`: the node directory (REST addresses, which nodes are alive).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
+use redis::Value;
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands as _, Value};
+
+mod feed;
+mod nodes;
+
+use feed::message_head;
+use nodes::Nodes;
 
 use super::binding::{AorKey, Binding};
 use super::codec;
@@ -43,9 +51,7 @@ use super::store::{
     Lapsed, LocationStore, RegisterError, RegisterFuture, RegisterOutcome, RegisterRequest,
 };
 use super::update::{self, Changes};
-use crate::registrar::presence::{
-    Presence, PresenceChange, PresenceLink, PresenceStatus, Reporter,
-};
+use crate::registrar::presence::{PresenceChange, PresenceLink, PresenceStatus};
 
 /// How long one Redis command may take before the REGISTER gets 503.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -56,9 +62,6 @@ const MAX_ROUNDS: usize = 8;
 
 /// How long the replica remembers an AOR that has no key any more (see `sweep`).
 const TOMBSTONE_SECS: u64 = 300;
-
-/// How often the feed tries to reach Redis again after losing it.
-const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
 /// KEYS[1] the AOR; ARGV: expected version ('' = absent), new value ('' = delete),
 /// EXAT seconds, channel, message head. Returns `{1, stamp}` when stored, else
@@ -142,67 +145,6 @@ impl Names {
         let (account, identity) = rest.split_once(':')?;
         Some(AorKey::new(account, identity))
     }
-}
-
-/// A published change: `<stamp> <kind><at> <origin node> <account> <identity
-/// length>:<identity><payload>`, kind `b` (bindings, payload the stored value or empty)
-/// or `u` (busy, payload the total); the script puts the stamp first. The length prefix
-/// lets an identity hold any character.
-fn message_head(kind: char, key: &AorKey, at: u64, origin: &str) -> String {
-    format!(
-        "{kind}{at} {origin} {} {}:{}",
-        key.account,
-        key.identity.len(),
-        key.identity
-    )
-}
-
-struct Message<'a> {
-    stamp: u64,
-    kind: u8,
-    at: u64,
-    origin: &'a str,
-    key: AorKey,
-    payload: &'a [u8],
-}
-
-/// The next space-separated word of `m`, and the rest.
-fn word(m: &[u8]) -> Option<(&str, &[u8])> {
-    let sp = m.iter().position(|&b| b == b' ')?;
-    Some((std::str::from_utf8(&m[..sp]).ok()?, &m[sp + 1..]))
-}
-
-fn parse_message(m: &[u8]) -> Option<Message<'_>> {
-    let (stamp, m) = word(m)?;
-    let stamp = stamp.parse().ok()?;
-    let (&kind, rest) = m.split_first()?;
-    let (at, rest) = word(rest)?;
-    let at = at.parse().ok()?;
-    let (origin, rest) = word(rest)?;
-    let sp = rest.iter().position(|&b| b == b' ')?;
-    let account = std::str::from_utf8(&rest[..sp]).ok()?;
-    let rest = &rest[sp + 1..];
-    let colon = rest.iter().position(|&b| b == b':')?;
-    let len: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
-    let rest = &rest[colon + 1..];
-    let identity = std::str::from_utf8(rest.get(..len)?).ok()?;
-    Some(Message {
-        stamp,
-        kind,
-        at,
-        origin,
-        key: AorKey::new(account, identity),
-        payload: &rest[len..],
-    })
-}
-
-/// The node directory as last read.
-#[derive(Debug, Default)]
-struct Nodes {
-    /// Fresh entries (and this node), sorted.
-    alive: Vec<String>,
-    /// Entries not refreshed within `NODE_TTL_SECS`.
-    dead: Vec<String>,
 }
 
 /// What the replica holds of one AOR besides its bindings.
@@ -420,241 +362,6 @@ impl RedisStore {
         tracing::warn!(key = %redis_key, "REGISTER lost {MAX_ROUNDS} races for one AOR");
         Err(RegisterError::Unavailable)
     }
-
-    /// Keeps the replica and presence in step with Redis until the process ends: subscribes
-    /// to the channel, then loads every AOR (nothing written after the subscription is
-    /// missed), then applies each published change. When the connection drops it marks the
-    /// store down and starts over.
-    pub async fn run_feed(self: Arc<Self>, presence: Arc<Presence>) {
-        loop {
-            match self.follow(&presence).await {
-                Ok(()) => tracing::warn!("location store feed ended; reconnecting"),
-                Err(e) => tracing::debug!(error = %e, "location store feed: Redis unreachable"),
-            }
-            self.mark(false);
-            tokio::time::sleep(RECONNECT_EVERY).await;
-        }
-    }
-
-    async fn follow(&self, presence: &Presence) -> redis::RedisResult<()> {
-        let mut pubsub = self.client.get_async_pubsub().await?;
-        pubsub.subscribe(self.names.channel()).await?;
-        self.reload(presence).await?;
-        self.mark(true);
-        let mut messages = pubsub.on_message();
-        while let Some(m) = messages.next().await {
-            if let Some(m) = parse_message(m.get_payload_bytes()) {
-                self.apply(&m, presence);
-            }
-        }
-        Ok(())
-    }
-
-    fn apply(&self, m: &Message<'_>, presence: &Presence) {
-        // The node that caused a change reports it (its own messages come back here too,
-        // perhaps before its REGISTER's answer does).
-        let reporter = if m.origin == &*self.node {
-            Reporter::This
-        } else {
-            Reporter::Another
-        };
-        match m.kind {
-            b'b' => {
-                let (version, bindings) = if m.payload.is_empty() {
-                    (None, Vec::new())
-                } else {
-                    match codec::decode(m.payload) {
-                        Some((v, b)) => (Some(v), b),
-                        None => return,
-                    }
-                };
-                if self.adopt(&m.key, version, bindings, m.stamp) {
-                    presence.sync_as(&m.key, self, m.at, reporter);
-                }
-            }
-            b'u' => {
-                if let Some(total) = std::str::from_utf8(m.payload)
-                    .ok()
-                    .and_then(|t| t.parse::<i64>().ok())
-                {
-                    let total = u32::try_from(total.max(0)).unwrap_or(u32::MAX);
-                    if self.newer_busy(&m.key, m.stamp) {
-                        presence.set_busy_total(&m.key, total, m.at, reporter);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Whether a busy total stamped `stamp` is newer than the one presence holds (and
-    /// now holds it).
-    fn newer_busy(&self, key: &AorKey, stamp: u64) -> bool {
-        let mut held = self.held.lock(key);
-        let h = held.entry(key.clone()).or_default();
-        if stamp < h.busy_stamp {
-            return false;
-        }
-        h.busy_stamp = stamp;
-        true
-    }
-
-    /// Loads every AOR and busy count from Redis into the replica and presence, and drops
-    /// from the replica the AORs Redis no longer has. Everything read is at least as new
-    /// as Redis's clock when it starts; changes published meanwhile are newer and win.
-    async fn reload(&self, presence: &Presence) -> redis::RedisResult<()> {
-        let now = crate::time::unix_now();
-        let mut conn = self.conn.clone();
-        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await?;
-        let stamp = secs * 1_000_000 + micros;
-        let pattern = format!("{}:aor:*", self.names.prefix);
-        let keys: Vec<String> = {
-            let mut iter = conn.scan_match::<_, String>(pattern).await?;
-            let mut keys = Vec::new();
-            while let Some(k) = iter.next_item().await {
-                keys.push(k?);
-            }
-            keys
-        };
-        let mut seen = std::collections::HashSet::with_capacity(keys.len());
-        for chunk in keys.chunks(500) {
-            let values: Vec<Option<Vec<u8>>> = conn.mget(chunk).await?;
-            for (k, v) in chunk.iter().zip(values) {
-                let (Some(key), Some(v)) = (self.names.parse("aor", k), v) else {
-                    continue;
-                };
-                if let Some((version, bindings)) = codec::decode(&v) {
-                    if self.adopt(&key, Some(version), bindings, stamp) {
-                        presence.sync_as(&key, self, now, Reporter::Claim);
-                    }
-                    seen.insert(key);
-                }
-            }
-        }
-        for key in self.replica.keys() {
-            if !seen.contains(&key) && self.adopt(&key, None, Vec::new(), stamp) {
-                presence.sync_as(&key, self, now, Reporter::Claim);
-            }
-        }
-        let pattern = format!("{}:busy:*", self.names.prefix);
-        let busy_keys: Vec<String> = {
-            let mut iter = conn.scan_match::<_, String>(pattern).await?;
-            let mut keys = Vec::new();
-            while let Some(k) = iter.next_item().await {
-                keys.push(k?);
-            }
-            keys
-        };
-        // At the first load after start this node has no call: a count under its name is
-        // left from a run that was killed mid-call.
-        let restarted = !self.loaded.load(Ordering::Relaxed);
-        for k in busy_keys {
-            let Some(key) = self.names.parse("busy", &k) else {
-                continue;
-            };
-            if restarted {
-                // Through the script, so every node hears the new total.
-                let mut call = self.busy.key(&k);
-                call.arg(&*self.node)
-                    .arg("clear")
-                    .arg(self.names.channel())
-                    .arg(message_head('u', &key, now, &self.node));
-                call.invoke_async::<i64>(&mut conn).await?;
-            }
-            let counts: Vec<i64> = conn.hvals(&k).await?;
-            let total = counts.iter().copied().filter(|c| *c > 0).sum::<i64>();
-            if self.newer_busy(&key, stamp) {
-                let total = u32::try_from(total).unwrap_or(u32::MAX);
-                presence.set_busy_total(&key, total, now, Reporter::Claim);
-            }
-        }
-        self.loaded.store(true, Ordering::Relaxed);
-        tracing::info!(
-            aors = seen.len(),
-            "location store replica loaded from redis"
-        );
-        Ok(())
-    }
-}
-
-/// How long a node's entry in the directory lasts without a refresh.
-/// A node killed stops refreshing it: after this its clients' UDP flows are used directly
-/// by the other nodes, and its TCP flows are known dead.
-const NODE_TTL_SECS: u64 = 6;
-
-/// How often a node refreshes its entry and reads the others'.
-const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
-
-impl RedisStore {
-    /// Puts this node in the cluster's directory (`<prefix>:nodes`, node → REST address
-    /// and expiry) every `ANNOUNCE_EVERY`, so other nodes' REST can reach its calls, and
-    /// reads which nodes are alive.
-    pub async fn run_announce(self: Arc<Self>, http: std::net::SocketAddr) {
-        let mut tick = tokio::time::interval(ANNOUNCE_EVERY);
-        loop {
-            tick.tick().await;
-            let until = crate::time::unix_now() + NODE_TTL_SECS;
-            let mut conn = self.conn.clone();
-            let set = conn.hset::<_, _, _, ()>(
-                format!("{}:nodes", self.names.prefix),
-                &*self.node,
-                format!("{http}|{until}"),
-            );
-            if !matches!(tokio::time::timeout(COMMAND_TIMEOUT, set).await, Ok(Ok(()))) {
-                tracing::debug!("node directory not updated: redis unreachable");
-                continue;
-            }
-            let Some(directory) = self.directory().await else {
-                continue;
-            };
-            let (mut alive, mut dead) = (Vec::new(), Vec::new());
-            for (node, _, fresh) in directory {
-                if fresh || node == *self.node {
-                    alive.push(node);
-                } else {
-                    dead.push(node);
-                }
-            }
-            alive.sort();
-            *self.nodes.lock().unwrap_or_else(|p| p.into_inner()) = Nodes { alive, dead };
-        }
-    }
-
-    /// The directory: every node that ever announced itself, with its REST address and
-    /// whether its entry is fresh (a node killed stays, stale).
-    async fn directory(&self) -> Option<Vec<(String, std::net::SocketAddr, bool)>> {
-        let mut conn = self.conn.clone();
-        let all = conn.hgetall::<_, Vec<(String, String)>>(format!("{}:nodes", self.names.prefix));
-        let Ok(Ok(all)) = tokio::time::timeout(COMMAND_TIMEOUT, all).await else {
-            return None;
-        };
-        let now = crate::time::unix_now();
-        Some(
-            all.into_iter()
-                .filter_map(|(node, v)| {
-                    let (addr, until) = v.split_once('|')?;
-                    let until: u64 = until.parse().ok()?;
-                    Some((node, addr.parse().ok()?, until >= now))
-                })
-                .collect(),
-        )
-    }
-
-    /// The other live nodes' REST addresses, as the directory has them now.
-    pub async fn peers(&self) -> Vec<(String, std::net::SocketAddr)> {
-        self.directory()
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(node, _, fresh)| *fresh && *node != *self.node)
-            .map(|(node, addr, _)| (node, addr))
-            .collect()
-    }
-
-    /// This node's id.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
 }
 
 impl LocationStore for RedisStore {
@@ -771,21 +478,5 @@ mod tests {
         assert_eq!(n.parse("aor", &n.aor(&key)), Some(key.clone()));
         assert_eq!(n.parse("busy", &n.busy(&key)), Some(key.clone()));
         assert_eq!(n.parse("aor", "other:aor:{AC0123:alice}"), None);
-    }
-
-    #[test]
-    fn messages_round_trip_any_identity() {
-        let key = AorKey::new("AC0123", "a b\n:c");
-        let mut m = b"1700000000123456 ".to_vec();
-        m.extend_from_slice(message_head('b', &key, 1_700_000_000, "node-a").as_bytes());
-        m.extend_from_slice(b"0000000000000001 []");
-        let parsed = parse_message(&m).expect("parses");
-        assert_eq!(parsed.stamp, 1_700_000_000_123_456);
-        assert_eq!(parsed.kind, b'b');
-        assert_eq!(parsed.at, 1_700_000_000);
-        assert_eq!(parsed.origin, "node-a");
-        assert_eq!(parsed.key, key);
-        assert_eq!(parsed.payload, b"0000000000000001 []");
-        assert!(parse_message(b"1 b1 n AC 99:x").is_none());
     }
 }
