@@ -9,9 +9,12 @@
 
 mod harness;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use harness::cluster::{
+    ACCOUNT, AUTH_TOKEN, NUMBER, WAIT, call_up, client_status, cluster_config, health, node, rest,
+    wait_health, wait_status_everywhere,
+};
 use harness::customer_app::CustomerApp;
 use harness::redis::Redis;
 use harness::rtp::{Codec, RtpPhone, SdpAudio};
@@ -19,94 +22,7 @@ use harness::ua::{call_id_of, carrier_invite, in_dialog, reply, token};
 use harness::{Msg, Switch, Tcp, Udp, request};
 use serde_json::Value;
 
-const ACCOUNT: &str = "AC00000000000000000000000000000001";
-const AUTH_TOKEN: &str = "demo-auth-token-change-me";
 const REALM: &str = "switchboard.local";
-const NUMBER: &str = "+15550100001";
-const WAIT: Duration = Duration::from_secs(5);
-
-/// The sample config on `redis` under a fresh key prefix, nodes trusting loopback, with
-/// `extra_account` lines in the demo account (a presence_callback).
-fn cluster_config(redis: &Redis, extra_account: &str) -> (PathBuf, String) {
-    let sample = std::fs::read_to_string(harness::default_config()).unwrap();
-    let prefix = harness::unique("sb");
-    let text = sample
-        .replacen(
-            "[store]\nkind = \"memory\"\n",
-            &format!(
-                "[store]\nkind = \"redis\"\nurl = \"{}\"\nkey_prefix = \"{prefix}\"\n",
-                redis.url()
-            ),
-            1,
-        )
-        .replacen(
-            "[cluster]\nnode_id = \"local\"\n",
-            "[cluster]\nnode_id = \"local\"\npeers_cidrs = [\"127.0.0.0/8\"]\n",
-            1,
-        )
-        .replacen(
-            "friendly_name = \"Demo account\"",
-            &format!("friendly_name = \"Demo account\"\n{extra_account}"),
-            1,
-        );
-    assert_eq!(
-        text.matches(&prefix).count() + text.matches("peers_cidrs = [\"127.0.0.0/8\"]").count(),
-        2,
-        "the sample config's [store] or [cluster] section changed shape"
-    );
-    let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("cluster")));
-    std::fs::write(&path, text).unwrap();
-    (path, prefix)
-}
-
-fn node(config: &PathBuf, id: &str) -> Switch {
-    Switch::start_with_args(config, &["--node", id])
-}
-
-fn rest(sw: &Switch, path: &str) -> (u16, Value) {
-    let (code, v, _) = harness::rest::call_as(sw, ACCOUNT, AUTH_TOKEN, "GET", path, "");
-    (code, v)
-}
-
-fn client_status(sw: &Switch, identity: &str) -> String {
-    let (_, c) = rest(sw, &format!("Clients/{identity}.json"));
-    c["status"].as_str().unwrap_or("").to_string()
-}
-
-/// Waits until every node reports `identity` as `want`.
-fn wait_status_everywhere(nodes: &[&Switch], identity: &str, want: &str) {
-    let deadline = Instant::now() + WAIT;
-    for sw in nodes {
-        loop {
-            let now = client_status(sw, identity);
-            if now == want {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{identity} stays {now} at {}, never {want}",
-                sw.http_addr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn health(sw: &Switch) -> Value {
-    harness::rest::http(sw, "GET", "/health", "", "", "").1
-}
-
-fn wait_health(sw: &Switch, store: &str) {
-    let deadline = Instant::now() + WAIT;
-    while health(sw)["store"] != store {
-        assert!(
-            Instant::now() < deadline,
-            "store never {store}: {}",
-            health(sw)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A REGISTER of `identity` over TCP on `conn` (Call-ID `call_id`, CSeq `cseq`).
 fn tcp_register(conn: &mut Tcp, identity: &str, call_id: &str, cseq: u32) -> Msg {
@@ -665,133 +581,6 @@ fn the_cluster_sample_config_is_the_sample_with_a_shared_store() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// alice registered at `sw` over UDP and a carrier's call to her answered and ACKed:
-/// (carrier, alice, the carrier's INVITE, the switch's 2xx to it, alice's INVITE).
-fn call_up(sw: &Switch) -> (Udp, Udp, String, Msg, Msg) {
-    let alice = sw.udp();
-    harness::ua::register(&alice, "alice");
-    let carrier = sw.udp();
-    let invite = carrier_invite(
-        sw,
-        &carrier,
-        NUMBER,
-        &harness::sdp_offer(carrier.local_addr().ip()),
-    );
-    carrier.send(&invite);
-    let inv = harness::ua::expect_request(&alice, "INVITE", WAIT);
-    let sdp = harness::sdp_offer(alice.local_addr().ip());
-    alice.send(reply(
-        &inv,
-        200,
-        "OK",
-        "alice1",
-        alice.local_addr(),
-        Some(&sdp),
-    ));
-    let (ok, _) = carrier
-        .recv_final(&call_id_of(&invite), WAIT)
-        .expect("2xx to the carrier");
-    assert_eq!(ok.status(), Some(200), "{}", ok.text());
-    carrier.send(in_dialog("ACK", &invite, &ok, &carrier, 1));
-    harness::ua::expect_request(&alice, "ACK", WAIT);
-    (carrier, alice, invite, ok, inv)
-}
-
-#[test]
-fn sigterm_drains_new_calls_get_503_the_call_up_finishes_then_exit_0() {
-    let redis = Redis::start();
-    let (config, _) = cluster_config(&redis, "");
-    let mut a = node(&config, "a");
-    let (carrier, alice, invite, ok, _) = call_up(&a);
-
-    a.terminate();
-    // Seen by a load balancer: /health and OPTIONS say 503.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (code, h, _) = harness::rest::http(&a, "GET", "/health", "", "", "");
-        if code == 503 {
-            assert_eq!(h["status"], "draining", "{h}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/health never says draining: {h}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let probe = a.udp();
-    let options = request(
-        "OPTIONS",
-        &format!("sip:{}", a.udp_addr()),
-        probe.local_addr(),
-        "UDP",
-        &[],
-        "",
-    );
-    probe.send(&options);
-    let (resp, _) = probe
-        .recv_final(&call_id_of(&options), WAIT)
-        .expect("OPTIONS answered");
-    assert_eq!(resp.status(), Some(503), "{}", resp.text());
-    assert!(resp.header("Retry-After").is_some(), "{}", resp.text());
-    // A new call goes elsewhere.
-    let other = a.udp();
-    let second = carrier_invite(
-        &a,
-        &other,
-        NUMBER,
-        &harness::sdp_offer(other.local_addr().ip()),
-    );
-    other.send(&second);
-    let (resp, _) = other
-        .recv_final(&call_id_of(&second), WAIT)
-        .expect("INVITE answered");
-    assert_eq!(resp.status(), Some(503), "{}", resp.text());
-    assert!(resp.header("Retry-After").is_some(), "{}", resp.text());
-    assert!(
-        a.exited().is_none(),
-        "the call in progress holds the node up"
-    );
-
-    // The call in progress goes on and ends normally; then the node exits 0.
-    carrier.send(in_dialog("BYE", &invite, &ok, &carrier, 2));
-    let (bye_ok, _) = carrier
-        .recv_final(&call_id_of(&invite), WAIT)
-        .expect("200 to BYE");
-    assert_eq!(bye_ok.status(), Some(200));
-    let bye = harness::ua::expect_request(&alice, "BYE", WAIT);
-    alice.send(reply(&bye, 200, "OK", "alice1", alice.local_addr(), None));
-    let status = a
-        .wait_exit(Duration::from_secs(10))
-        .expect("exits after its last call");
-    assert!(status.success(), "{status}");
-}
-
-#[test]
-fn a_drain_grace_that_runs_out_hangs_up_the_calls_left_and_exits_0() {
-    let redis = Redis::start();
-    let (config, _) = cluster_config(&redis, "");
-    let text = std::fs::read_to_string(&config).unwrap().replacen(
-        "drain_grace_secs = 30",
-        "drain_grace_secs = 1",
-        1,
-    );
-    assert!(text.contains("drain_grace_secs = 1"));
-    std::fs::write(&config, text).unwrap();
-    let mut a = node(&config, "a");
-    let (carrier, alice, _, _, _) = call_up(&a);
-
-    a.terminate();
-    let bye = harness::ua::expect_request(&carrier, "BYE", WAIT);
-    carrier.send(reply(&bye, 200, "OK", "x", carrier.local_addr(), None));
-    let bye = harness::ua::expect_request(&alice, "BYE", WAIT);
-    alice.send(reply(&bye, 200, "OK", "alice1", alice.local_addr(), None));
-    let status = a
-        .wait_exit(Duration::from_secs(10))
-        .expect("exits after the grace");
-    assert!(status.success(), "{status}");
 }
 
 #[test]

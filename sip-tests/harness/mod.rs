@@ -7,6 +7,7 @@
 //! stderr; otherwise they are collected and shown when start-up fails.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod customer_app;
 pub mod redis;
 pub mod rest;
