@@ -48,12 +48,7 @@ fn chromium_registers_over_wss_with_a_token_is_rung_and_unregisters() {
 
     // The switch with a development certificate and WSS.
     let dir = std::env::temp_dir().join(harness::unique("browser-certs"));
-    let out = harness::switchboard()
-        .args(["cert", "--host", "localhost", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    harness::dev_cert("localhost", &dir);
     let sample = std::fs::read_to_string(harness::default_config()).unwrap();
     let text = sample.replacen(
         "[server]\n",

@@ -23,16 +23,7 @@ const WAIT: Duration = Duration::from_secs(5);
 /// WebSocket upgrades allowed from `https://app.example` only. (config, cert.pem)
 fn secure_config() -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(harness::unique("certs"));
-    let out = harness::switchboard()
-        .args(["cert", "--host", "switchboard.test", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    harness::dev_cert("switchboard.test", &dir);
     let sample = std::fs::read_to_string(harness::default_config()).unwrap();
     let text = sample.replacen(
         "[server]\n",
@@ -231,12 +222,7 @@ fn a_frame_that_is_not_sip_closes_the_websocket_and_bad_tls_leaves_the_switch_up
 
     // A client that does not trust our certificate, and one that speaks no TLS at all.
     let other_dir = std::env::temp_dir().join(harness::unique("other-cert"));
-    let out = harness::switchboard()
-        .args(["cert", "--host", "other.test", "--out"])
-        .arg(&other_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    harness::dev_cert("other.test", &other_dir);
     let tcp = std::net::TcpStream::connect(sw.listening("sip/tls")).unwrap();
     let untrusted = harness::tls_over(tcp, harness::tls_client(&other_dir.join("cert.pem")));
     assert!(
@@ -258,12 +244,7 @@ fn a_renewed_certificate_is_served_after_sighup() {
     let old = std::fs::read(&cert).unwrap();
     // Renew in place, as a certificate manager does, then tell the switch.
     let dir = cert.parent().unwrap();
-    let out = harness::switchboard()
-        .args(["cert", "--host", "renewed.test", "--out"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    harness::dev_cert("renewed.test", dir);
     assert_ne!(std::fs::read(&cert).unwrap(), old, "a new certificate");
     let _ = std::process::Command::new("kill")
         .args(["-HUP", &sw.pid().to_string()])

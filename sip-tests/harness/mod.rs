@@ -47,6 +47,21 @@ pub fn switchboard_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_switchboard")))
 }
 
+/// `switchboard cert --host HOST --out DIR`: a development certificate (`DIR/cert.pem`,
+/// `DIR/key.pem`) written by the binary under test.
+pub fn dev_cert(host: &str, dir: &Path) {
+    let out = switchboard()
+        .args(["cert", "--host", host, "--out"])
+        .arg(dir)
+        .output()
+        .expect("switchboard cert");
+    assert!(
+        out.status.success(),
+        "switchboard cert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A `Command` for the binary under test.
 pub fn switchboard() -> Command {
     Command::new(switchboard_bin())

@@ -146,6 +146,30 @@ pub struct Refusal {
     pub silent: bool,
 }
 
+/// The Request-URI's user part, %-decoded (as written when an escape is malformed): the
+/// number called, or a client's identity.
+fn request_user(msg: &SipMessage) -> String {
+    msg.request_uri()
+        .and_then(SipUri::parse)
+        .and_then(|u| {
+            u.user.map(|u| {
+                crate::percent::decode(u).map_or_else(|| u.to_string(), |c| c.into_owned())
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// A plain refusal: the code and reason, no extra headers.
+fn refuse(code: u16, reason: &str) -> Option<Refusal> {
+    Some(Refusal {
+        code,
+        reason: reason.to_string(),
+        headers: Vec::new(),
+        stateless: false,
+        silent: false,
+    })
+}
+
 impl CallService {
     pub fn new(deps: CallDeps) -> CallService {
         let CallDeps {
@@ -266,15 +290,6 @@ impl CallService {
         from: Peer,
     ) -> Option<Refusal> {
         let cfg = cfg.clone();
-        let refuse = |code: u16, reason: &str| {
-            Some(Refusal {
-                code,
-                reason: reason.to_string(),
-                headers: Vec::new(),
-                stateless: false,
-                silent: false,
-            })
-        };
         // Another node of the cluster, reaching a client whose flow ends here.
         let hop = msg
             .values_by_name(super::hop::HEADER)
@@ -300,15 +315,7 @@ impl CallService {
                 });
             }
         }
-        let called = msg
-            .request_uri()
-            .and_then(SipUri::parse)
-            .and_then(|u| {
-                u.user.map(|u| {
-                    crate::percent::decode(u).map_or_else(|| u.to_string(), |c| c.into_owned())
-                })
-            })
-            .unwrap_or_default();
+        let called = request_user(&msg);
         let decision = plan.inbound(from.addr.ip(), &called);
         let InboundDecision::Carrier {
             trunk,
@@ -386,23 +393,7 @@ impl CallService {
         msg: SipMessage,
         from: Peer,
     ) -> Option<Refusal> {
-        let refuse = |code: u16, reason: &str| {
-            Some(Refusal {
-                code,
-                reason: reason.to_string(),
-                headers: Vec::new(),
-                stateless: false,
-                silent: false,
-            })
-        };
-        let identity = msg
-            .request_uri()
-            .and_then(SipUri::parse)
-            .and_then(|u| {
-                u.user
-                    .and_then(|u| crate::percent::decode(u).map(|c| c.into_owned()))
-            })
-            .unwrap_or_default();
+        let identity = request_user(&msg);
         let call_id = msg.call_id().ok()?.to_string();
         let account = match super::hop::verify(
             &cfg.cluster,
@@ -513,15 +504,6 @@ impl CallService {
         msg: SipMessage,
         from: Peer,
     ) -> Option<Refusal> {
-        let refuse = |code: u16, reason: &str| {
-            Some(Refusal {
-                code,
-                reason: reason.to_string(),
-                headers: Vec::new(),
-                stateless: false,
-                silent: false,
-            })
-        };
         let outgoing = grant.outgoing.as_ref()?;
         if let Some(refusal) = self.overloaded(cfg) {
             return Some(refusal);
@@ -544,15 +526,7 @@ impl CallService {
         else {
             return refuse(404, "Unknown Application");
         };
-        let to = msg
-            .request_uri()
-            .and_then(SipUri::parse)
-            .and_then(|u| {
-                u.user.map(|u| {
-                    crate::percent::decode(u).map_or_else(|| u.to_string(), |c| c.into_owned())
-                })
-            })
-            .unwrap_or_default();
+        let to = request_user(&msg);
         let info = CallInfo {
             sid: new_call_sid(),
             account_sid: grant.account_sid.clone(),

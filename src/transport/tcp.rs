@@ -15,13 +15,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
 use super::{Connections, Inbound};
 use crate::sip::msg::{Frame, Limits, StreamFramer};
-use crate::sip::{Peer, Transport};
+use crate::sip::{ConnectionId, Peer, Transport};
 
 /// Settings for stream connections.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +55,53 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// How long a TLS or WebSocket handshake may take.
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A connection accepted and admitted under the caps: its socket, address, id, and the
+/// queue of what the shards send on it.
+pub(super) struct Admitted {
+    pub stream: TcpStream,
+    pub addr: SocketAddr,
+    pub id: ConnectionId,
+    pub outgoing: mpsc::Receiver<Bytes>,
+}
+
+/// The next connection on `listener` that the caps admit (refusals are logged and the
+/// socket closed); accept errors back off instead of spinning.
+pub(super) async fn accept_admitted(
+    listener: &TcpListener,
+    conns: &Connections,
+    settings: &TcpSettings,
+) -> Admitted {
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (tx, outgoing) = mpsc::channel(WRITE_QUEUE);
+        match conns.admit(
+            addr.ip(),
+            tx,
+            settings.max_connections,
+            settings.max_connections_per_ip,
+        ) {
+            Ok(id) => {
+                let _ = stream.set_nodelay(true);
+                return Admitted {
+                    stream,
+                    addr,
+                    id,
+                    outgoing,
+                };
+            }
+            Err(why) => tracing::warn!(peer = %addr, ?why, "connection refused by cap"),
+        }
+    }
+}
+
 /// Accepts connections forever, handing each to the shard `id % shards.len()`; with
 /// `tls`, each is a TLS connection (SIP over TLS).
 pub async fn accept_loop(
@@ -65,29 +112,12 @@ pub async fn accept_loop(
     tls: Option<TlsAcceptor>,
 ) {
     loop {
-        let (stream, addr) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "tcp accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let id = match conns.admit(
-            addr.ip(),
-            tx,
-            settings.max_connections,
-            settings.max_connections_per_ip,
-        ) {
-            Ok(id) => id,
-            Err(why) => {
-                tracing::warn!(peer = %addr, ?why, "tcp connection refused by cap");
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let Admitted {
+            stream,
+            addr,
+            id,
+            outgoing: rx,
+        } = accept_admitted(&listener, &conns, &settings).await;
         let shard = shards[(id as usize) % shards.len()].clone();
         let conns = conns.clone();
         let tls = tls.clone();

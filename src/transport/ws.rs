@@ -26,13 +26,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::tcp::{HANDSHAKE_TIMEOUT, TcpSettings};
+use super::tcp::{Admitted, HANDSHAKE_TIMEOUT, TcpSettings, accept_admitted};
 use super::{Connections, Inbound};
 use crate::sip::msg::parse_datagram;
 use crate::sip::{Peer, Transport};
-
-/// Messages queued for one connection before it counts as stuck.
-const WRITE_QUEUE: usize = 256;
 
 /// What the upgrade checks.
 #[derive(Debug, Clone, Default)]
@@ -52,28 +49,12 @@ pub async fn accept_loop(
     policy: WsPolicy,
 ) {
     loop {
-        let (stream, addr) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "websocket accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let id = match conns.admit(
-            addr.ip(),
-            tx,
-            settings.max_connections,
-            settings.max_connections_per_ip,
-        ) {
-            Ok(id) => id,
-            Err(why) => {
-                tracing::warn!(peer = %addr, ?why, "websocket connection refused by cap");
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let Admitted {
+            stream,
+            addr,
+            id,
+            outgoing: rx,
+        } = accept_admitted(&listener, &conns, &settings).await;
         let shard = shards[(id as usize) % shards.len()].clone();
         let (conns, tls, policy) = (conns.clone(), tls.clone(), policy.clone());
         tokio::spawn(async move {
