@@ -348,7 +348,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 anyhow::bail!("an essential task {why}");
             }
             _ = term.recv() => {
-                drain(&call_registry, live.current().cluster.drain_grace_secs).await;
+                let grace = live.current().cluster.drain_grace_secs;
+                tokio::select! {
+                    () = drain(&call_registry, grace) => {}
+                    // SIGINT still stops at once, even in the middle of a drain.
+                    _ = int.recv() => tracing::info!("SIGINT while draining: stopping now"),
+                }
                 break;
             }
             _ = int.recv() => break,
