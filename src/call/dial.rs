@@ -370,7 +370,7 @@ impl Call {
             return None;
         }
         // Every leg gets its own relay endpoint and is offered its port.
-        let mut media = match self.open_media() {
+        let mut media = match self.open_media(t.peer.transport.is_websocket()) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(call = %self.info.sid, error = %e, "no media endpoint for a new leg");

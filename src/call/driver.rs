@@ -157,6 +157,7 @@ impl Call {
                 Output::Send { to, bytes } => {
                     self.svc.sender.send(&to, &bytes);
                 }
+                Output::Media(MediaOp::Secure(id, params)) => self.svc.media.secure(id, *params),
                 Output::Media(MediaOp::Configure(id, params)) => {
                     self.svc.media.configure(id, params)
                 }
@@ -229,18 +230,32 @@ impl Call {
         self.events.push_back(ev);
     }
 
-    /// A new relay endpoint for a leg of this call, and our SDP session on it.
-    pub fn open_media(&mut self) -> Result<LegSdp, OpenError> {
+    /// A new relay endpoint for a leg of this call, and our SDP session on it. Every leg
+    /// can answer a browser's offer; `browser` (a WebSocket client's leg) makes our own
+    /// offers to it secure too.
+    pub fn open_media(&mut self, browser: bool) -> Result<LegSdp, OpenError> {
         let endpoint = self
             .svc
             .media
             .open(self.media_group, self.media_tx.clone())?;
-        let sdp = LegSdp::new(
+        let mut sdp = LegSdp::new(
             endpoint.id(),
             endpoint.port(),
             self.svc.media_ip,
             crate::ids::random_u64(),
         );
+        // RFC 8839 §5.4: ufrag of 4+ and pwd of 22+ ice-chars; hex is a subset.
+        let security = crate::sip::sdp::LocalSecurity {
+            ufrag: format!("{:08x}", crate::ids::random_u64() as u32),
+            pwd: format!(
+                "{:016x}{:016x}",
+                crate::ids::random_u64(),
+                crate::ids::random_u64()
+            ),
+            fingerprint: self.svc.media.dtls_fingerprint().to_string(),
+            candidate: std::net::SocketAddr::new(self.svc.media_ip, endpoint.port()),
+        };
+        sdp.set_security(security, browser);
         self.endpoints.insert(endpoint.id(), endpoint);
         Ok(sdp)
     }
@@ -248,8 +263,12 @@ impl Call {
     /// Opens the caller's endpoint and answers its offer (kept until the call answers the
     /// INVITE). `Err` carries the status to refuse the INVITE with.
     pub fn open_main_media(&mut self) -> Result<(), (u16, &'static str)> {
+        let browser = self
+            .core
+            .main()
+            .is_some_and(|m| m.peer.transport.is_websocket());
         let media = self
-            .open_media()
+            .open_media(browser)
             .map_err(|e| (e.status(), "no RTP ports"))?;
         let id = media.endpoint();
         self.core.attach_main_media(media).map_err(|e| {

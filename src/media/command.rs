@@ -145,6 +145,9 @@ pub struct Opened {
 pub(crate) enum Command {
     Open(Box<Opened>),
     Configure(EndpointId, StreamParams),
+    /// The endpoint faces a browser: ICE-lite and DTLS-SRTP on its RTP port (sent before
+    /// the `Configure` of the same exchange).
+    Secure(EndpointId, Box<super::webrtc::SecureParams>),
     Bridge(EndpointId, EndpointId),
     Unbridge(EndpointId),
     Play {

@@ -19,6 +19,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::command::{Command, EndpointId, EventSink, Opened, PlayItem, RecordSpec, StreamParams};
 use super::ports::{PortLease, PortPool, PortsExhausted};
 use super::relay::{RelayStats, RelayThread};
+use super::webrtc::{DtlsIdentity, SecureParams};
 use crate::config::PortRange;
 
 /// Bigger socket buffers absorb a burst while the thread is busy with other sockets.
@@ -44,6 +45,7 @@ pub struct MediaEngine {
     pool: Arc<PortPool>,
     bind_ip: IpAddr,
     serial: AtomicU64,
+    identity: DtlsIdentity,
 }
 
 /// Why an endpoint could not be opened.
@@ -76,6 +78,9 @@ impl MediaEngine {
             n => n,
         }
         .min(255);
+        // One certificate for the process (RFC 5763 §5); its fingerprint goes in every
+        // browser leg's SDP.
+        let identity = DtlsIdentity::generate().map_err(io::Error::other)?;
         let mut handles = Vec::with_capacity(n);
         for i in 0..n {
             let poll = Poll::new()?;
@@ -89,6 +94,7 @@ impl MediaEngine {
                 Arc::clone(&wake_pending),
                 timeout,
                 Arc::clone(&stats),
+                identity.clone(),
             );
             let join = std::thread::Builder::new()
                 .name(format!("media-{i}"))
@@ -106,6 +112,7 @@ impl MediaEngine {
             pool: PortPool::new(range),
             bind_ip,
             serial: AtomicU64::new(1),
+            identity,
         }))
     }
 
@@ -198,6 +205,16 @@ impl MediaEngine {
 
     pub fn configure(&self, id: EndpointId, params: StreamParams) {
         self.send(id, Command::Configure(id, params));
+    }
+
+    /// Makes the endpoint a browser's (ICE-lite, DTLS-SRTP); send before its `configure`.
+    pub fn secure(&self, id: EndpointId, params: SecureParams) {
+        self.send(id, Command::Secure(id, Box::new(params)));
+    }
+
+    /// The `a=fingerprint` of the certificate every browser leg presents.
+    pub fn dtls_fingerprint(&self) -> &str {
+        self.identity.fingerprint()
     }
 
     /// Relays `a`'s media to `b` and back (both of the same group).

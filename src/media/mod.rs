@@ -64,6 +64,7 @@ pub mod rewriter;
 pub mod rtp;
 pub mod silence;
 pub mod wav;
+pub mod webrtc;
 
 pub use command::{
     Carried, EndpointId, EventKind, EventSink, MediaEvent, PayloadTypes, PlayItem, RecordEnd,

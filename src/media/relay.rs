@@ -31,6 +31,10 @@ use super::relay_port::{PLAYER_SOURCE, PLAYER_SSRC, Recording, RelayPort, forwar
 use super::rewriter::{PayloadAction, PayloadMap, SourceId, StreamRewriter};
 use super::rtp::{PacketKind, RtcpPacket, RtpPacket, classify_rfc5761, rewrite_rtcp_ssrcs_rfc3550};
 use super::silence::SilenceDetector;
+use super::webrtc::DtlsIdentity;
+
+#[path = "relay_secure.rs"]
+mod secure;
 
 pub const WAKER: Token = Token(usize::MAX);
 
@@ -82,6 +86,12 @@ pub struct RelayThread {
     timeout: Duration,
     next_housekeeping: Instant,
     stats: Arc<RelayStats>,
+    /// The certificate browser legs present.
+    identity: DtlsIdentity,
+    /// Slots of browser legs (whose sessions have timers).
+    secure_slots: Vec<usize>,
+    /// What a browser leg's session writes out (a datagram, or RTP it unprotected).
+    scratch: Box<[u8; 2048]>,
 }
 
 impl RelayThread {
@@ -91,6 +101,7 @@ impl RelayThread {
         wake_pending: Arc<std::sync::atomic::AtomicBool>,
         timeout: Duration,
         stats: Arc<RelayStats>,
+        identity: DtlsIdentity,
     ) -> Self {
         RelayThread {
             poll,
@@ -107,6 +118,9 @@ impl RelayThread {
             timeout,
             next_housekeeping: clock() + HOUSEKEEPING,
             stats,
+            identity,
+            secure_slots: Vec::new(),
+            scratch: Box::new([0; 2048]),
         }
     }
 
@@ -145,6 +159,7 @@ impl RelayThread {
             }
             let now = clock();
             self.tick_players(now);
+            self.secure_timeouts(now);
             if now >= self.next_housekeeping {
                 self.housekeeping(now);
                 self.next_housekeeping = now + HOUSEKEEPING;
@@ -159,6 +174,11 @@ impl RelayThread {
                 d = d.min(port.next_tick);
             }
         }
+        for &s in &self.secure_slots {
+            if let Some(leg) = self.slots[s].as_ref().and_then(|p| p.secure.as_ref()) {
+                d = d.min(leg.wake);
+            }
+        }
         d
     }
 
@@ -167,6 +187,14 @@ impl RelayThread {
     // ----------------------------------------------------------------------------------
 
     fn on_rtp_readable(&mut self, slot: usize) {
+        if self
+            .slots
+            .get(slot)
+            .and_then(Option::as_ref)
+            .is_some_and(|p| p.secure.is_some())
+        {
+            return self.on_secure_readable(slot);
+        }
         loop {
             let Some(port) = self.slots.get(slot).and_then(Option::as_ref) else {
                 return;
@@ -196,7 +224,13 @@ impl RelayThread {
                     &mut self.pcm,
                     &self.stats,
                 ) {
-                    batch.push(&buf[..len], dest);
+                    match peer.as_deref_mut() {
+                        Some(p) if p.secure.is_some() => {
+                            secure::send_to_browser(p, &buf[..len], now, &mut self.scratch[..]);
+                            self.stats.relayed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => batch.push(&buf[..len], dest),
+                    }
                 }
             }
             if let Some(peer) = peer {
@@ -233,7 +267,8 @@ impl RelayThread {
                     continue;
                 }
                 port.last_rx = now;
-                let Some(peer) = peer.as_deref() else {
+                // A browser leg's session writes its own reports (over SRTCP, muxed).
+                let Some(peer) = peer.as_deref().filter(|p| p.secure.is_none()) else {
                     continue;
                 };
                 let (Some(peer_latch), true) = (peer.rtcp_latch.as_ref(), peer.accepts_relay())
@@ -392,6 +427,12 @@ impl RelayThread {
                 port.params = Some(params);
                 port.rebuild_player_map();
                 self.rebuild_maps(s);
+                self.start_secure(s, clock());
+            }
+            Command::Secure(id, params) => {
+                if let Some(s) = self.slot_of(id) {
+                    self.set_secure(s, *params);
+                }
             }
             Command::Bridge(a, b) => {
                 let (Some(sa), Some(sb)) = (self.slot_of(a), self.slot_of(b)) else {
@@ -494,6 +535,7 @@ impl RelayThread {
             recording: None,
             dtmf: Default::default(),
             last_rx: now,
+            secure: None,
         });
         self.stats.endpoints.fetch_add(1, Ordering::Relaxed);
     }
@@ -503,6 +545,7 @@ impl RelayThread {
             return;
         };
         self.unbridge(slot);
+        self.secure_slots.retain(|&s| s != slot);
         if let Some(mut port) = self.slots[slot].take() {
             if port.recording.is_some() {
                 finish_recording(&mut port, RecordEnd::Stopped);
@@ -585,7 +628,8 @@ fn on_rtp(
         _ => Packet::Other,
     };
     let latch = port.rtp_latch.as_mut()?;
-    if latch.on_packet(src, facts, now) == Verdict::Foreign {
+    // A browser leg's packets were authenticated by SRTP already; ICE chose the address.
+    if port.secure.is_none() && latch.on_packet(src, facts, now) == Verdict::Foreign {
         stats.foreign.fetch_add(1, Ordering::Relaxed);
         return None;
     }
@@ -695,7 +739,12 @@ fn play_one(port: &mut RelayPort, now: Instant, stats: &RelayStats) -> bool {
         .is_ok()
         && params.sending
     {
-        let _ = port.rtp.send_to(pkt.as_bytes(), latch.destination());
+        if port.secure.is_some() {
+            let mut scratch = [0u8; 2048];
+            secure::send_to_browser(port, pkt.as_bytes(), now, &mut scratch);
+        } else {
+            let _ = port.rtp.send_to(pkt.as_bytes(), latch.destination());
+        }
         stats.played.fetch_add(1, Ordering::Relaxed);
     }
     false

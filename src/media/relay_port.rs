@@ -14,6 +14,7 @@ use super::player::Player;
 use super::ports::PortLease;
 use super::rewriter::{PayloadAction, PayloadMap, SourceId, StreamRewriter};
 use super::silence::SilenceDetector;
+use super::webrtc::{SecureParams, WebRtcSession};
 
 /// The SSRC the player's packets carry before the rewriter maps them onto the leg's
 /// stream; it only has to differ from what a leg sends, which the SourceId already ensures.
@@ -59,6 +60,17 @@ pub struct RelayPort {
     pub recording: Option<Recording>,
     pub dtmf: TelephoneEventReceiver,
     pub last_rx: Instant,
+    /// A browser leg's ICE/DTLS/SRTP (see `relay_secure.rs`); `None` on plain legs.
+    pub secure: Option<Box<SecureLeg>>,
+}
+
+/// A browser leg's transport on the relay thread: what SDP agreed, and the session,
+/// started once the leg's stream parameters are known.
+pub struct SecureLeg {
+    pub params: SecureParams,
+    pub session: Option<WebRtcSession>,
+    /// When the session wants [`WebRtcSession::timeout`].
+    pub wake: Instant,
 }
 
 impl RelayPort {

@@ -37,6 +37,12 @@ impl Transport {
         !matches!(self, Transport::Udp)
     }
 
+    /// WebSocket or secure WebSocket: the signalling of web pages (RFC 7118), whose media
+    /// is WebRTC (DTLS-SRTP with ICE), never plain RTP.
+    pub const fn is_websocket(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Wss)
+    }
+
     /// The name used in Via (`UDP`, `TCP`, `TLS`, `WS`, `WSS`).
     pub const fn via_name(self) -> &'static str {
         match self {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::leg::{self, Leg, LegState, Role};
 use super::uas::transport_of;
-use super::{CallCore, Event, Forwarded, LegEv, LegRef, MediaOp, Output};
+use super::{CallCore, Event, Forwarded, LegEv, LegRef, push_agreed};
 use crate::sip::msg::{ResponseBuilder, SipMessage};
 use crate::sip::sdp::Direction;
 use crate::sip::transaction::TransactionKey;
@@ -166,7 +166,7 @@ impl CallCore {
         } else {
             media
                 .answer_offer(&body)
-                .map(|(sdp, params)| (sdp, Some(MediaOp::Configure(media.endpoint(), params))))
+                .map(|(sdp, agreed)| (sdp, Some((media.endpoint(), agreed))))
         };
         let (sdp, op) = match answered {
             Ok(a) => a,
@@ -175,8 +175,8 @@ impl CallCore {
                 return self.answer_simple(now, key, request, 488);
             }
         };
-        if let Some(op) = op {
-            self.outputs.push_back(Output::Media(op));
+        if let Some((endpoint, agreed)) = op {
+            push_agreed(&mut self.outputs, endpoint, agreed);
         }
         let resp = ResponseBuilder::new(request, 200)
             .header("Server", self.cfg.server_name.to_string())
@@ -256,9 +256,9 @@ impl CallCore {
             return;
         };
         match media.read_answer(&response.body()) {
-            Ok(params) => {
-                let op = MediaOp::Configure(media.endpoint(), params);
-                self.outputs.push_back(Output::Media(op));
+            Ok(agreed) => {
+                let endpoint = media.endpoint();
+                push_agreed(&mut self.outputs, endpoint, agreed);
             }
             Err(e) => {
                 // The far end took an offer it answers with nonsense: keep what we had.

@@ -74,8 +74,11 @@ pub enum Event {
 }
 
 /// What the media plane must do for the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaOp {
+    /// The endpoint faces a browser: ICE-lite and DTLS-SRTP with these parameters (comes
+    /// before the `Configure` of the same exchange).
+    Secure(EndpointId, Box<crate::media::webrtc::SecureParams>),
     /// Point an endpoint at what its leg agreed (address, codec, payload types, direction).
     Configure(EndpointId, StreamParams),
     /// Join two endpoints.
@@ -236,9 +239,8 @@ impl CallCore {
         };
         media.signalling_host = Some(main.peer.addr.ip());
         if main.invite.body_len() > 0 {
-            let (_, params) = media.answer_offer(&main.invite.body())?;
-            self.outputs
-                .push_back(Output::Media(MediaOp::Configure(media.endpoint(), params)));
+            let (_, agreed) = media.answer_offer(&main.invite.body())?;
+            push_agreed(&mut self.outputs, media.endpoint(), agreed);
         }
         if let Some(m) = self.main.as_mut() {
             m.media = Some(media);
@@ -489,4 +491,16 @@ impl CallCore {
         let resp = b.build();
         self.respond(now, key, resp);
     }
+}
+
+/// Tells the relay what an exchange agreed: the browser transport first, then the stream.
+pub(super) fn push_agreed(
+    outputs: &mut VecDeque<Output>,
+    endpoint: EndpointId,
+    agreed: sdp::Agreed,
+) {
+    if let Some(secure) = agreed.secure {
+        outputs.push_back(Output::Media(MediaOp::Secure(endpoint, secure)));
+    }
+    outputs.push_back(Output::Media(MediaOp::Configure(endpoint, agreed.params)));
 }

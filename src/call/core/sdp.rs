@@ -10,10 +10,19 @@ use std::net::IpAddr;
 use bytes::Bytes;
 
 use crate::media::g711::G711Law;
+use crate::media::webrtc::SecureParams;
 use crate::media::{EndpointId, PayloadTypes, StreamParams};
 use crate::sip::sdp::{
-    self, Codec, Direction, LocalSession, NegotiatedMedia, SdpError, SessionDescription,
+    self, Codec, Direction, LocalSecurity, LocalSession, NegotiatedMedia, RemoteSecurity, SdpError,
+    SessionDescription,
 };
+
+/// What an exchange settled for the relay: the stream, and for a browser leg its transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agreed {
+    pub params: StreamParams,
+    pub secure: Option<Box<SecureParams>>,
+}
 
 /// The Content-Type of every body we write here.
 pub const SDP: &str = "application/sdp";
@@ -64,6 +73,25 @@ impl LegSdp {
         self.endpoint
     }
 
+    /// Lets this leg be a browser's (`UDP/TLS/RTP/SAVPF`, ICE-lite, DTLS-SRTP): answers
+    /// accept a browser's offer, and with `secure_offers` (the leg is a WebSocket client)
+    /// our offers are secure too.
+    pub fn set_security(&mut self, local: LocalSecurity, secure_offers: bool) {
+        self.session.set_security(local, secure_offers);
+    }
+
+    /// The relay's view of what was agreed on `media`.
+    fn agreed(&self, media: &NegotiatedMedia) -> Agreed {
+        let secure = match (self.session.security(), &media.security) {
+            (Some(local), Some(remote)) => Some(Box::new(secure_params(local, remote))),
+            _ => None,
+        };
+        Agreed {
+            params: params_of(media, self.signalling_host),
+            secure,
+        }
+    }
+
     /// Our offer to a leg (a new one, or a late-offer INVITE's 2xx).
     pub fn offer(&mut self, direction: Direction) -> Bytes {
         let d = self.session.offer(self.port, direction);
@@ -95,31 +123,32 @@ impl LegSdp {
     /// Answers `body`, the leg's offer (its INVITE, or a re-INVITE): our answer (also kept
     /// in [`LegSdp::answer`]) and what the relay is to do. An offer we cannot carry is an
     /// error that maps to 488 and changes nothing.
-    pub fn answer_offer(&mut self, body: &[u8]) -> Result<(Bytes, StreamParams), SdpError> {
+    pub fn answer_offer(&mut self, body: &[u8]) -> Result<(Bytes, Agreed), SdpError> {
         let offer = sdp::parse(body)?;
         let answer = self.session.answer(&offer, &[self.port])?;
         let media = answer.media.first().ok_or(SdpError::NotAcceptable)?;
-        let params = params_of(media, self.signalling_host);
-        self.params = Some(params);
+        let agreed = self.agreed(media);
+        self.params = Some(agreed.params);
         self.awaiting_answer = false;
         let bytes = answer.description.to_bytes();
         self.answer = Some(bytes.clone());
-        Ok((bytes, params))
+        Ok((bytes, agreed))
     }
 
     /// Reads the leg's answer to our last offer: what the relay is to do.
-    pub fn read_answer(&mut self, body: &[u8]) -> Result<StreamParams, SdpError> {
+    pub fn read_answer(&mut self, body: &[u8]) -> Result<Agreed, SdpError> {
         let Some(offer) = &self.offer else {
             return Err(SdpError::AnswerRejected);
         };
         let answer = sdp::parse(body)?;
         let media = sdp::read_answer(offer, &answer)?;
         let first = media.first().ok_or(SdpError::AnswerRejected)?;
-        let params = params_of(first, self.signalling_host);
+        let agreed = self.agreed(first);
+        self.session.note_answer(first);
         self.agreed = Some((offer.clone(), self.asked_direction));
-        self.params = Some(params);
+        self.params = Some(agreed.params);
         self.awaiting_answer = false;
-        Ok(params)
+        Ok(agreed)
     }
 }
 
@@ -142,6 +171,25 @@ pub fn params_of(m: &NegotiatedMedia, signalling_host: Option<IpAddr>) -> Stream
         receive: pts(m.payloads.receive()),
         sending: m.direction.sends(),
         receiving: m.direction.receives(),
+    }
+}
+
+/// The relay's view of a browser leg's transport: our side and the browser's.
+pub fn secure_params(local: &LocalSecurity, remote: &RemoteSecurity) -> SecureParams {
+    SecureParams {
+        local_ufrag: local.ufrag.clone(),
+        local_pwd: local.pwd.clone(),
+        remote_ufrag: remote.ufrag.clone(),
+        remote_pwd: remote.pwd.clone(),
+        remote_fingerprint: remote.fingerprint.clone(),
+        dtls_client: remote.we_are_dtls_client(),
+        mid: remote
+            .mid
+            .clone()
+            .unwrap_or_else(|| sdp::OFFER_MID.to_string()),
+        mid_extension: remote.mid_extension,
+        remote_ssrcs: remote.ssrcs.clone(),
+        candidate: local.candidate,
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::leg::{self, Leg, LegState};
-use super::{CallCore, LegEv, LegRef, MediaOp, Output};
+use super::{CallCore, LegEv, LegRef};
 use crate::sip::dialog::{Dialog, DialogState};
 use crate::sip::msg::SipMessage;
 use crate::sip::transaction::{TransactionKey, build_cancel};
@@ -100,15 +100,15 @@ impl CallCore {
             Some(_) if response.body_len() == 0 => Err("no_sdp_answer"),
             Some(media) => media
                 .read_answer(&response.body())
-                .map(|p| Some(MediaOp::Configure(media.endpoint(), p)))
+                .map(|a| Some((media.endpoint(), a)))
                 .map_err(|e| e.class()),
         };
         match read {
             Ok(op) => {
                 l.state = LegState::Answered;
                 l.answered_at = Some(now);
-                if let Some(op) = op {
-                    self.outputs.push_back(Output::Media(op));
+                if let Some((endpoint, agreed)) = op {
+                    super::push_agreed(&mut self.outputs, endpoint, agreed);
                 }
                 self.leg_event(r, LegEv::Answered);
             }

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::leg::{self, LegState, Role, Unacked};
-use super::{CallCore, Event, LegRef, MediaOp, Output};
+use super::{CallCore, Event, LegRef, push_agreed};
 use crate::sip::Transport;
 use crate::sip::dialog::DialogState;
 use crate::sip::msg::SipMessage;
@@ -50,9 +50,9 @@ impl CallCore {
             return;
         }
         match media.read_answer(&request.body()) {
-            Ok(params) => {
-                let op = MediaOp::Configure(media.endpoint(), params);
-                self.outputs.push_back(Output::Media(op));
+            Ok(agreed) => {
+                let endpoint = media.endpoint();
+                push_agreed(&mut self.outputs, endpoint, agreed);
             }
             Err(e) => tracing::info!(why = e.class(), "SDP answer in an ACK unusable"),
         }

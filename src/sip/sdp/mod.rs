@@ -18,9 +18,11 @@
 //! ```
 //!
 //! What we carry: PCMU and PCMA at 8 kHz and telephone-event/8000 (RFC 4733) over
-//! RTP/AVP, with ptime, direction (hold, RFC 3264 §8.4) and RTCP ports (RFC 3605).
-//! Everything else in an offer (video, SRTP, other codecs) is declined stream by stream
-//! with port 0; an offer left with no audio stream is refused with 488 ([`SdpError`]).
+//! RTP/AVP, with ptime, direction (hold, RFC 3264 §8.4) and RTCP ports (RFC 3605); and
+//! the same audio over a browser's `UDP/TLS/RTP/SAVPF` (ICE-lite, DTLS-SRTP, rtcp-mux:
+//! [`security`]) on legs that may be secure. Everything else in an offer (video, SDES
+//! SRTP, other codecs) is declined stream by stream with port 0; an offer left with no
+//! audio stream is refused with 488 ([`SdpError`]).
 
 mod codec;
 mod direction;
@@ -29,6 +31,7 @@ mod local;
 mod negotiated;
 mod offer_answer;
 mod parse;
+mod security;
 mod session;
 mod write;
 
@@ -44,6 +47,10 @@ pub use offer_answer::{
     OFFER_PTIME_MS, OFFER_TELEPHONE_EVENT_FMTP, OFFER_TELEPHONE_EVENT_PT, read_answer,
 };
 pub use parse::{MAX_SDP_BYTES, MAX_SDP_LINE_BYTES, MAX_SDP_LINES, MAX_SDP_MEDIA, parse};
+pub use security::{
+    LocalSecurity, MID_EXTENSION_URI, OFFER_MID, OFFER_MID_EXTENSION_ID, RemoteSecurity, Setup,
+    answer_setup, remote_security,
+};
 pub use session::{
     AddressType, Attribute, Fmtp, MediaDescription, MediaKind, Origin, Protocol, Rtcp, RtpMap,
     SessionDescription, Timing,

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 
 use super::codec::Codec;
 use super::direction::Direction;
+use super::security::RemoteSecurity;
 
 /// Payload type numbers for what we can carry, as one side declared them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -198,6 +199,8 @@ pub struct NegotiatedMedia {
     pub direction: Direction,
     /// The packet duration the remote asked to receive (`a=ptime`), in milliseconds.
     pub ptime: Option<u32>,
+    /// A browser's ICE and DTLS parameters, when the stream is `UDP/TLS/RTP/SAVPF`.
+    pub security: Option<RemoteSecurity>,
 }
 
 impl NegotiatedMedia {

@@ -20,6 +20,7 @@ use super::codec::{Codec, TELEPHONE_EVENT, is_telephone_event_8000};
 use super::direction::Direction;
 use super::error::SdpError;
 use super::negotiated::{NegotiatedMedia, Payload, PayloadMap, PayloadTypes};
+use super::security::{LocalSecurity, RemoteSecurity, answer_setup, remote_security, secure_media};
 use super::session::{
     Fmtp, MediaDescription, MediaKind, Protocol, Rtcp, RtpMap, SessionDescription,
 };
@@ -55,19 +56,33 @@ pub(crate) fn offer_media(rtp_port: u16, direction: Direction) -> MediaDescripti
     m
 }
 
-/// The answer's m-lines and the streams accepted (see the module documentation).
+/// The answer's m-lines and the streams accepted (see the module documentation). With
+/// `security`, a browser's `UDP/TLS/RTP/SAVPF` audio is accepted too
+/// ([`super::security`]).
 pub(crate) fn answer_media(
     offer: &SessionDescription,
     rtp_ports: &[u16],
+    security: Option<&LocalSecurity>,
 ) -> Result<(Vec<MediaDescription>, Vec<NegotiatedMedia>), SdpError> {
     let mut ports = rtp_ports.iter().copied();
     let mut media = Vec::with_capacity(offer.media.len());
     let mut accepted = Vec::new();
     for (index, offered) in offer.media.iter().enumerate() {
         // A port is spent only on a stream we accept; once they run out, the rest go.
-        let stream = accept_audio(offer, offered).and_then(|common| {
+        let stream = accept_audio(offer, offered, security.is_some()).and_then(|common| {
             let port = ports.next()?;
-            Some(answer_stream(offer, offered, common, index, port))
+            let (mut m, negotiated) = answer_stream(offer, offered, common, index, port);
+            if let (Some(local), Some(remote)) = (security, &negotiated.security) {
+                let mid = remote.mid.as_deref().unwrap_or(super::security::OFFER_MID);
+                secure_media(
+                    &mut m,
+                    local,
+                    answer_setup(remote.setup),
+                    mid,
+                    remote.mid_extension,
+                );
+            }
+            Some((m, negotiated))
         });
         match stream {
             Some((m, negotiated)) => {
@@ -93,14 +108,22 @@ struct Common {
     codec: Codec,
     /// Where the offerer receives (its `c=` for the stream).
     remote_ip: IpAddr,
+    /// A browser's transport, for a secure stream.
+    security: Option<RemoteSecurity>,
 }
 
-fn accept_audio(offer: &SessionDescription, m: &MediaDescription) -> Option<Common> {
-    // The relay speaks plain RTP: SRTP profiles (SAVP, DTLS) and feedback profiles are
-    // refused rather than answered with a promise we cannot keep.
-    if m.kind != MediaKind::Audio || m.protocol != Protocol::RtpAvp || m.port == 0 {
+fn accept_audio(offer: &SessionDescription, m: &MediaDescription, secure: bool) -> Option<Common> {
+    // Plain RTP, or (when this leg may be secure) a browser's DTLS-SRTP with ICE. SDES
+    // (RTP/SAVP) and feedback profiles over plain RTP are refused rather than answered
+    // with a promise we cannot keep.
+    if m.kind != MediaKind::Audio || m.port == 0 {
         return None;
     }
+    let security = match m.protocol {
+        Protocol::RtpAvp => None,
+        Protocol::UdpTlsRtpSavpf if secure => Some(remote_security(offer, m)?),
+        _ => return None,
+    };
     let remote_ip = m.address_in(offer)?;
     let mut payload_types = Vec::new();
     let mut table = PayloadTypes::default();
@@ -125,6 +148,7 @@ fn accept_audio(offer: &SessionDescription, m: &MediaDescription) -> Option<Comm
         table,
         codec: codec?,
         remote_ip,
+        security,
     })
 }
 
@@ -172,6 +196,7 @@ fn answer_stream(
         payloads: PayloadMap::from_parts(common.codec, common.table, common.table),
         direction: ours,
         ptime: offered.ptime,
+        security: common.security,
     };
     (m, negotiated)
 }
@@ -210,6 +235,12 @@ pub fn read_answer(
                 index,
                 payload_type: theirs.payload_types().next(),
             })?;
+        // A secure offer needs the browser's ICE credentials and fingerprint back.
+        let security = if ours.protocol == Protocol::UdpTlsRtpSavpf {
+            Some(remote_security(answer, theirs).ok_or(SdpError::AnswerRejected)?)
+        } else {
+            None
+        };
         let theirs_direction =
             without_receiving_if_held(theirs.direction_in(answer), remote_rtp.ip());
         let direction = ours.direction_in(offer).and(theirs_direction.reversed());
@@ -221,6 +252,7 @@ pub fn read_answer(
             payloads: PayloadMap::from_parts(codec, send, receive),
             direction,
             ptime: theirs.ptime,
+            security,
         });
     }
     if accepted.is_empty() {
