@@ -341,6 +341,7 @@ const CALL_CORE_MAY_NAME: &[&str] = &[
     "crate::sip::",
     "crate::media::EndpointId",
     "crate::media::StreamParams",
+    "crate::media::SecureParams",
     "crate::media::PayloadTypes",
     "crate::media::g711::",
     "crate::media::dtmf::parse_dtmf_relay",

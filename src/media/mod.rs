@@ -71,3 +71,4 @@ pub use command::{
     RecordSpec, StreamParams,
 };
 pub use engine::{Endpoint, MediaEngine, MediaStats, OpenError};
+pub use webrtc::SecureParams;

@@ -78,7 +78,7 @@ pub enum Event {
 pub enum MediaOp {
     /// The endpoint faces a browser: ICE-lite and DTLS-SRTP with these parameters (comes
     /// before the `Configure` of the same exchange).
-    Secure(EndpointId, Box<crate::media::webrtc::SecureParams>),
+    Secure(EndpointId, Box<crate::media::SecureParams>),
     /// Point an endpoint at what its leg agreed (address, codec, payload types, direction).
     Configure(EndpointId, StreamParams),
     /// Join two endpoints.

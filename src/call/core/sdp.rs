@@ -9,8 +9,8 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 
+use crate::media::SecureParams;
 use crate::media::g711::G711Law;
-use crate::media::webrtc::SecureParams;
 use crate::media::{EndpointId, PayloadTypes, StreamParams};
 use crate::sip::sdp::{
     self, Codec, Direction, LocalSecurity, LocalSession, NegotiatedMedia, RemoteSecurity, SdpError,
