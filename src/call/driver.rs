@@ -212,8 +212,8 @@ impl Call {
         }
     }
 
-    /// An event from the media plane: a media timeout goes to the core (an answered call
-    /// ends); everything else to whatever runs.
+    /// An event from the media plane: a media timeout or a failed browser leg goes to the
+    /// core (an answered call or leg ends); everything else to whatever runs.
     fn on_media(&mut self, ev: MediaEvent) {
         let Some(r) = self.core.leg_of_endpoint(ev.endpoint) else {
             // A leg that ended meanwhile.
@@ -221,6 +221,7 @@ impl Call {
         };
         match ev.kind {
             EventKind::MediaTimeout => self.input(Input::MediaTimeout),
+            EventKind::SecureFailed => self.input(Input::MediaFailed(r)),
             kind => self.events.push_back(Ev::Media(r, kind)),
         }
     }

@@ -196,6 +196,9 @@ pub enum EventKind {
     },
     /// No RTP or RTCP arrived on any endpoint of this call for the configured time.
     MediaTimeout,
+    /// A browser leg's ICE or DTLS failed (a certificate that does not match the SDP's
+    /// fingerprint, or the browser closed DTLS): nothing will pass on it again. Sent once.
+    SecureFailed,
 }
 
 /// Where an endpoint's events go: the owning call's inbox.

@@ -144,6 +144,12 @@ impl RelayThread {
             match session.poll(&mut self.scratch[..]) {
                 Polled::Idle(t) => {
                     leg.wake = t;
+                    if session.has_failed() {
+                        // Nothing will pass again: the call ends the leg (BYE).
+                        tracing::info!(endpoint = ?port.id, "browser leg's ICE or DTLS failed");
+                        leg.session = None;
+                        super::emit(&port.sink, port.id, super::EventKind::SecureFailed);
+                    }
                     return;
                 }
                 Polled::Transmit { len, to } => {

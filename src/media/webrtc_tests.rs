@@ -306,3 +306,52 @@ fn sequence_numbers_extend_across_wraps() {
     assert_eq!(extend_seq(Some(65536), 65535), 65535);
     assert_eq!(extend_seq(Some(3 * 65536 + 10), 11), 3 * 65536 + 11);
 }
+
+#[test]
+fn a_certificate_that_does_not_match_the_fingerprint_fails_the_session() {
+    let identity = DtlsIdentity::generate().unwrap();
+    let t0 = epoch();
+    let (mut b, creds, _fp) = browser(identity.fingerprint(), t0);
+    // The SDP said another certificate: a man in the middle, or a stale answer.
+    let (_other, _, other_fp) = browser(identity.fingerprint(), t0);
+    let mut ours = WebRtcSession::new(
+        &identity,
+        params(&creds, &other_fp),
+        PayloadTypes::default(),
+        PayloadTypes::default(),
+        OUR_SSRC,
+        t0,
+    )
+    .unwrap();
+    let mut net = Net {
+        now: t0,
+        to_ours: VecDeque::new(),
+        to_browser: VecDeque::new(),
+        count: 0,
+        lose_every: 0,
+        from_ours_rtp: Vec::new(),
+    };
+    while !ours.has_failed() {
+        assert!(
+            net.now - t0 < Duration::from_secs(30),
+            "a wrong certificate went unnoticed for 30 s of virtual time"
+        );
+        assert!(!ours.is_connected(), "connected to the wrong certificate");
+        let _ = b
+            .rtc
+            .direct_api()
+            .stream_tx(&Ssrc::from(BROWSER_SSRC))
+            .map(|s| {
+                s.write_rtp(RtpWrite::new(
+                    0.into(),
+                    1.into(),
+                    0,
+                    net.now,
+                    &[0x55; 160][..],
+                ))
+            });
+        net.step(&mut ours, &mut b);
+    }
+    assert!(!ours.is_connected());
+    assert!(net.from_ours_rtp.is_empty(), "media passed without keys");
+}

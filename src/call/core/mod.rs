@@ -126,6 +126,9 @@ pub enum Input {
     CloseMedia(LegRef),
     /// The relay heard nothing on the call for its media timeout: an answered call ends.
     MediaTimeout,
+    /// A browser leg's ICE or DTLS failed (its certificate did not match the SDP's
+    /// fingerprint): an answered leg ends with BYE, as if it had hung up.
+    MediaFailed(LegRef),
 }
 
 /// What the core needs to know to write messages.
@@ -289,8 +292,25 @@ impl CallCore {
                     self.event(Event::MainGone);
                 }
             }
+            Input::MediaFailed(r) => self.media_failed(now, r),
         }
         self.process(now);
+    }
+
+    /// A leg whose secure media cannot work ends. Browsers start ICE and DTLS only once
+    /// they hold our answer (or give theirs in a 2xx), so the leg is answered by then; a
+    /// failure during early media leaves the leg to its answer or its media timeout.
+    fn media_failed(&mut self, now: Instant, r: LegRef) {
+        if self.leg(r).is_none_or(|l| l.state != LegState::Answered) {
+            tracing::info!(call = %self.cfg.sid, leg = ?r, "secure media failed before the answer");
+            return;
+        }
+        tracing::info!(call = %self.cfg.sid, leg = ?r, "secure media failed; ending the leg");
+        self.send_bye(now, r);
+        match r {
+            LegRef::Main => self.event(Event::MainGone),
+            LegRef::Dial(i) => self.event(Event::Dial(i, LegEv::HungUp)),
+        }
     }
 
     /// Runs the timers due at `now`: the layer's, our 2xx retransmission, re-INVITE

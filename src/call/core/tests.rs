@@ -944,3 +944,27 @@ fn unknown_dialog_gets_481() {
     });
     w.assert_quiet();
 }
+
+/// A browser leg whose DTLS failed: a ringing leg is left alone (its answer or its media
+/// timeout decides), an answered one gets BYE and reads as hung up; the other leg stays.
+#[test]
+fn failed_secure_media_ends_only_an_answered_leg() {
+    let mut w = World::new();
+    w.carrier_calls();
+    let a = w.dial(None);
+    w.callee_answers(a, 180);
+    let _ = w.take_events();
+    w.input(Input::MediaFailed(LegRef::Dial(a)));
+    assert!(w.take_events().is_empty());
+    assert!(w.requests(Method::Bye).is_empty());
+    w.callee_answers(a, 200);
+    assert_eq!(w.take_events(), vec![Event::Dial(a, LegEv::Answered)]);
+    w.input(Input::MediaFailed(LegRef::Dial(a)));
+    assert_eq!(w.take_events(), vec![Event::Dial(a, LegEv::HungUp)]);
+    let byes: Vec<SocketAddr> = w.requests(Method::Bye).iter().map(|s| s.to.addr).collect();
+    assert_eq!(byes, vec![callee_addr(a)]);
+    // Reported again (it is not): nothing more.
+    w.input(Input::MediaFailed(LegRef::Dial(a)));
+    assert!(w.take_events().is_empty());
+    assert_eq!(w.requests(Method::Bye).len(), 1);
+}
