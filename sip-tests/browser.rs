@@ -21,9 +21,7 @@ use std::time::{Duration, Instant};
 
 use harness::customer_app::CustomerApp;
 use harness::rtp::{Codec, RtpPhone, SdpAudio, linear_to_ulaw, ulaw_to_linear};
-use harness::ua::{
-    REALM, call_id_of, carrier_invite, expect_request, in_dialog, reply, token_from,
-};
+use harness::ua::{REALM, call_id_of, carrier_invite, expect_request, in_dialog, reply};
 use harness::{Switch, Udp};
 use serde_json::Value;
 
@@ -72,14 +70,63 @@ fn config(app: Option<&CustomerApp>, trunk: Option<SocketAddr>) -> PathBuf {
     path
 }
 
-/// The page, driven through webphone.js: events in, commands out.
+/// The webphone example's web app (`examples/webphone`): serves the page, mints its
+/// tokens with the sample config's API key, passes on the switch's presence. Killed on drop.
+struct Site {
+    child: Child,
+    url: String,
+}
+
+impl Site {
+    /// `outgoing_app`: the application the page's calls run (none: no outgoing grant).
+    fn start(sw: &Switch, outgoing_app: Option<&str>) -> Site {
+        let bin = harness::customer_app::example_bin("webphone");
+        let mut child = Command::new(&bin)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--ws-url", &format!("wss://{}", sw.listening("sip/wss"))])
+            .args(["--api", &format!("http://{}", sw.http_addr())])
+            .args([
+                "--realm",
+                REALM,
+                "--outgoing-app",
+                outgoing_app.unwrap_or(""),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e} (cargo build --examples)", bin.display()));
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("the webphone site said {first:?}"))
+            .to_string();
+        Site { child, url }
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The example page in Chromium, driven through its buttons by webphone.js: events in,
+/// commands out.
 struct Page {
     child: Child,
     events: mpsc::Receiver<Value>,
+    _site: Site,
 }
 
 impl Page {
-    fn open(sw: &Switch, config: &Path, identity: &str, grants: &[&str]) -> Page {
+    /// Opens the page, which goes online as `identity` (a token from the site, REGISTER
+    /// over WSS), and waits for the REGISTER's 200.
+    fn open(sw: &Switch, identity: &str, outgoing_app: Option<&str>) -> Page {
         let setup = Command::new("bash")
             .arg(harness::repo_path("sip-tests/browser/setup.sh"))
             .status()
@@ -93,11 +140,10 @@ impl Page {
                 || std::env::var_os("CHROMIUM").is_some(),
             "Debian's chromium is needed: apt-get install chromium"
         );
-        let url = format!("wss://{}", sw.listening("sip/wss"));
-        let token = token_from(config, identity, grants);
+        let site = Site::start(sw, outgoing_app);
         let mut child = Command::new("node")
             .arg(harness::repo_path("sip-tests/browser/webphone.js"))
-            .args([&url, identity, &token, REALM])
+            .args([&site.url, identity])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -112,7 +158,11 @@ impl Page {
                 }
             }
         });
-        let mut page = Page { child, events };
+        let mut page = Page {
+            child,
+            events,
+            _site: site,
+        };
         let registered = page.wait_for("registered");
         assert_eq!(registered["registered"], 200, "{registered}");
         page
@@ -142,6 +192,28 @@ impl Page {
         let stdin = self.child.stdin.as_mut().unwrap();
         stdin.write_all(format!("{command}\n").as_bytes()).unwrap();
         stdin.flush().unwrap();
+    }
+
+    /// What the page displays: registration, presence, call state, the mute button.
+    fn show(&mut self) -> Value {
+        self.send("show");
+        self.wait_for("shown")["shown"].clone()
+    }
+
+    /// Waits until the page displays `value` as `key` (see [`Page::show`]); what it shows.
+    fn shown(&mut self, key: &str, value: &str) -> Value {
+        let deadline = Instant::now() + BROWSER_WAIT;
+        loop {
+            let shown = self.show();
+            if shown[key] == value {
+                return shown;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed {key} {value}: {shown}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn stats(&mut self) -> Value {
@@ -216,7 +288,9 @@ fn assert_page_hears(page: &mut Page) {
 fn chromium_answers_a_carrier_call_and_audio_crosses_the_bridge_both_ways() {
     let cfg = config(None, None);
     let sw = Switch::start_with_args(&cfg, &["--wss", "127.0.0.1:0"]);
-    let mut page = Page::open(&sw, &cfg, "alice", &["--incoming"]);
+    let mut page = Page::open(&sw, "alice", None);
+    // The page shows the switch's presence (REST, through its site).
+    page.shown("presence", "available");
     let c = client(&sw, "alice");
     assert_eq!(c["status"], "available", "{c}");
     let contact = &c["contacts"][0];
@@ -247,6 +321,7 @@ fn chromium_answers_a_carrier_call_and_audio_crosses_the_bridge_both_ways() {
             .contains("+15557654321"),
         "{incoming}"
     );
+    page.send("answer");
     let (ok, _) = carrier
         .recv_final(&call_id_of(&invite), BROWSER_WAIT)
         .expect("the carrier's final answer");
@@ -266,6 +341,21 @@ fn chromium_answers_a_carrier_call_and_audio_crosses_the_bridge_both_ways() {
         "the carrier heard only silence ({packets} packets)"
     );
     assert_page_hears(&mut page);
+    let shown = page.shown("presence", "busy");
+    assert_eq!(shown["registration"], "registered", "{shown}");
+    assert_eq!(shown["call"], "in call", "{shown}");
+
+    // Mute: the carrier's phone hears silence (Chrome sends silent frames or none).
+    page.send("mute");
+    assert_eq!(page.wait_for("muted")["muted"], true);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, loud) = talk(&mut phone, relay);
+    assert_eq!(loud, 0, "the carrier still hears the muted page");
+    page.send("mute");
+    assert_eq!(page.wait_for("muted")["muted"], false);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, loud) = talk(&mut phone, relay);
+    assert!(loud > 0, "the carrier hears nothing after unmute");
 
     // The carrier hangs up: the page's call ends.
     carrier.send(in_dialog("BYE", &invite, &ok, &carrier, 2));
@@ -295,10 +385,10 @@ body = "<Response><Hangup/></Response>"
     let cfg = config(Some(&app), Some(trunk.local_addr()));
     let sw = Switch::start_with_args(&cfg, &["--wss", "127.0.0.1:0"]);
     trunk.set_peer(sw.udp_addr());
-    let mut page = Page::open(&sw, &cfg, "alice", &["--incoming", "--outgoing", OUT_APP]);
+    let mut page = Page::open(&sw, "alice", Some(OUT_APP));
 
     // 1. Digits pressed on the page (RFC 4733 inside SRTP) end up in the <Gather>.
-    page.send(&format!("call sip:+15551230000@{REALM}"));
+    page.send("call +15551230000");
     page.wait_for("confirmed");
     let voice = &app.wait_requests(1, BROWSER_WAIT)[0];
     assert_eq!(voice["params"]["From"], "client:alice", "{voice}");
@@ -312,7 +402,7 @@ body = "<Response><Hangup/></Response>"
     page.wait_for("ended");
 
     // 2. A number: out through the trunk to the carrier, whose phone talks with the page.
-    page.send(&format!("call sip:+15551230000@{REALM}"));
+    page.send("call +15551230000");
     let out = expect_request(&trunk, "INVITE", BROWSER_WAIT);
     assert!(out.start_line.contains("+15551230000"), "{}", out.text());
     let mut phone = RtpPhone::new();
@@ -340,5 +430,34 @@ body = "<Response><Hangup/></Response>"
     page.send("hangup");
     let bye = expect_request(&trunk, "BYE", BROWSER_WAIT);
     trunk.send(reply(&bye, 200, "OK", "trunk1", trunk.local_addr(), None));
+    page.quit(&sw, "alice");
+}
+
+#[test]
+fn a_browser_whose_certificate_does_not_match_its_fingerprint_gets_no_media_and_a_bye() {
+    let cfg = config(None, None);
+    let sw = Switch::start_with_args(&cfg, &["--wss", "127.0.0.1:0"]);
+    let mut page = Page::open(&sw, "alice", None);
+    let carrier = sw.udp();
+    let mut phone = RtpPhone::new();
+    let invite = carrier_invite(&sw, &carrier, NUMBER, &phone.offer(&[Codec::Pcmu]));
+    carrier.send(&invite);
+    page.wait_for("incoming");
+    // The page's answer names a certificate it does not have: DTLS with it must fail.
+    page.send("forge-fingerprint");
+    page.send("answer");
+    let (ok, _) = carrier
+        .recv_final(&call_id_of(&invite), BROWSER_WAIT)
+        .expect("the carrier's final answer");
+    assert_eq!(ok.status(), Some(200), "{}", ok.text());
+    carrier.send(harness::ack_for(&invite, &ok));
+    let relay = SdpAudio::parse(&ok.body).rtp;
+    // The switch ends the browser's leg, and with it the call (the Dial was its last verb).
+    let ended = page.wait_for("ended");
+    assert_eq!(ended["ended"], "Terminated", "{ended}");
+    let (packets, _) = talk(&mut phone, relay);
+    assert_eq!(packets, 0, "media passed a failed handshake");
+    let bye = expect_request(&carrier, "BYE", BROWSER_WAIT);
+    assert!(bye.text().contains(&call_id_of(&invite)), "{}", bye.text());
     page.quit(&sw, "alice");
 }

@@ -1,19 +1,21 @@
-// A JsSIP softphone in headless Chromium (Debian's), driven line by line for
-// sip-tests/browser.rs:
-//   node webphone.js WS_URL IDENTITY TOKEN REALM
-// prints one JSON line per event on stdout:
+// Drives the webphone example (examples/webphone, served by its own web app) in Debian's
+// headless Chromium through its buttons, for sip-tests/browser.rs:
+//   node webphone.js SITE_URL IDENTITY
+// The page's own events (`phone.on`) come out on stdout, one JSON line each:
 //   {"registered":200} or {"failed":...}      the REGISTER's outcome
-//   {"incoming":"<From>"}                     a call arrived; the page answers it (audio on)
+//   {"presence":"available"|"busy"|"offline"} the switch's presence, as the page shows it
+//   {"incoming":"<From>"}                     a call rings the page
 //   {"confirmed":true}                        a call (either way) is up
-//   {"ended":"<cause>"} / {"call_failed":"<cause>"}
-//   {"stats":{...}}                           after "stats": the call's audio counters
+//   {"ended":"<cause>"} / {"call_failed":"<cause>","status":N}
+//   {"muted":true|false}
 //   {"unregistered":true}                     after "quit", once the un-REGISTER is answered
-// and reads commands on stdin: "call URI", "dtmf DIGITS" (RFC 4733 in the media, through
-// RTCDTMFSender), "stats", "hangup", "quit".
+// plus {"stats":{...}} (after "stats": the call's audio counters) and {"shown":{...}} (after
+// "show": the badges and call state as displayed). Commands on stdin: "call TARGET",
+// "answer", "dtmf DIGITS" (keypad clicks: RFC 4733 in the media), "mute", "hangup",
+// "stats", "show", "forge-fingerprint" (the next answer's SDP carries a DTLS fingerprint
+// that is not the page's certificate's: a man in the middle as the switch sees it),
+// "quit" (goes offline).
 'use strict';
-const fs = require('fs');
-const http = require('http');
-const path = require('path');
 const readline = require('readline');
 const puppeteer = require('puppeteer-core');
 
@@ -24,87 +26,8 @@ const FLAGS = ['--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake
 
 const say = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 
-// The page: JsSIP, an <audio> element the remote stream plays in (Chrome decodes a
-// remote track only when it is played: reference §3), and the functions the driver calls.
-const PAGE = `<!doctype html><title>webphone</title><script src="/jssip.min.js"></script>
-<audio id="remote" autoplay></audio>
-<script>
-function hookPc(pc) {
-  window.pc = pc;
-  pc.addEventListener('track', (t) => {
-    const a = document.getElementById('remote');
-    a.srcObject = t.streams[0] || new MediaStream([t.track]);
-    a.play().catch(() => {});
-  });
-}
-function watch(s) {
-  window.session = s;
-  s.on('peerconnection', (p) => hookPc(p.peerconnection));
-  s.on('confirmed', () => window.report({ confirmed: true }));
-  s.on('ended', (e) => window.report({ ended: e.cause }));
-  s.on('failed', (e) => window.report({ call_failed: e.cause, status: e.message && e.message.status_code }));
-}
-const OPTIONS = { mediaConstraints: { audio: true, video: false }, pcConfig: { iceServers: [] } };
-window.startUA = (o) => {
-  const ua = window.ua = new JsSIP.UA({
-    sockets: [new JsSIP.WebSocketInterface(o.wsUrl)],
-    uri: 'sip:' + o.user + '@' + o.realm,
-    register: false, session_timers: false, user_agent: 'JsSIP webphone test',
-    authorization_jwt: 'Bearer ' + o.jwt,
-  });
-  ua.on('connected', () => ua.register());
-  ua.on('registered', (e) => window.report({ registered: e.response.status_code }));
-  ua.on('unregistered', () => window.report({ unregistered: true }));
-  ua.on('registrationFailed', (e) => window.report({
-    failed: e.cause, status: e.response && e.response.status_code }));
-  ua.on('newRTCSession', (e) => {
-    if (e.originator !== 'remote') return;
-    watch(e.session);
-    window.report({ incoming: e.request.getHeader('From') });
-    e.session.answer(OPTIONS);
-  });
-  ua.start();
-};
-window.call = (target) => {
-  const s = window.ua.call(target, OPTIONS);
-  watch(s);
-  if (s.connection) hookPc(s.connection);
-};
-window.audioStats = async () => {
-  const o = { inPackets: 0, inEnergy: 0, outPackets: 0 };
-  if (!window.pc) return o;
-  (await window.pc.getStats()).forEach((s) => {
-    if (s.type === 'inbound-rtp' && s.kind === 'audio') {
-      o.inPackets = s.packetsReceived; o.inEnergy = s.totalAudioEnergy || 0;
-    }
-    if (s.type === 'outbound-rtp' && s.kind === 'audio') o.outPackets = s.packetsSent;
-    if (s.type === 'transport') { o.dtls = s.dtlsState; o.srtpCipher = s.srtpCipher; }
-  });
-  return o;
-};
-</script>`;
-
-// The page comes from a loopback origin, as a webphone served next to the switch would:
-// Chrome blocks a page with no such origin (about:blank) from reaching loopback
-// (net::ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS).
-function servePage() {
-  const bundle = fs.readFileSync(path.join(__dirname, 'build', 'jssip.min.js'));
-  const server = http.createServer((req, res) => {
-    if (req.url === '/jssip.min.js') {
-      res.writeHead(200, { 'content-type': 'text/javascript' });
-      res.end(bundle);
-    } else {
-      res.writeHead(200, { 'content-type': 'text/html' });
-      res.end(PAGE);
-    }
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
 (async () => {
-  const [wsUrl, user, jwt, realm] = process.argv.slice(2);
-  const server = await servePage();
-  const origin = `http://127.0.0.1:${server.address().port}`;
+  const [site, identity] = process.argv.slice(2);
   const browser = await puppeteer.launch({
     executablePath: process.env.CHROMIUM || '/usr/lib/chromium/chromium',
     headless: true, acceptInsecureCerts: true, args: FLAGS,
@@ -114,27 +37,56 @@ function servePage() {
   try {
     const page = await browser.newPage();
     page.on('console', (m) => process.stderr.write(`[page] ${m.text()}\n`));
+    page.on('pageerror', (e) => say({ failed: `page error: ${e.message}` }));
     await page.exposeFunction('report', (o) => say(o));
-    await page.goto(`${origin}/`);
-    await page.waitForFunction(() => typeof JsSIP !== 'undefined');
-    await page.evaluate((o) => window.startUA(o), { wsUrl, user, jwt, realm });
+    await page.goto(`${site}/`);
+    await page.waitForFunction(() => window.phone && typeof JsSIP !== 'undefined');
+    await page.evaluate(() => window.phone.on((e) => window.report(e)));
+    await page.$eval('#identity', (el, v) => { el.value = v; }, identity);
+    await page.click('#online');
     const lines = readline.createInterface({ input: process.stdin });
     for await (const line of lines) {
       const [cmd, arg] = line.trim().split(/\s+/, 2);
       if (cmd === 'quit') break;
-      if (cmd === 'call') await page.evaluate((t) => window.call(t), arg);
-      if (cmd === 'dtmf') {
-        await page.evaluate((d) => window.session.sendDTMF(d,
-          { transportType: 'RFC2833', duration: 160, interToneGap: 120 }), arg);
+      if (cmd === 'call') {
+        await page.$eval('#target', (el, v) => { el.value = v; }, arg);
+        await page.click('#call');
       }
-      if (cmd === 'hangup') await page.evaluate(() => window.session.terminate());
-      if (cmd === 'stats') say({ stats: await page.evaluate(() => window.audioStats()) });
+      if (cmd === 'answer') await page.click('#answer');
+      if (cmd === 'mute') await page.click('#mute');
+      if (cmd === 'hangup') await page.click('#hangup');
+      if (cmd === 'dtmf') {
+        for (const key of arg) {
+          const buttons = await page.$$('#keypad button');
+          for (const b of buttons) {
+            if (await b.evaluate((el) => el.textContent) === key) await b.click();
+          }
+          // RTCDTMFSender queues tones; one click per tone length keeps them apart.
+          await new Promise((r) => setTimeout(r, 300));
+        }
+      }
+      if (cmd === 'forge-fingerprint') {
+        await page.evaluate(() => window.phone.session.on('sdp', (e) => {
+          if (e.originator === 'local') {
+            e.sdp = e.sdp.replace(/a=fingerprint:sha-256 [0-9A-Fa-f:]+/,
+              'a=fingerprint:sha-256 ' + Array(32).fill('AB').join(':'));
+          }
+        }));
+      }
+      if (cmd === 'stats') say({ stats: await page.evaluate(() => window.phone.stats()) });
+      if (cmd === 'show') {
+        say({ shown: await page.evaluate(() => ({
+          registration: document.getElementById('registration').textContent,
+          presence: document.getElementById('presence').textContent,
+          call: document.getElementById('callstate').textContent,
+          mute: document.getElementById('mute').textContent,
+        })) });
+      }
     }
-    await page.evaluate(() => window.ua.unregister());
+    await page.click('#offline');
     await new Promise((r) => setTimeout(r, 1000));
   } finally {
     clearTimeout(deadline);
     await browser.close();
-    server.close();
   }
 })().catch((e) => { say({ failed: String(e) }); process.exit(2); });

@@ -36,12 +36,17 @@ use serde_json::Value;
 /// How long the app may take from spawn to printing `listening`.
 pub const APP_START_DEADLINE: Duration = Duration::from_secs(10);
 
-/// The example binary: `CUSTOMER_APP_BIN`, else `<target>/<profile>/examples/customer_app`
-/// found from this test executable's path (`<target>/<profile>/deps/<test>-<hash>`).
+/// The example binary: `CUSTOMER_APP_BIN`, else [`example_bin`]`("customer_app")`.
 pub fn customer_app_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("CUSTOMER_APP_BIN") {
         return PathBuf::from(p);
     }
+    example_bin("customer_app")
+}
+
+/// `<target>/<profile>/examples/<name>`, found from this test executable's path
+/// (`<target>/<profile>/deps/<test>-<hash>`), where `cargo build --examples` puts it.
+pub fn example_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe
         .parent()
@@ -49,7 +54,7 @@ pub fn customer_app_bin() -> PathBuf {
         .expect("test executable lives in <target>/<profile>/deps");
     profile_dir
         .join("examples")
-        .join(format!("customer_app{}", std::env::consts::EXE_SUFFIX))
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// Requests seen so far, and a signal for each new one.
