@@ -517,3 +517,141 @@ body = '<Response><Hangup/></Response>'
     let bye = expect_request(&carrier, "BYE", WAIT);
     carrier.send(ok_to(&bye, &carrier));
 }
+
+/// What the carrier's phone hears until `until` or a second without packets: (packets,
+/// packets with sound, the longest run of silent packets between two with sound).
+fn listen(phone: &RtpPhone, until: Instant) -> (usize, usize, usize) {
+    let (mut packets, mut loud, mut gap, mut longest) = (0, 0, 0, 0);
+    while let Some((p, _)) = phone.recv_until(until.min(Instant::now() + Duration::from_secs(1))) {
+        if p.pt != 0 {
+            continue;
+        }
+        packets += 1;
+        if p.payload.iter().any(|&b| ulaw_to_linear(b).abs() > 1_000) {
+            if loud > 0 {
+                longest = longest.max(gap);
+            }
+            loud += 1;
+            gap = 0;
+        } else {
+            gap += 1;
+        }
+    }
+    (packets, loud, longest)
+}
+
+/// espeak-ng's own length for `text` (en-us), in 20 ms frames.
+fn espeak_frames(text: &str) -> usize {
+    let path = std::env::temp_dir().join(format!("{}.wav", harness::unique("espeak")));
+    let ok = std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-w"])
+        .arg(&path)
+        .arg(text)
+        .status()
+        .expect("espeak-ng (apt-get install espeak-ng)");
+    assert!(ok.success());
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let wav = switchboard::media::wav::Wav::parse(&bytes, 1 << 26).unwrap();
+    (wav.duration_ms() / 20) as usize
+}
+
+const SPOKEN: &str = "Thank you for calling the switchboard. Your call is important to us.";
+
+#[test]
+fn say_speaks_the_text_about_as_long_as_espeak_ng_does() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        &format!(
+            r#"
+[[route]]
+path = "/voice"
+body = '<Response><Say voice="alice" language="en-US">{SPOKEN}</Say><Hangup/></Response>'
+"#
+        ),
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let carrier = sw.udp();
+    let phone = RtpPhone::new();
+    let (_invite, _ok) = call(&sw, &carrier, &phone);
+    let (packets, loud, _) = listen(&phone, Instant::now() + Duration::from_secs(12));
+    let bye = expect_request(&carrier, "BYE", WAIT);
+    carrier.send(ok_to(&bye, &carrier));
+    let want = espeak_frames(SPOKEN);
+    eprintln!("heard {packets} packets ({loud} with sound); espeak-ng alone: {want} frames");
+    assert!(
+        packets * 100 >= want * 85 && packets * 100 <= want * 115,
+        "{packets} packets for {want} frames of speech"
+    );
+    assert!(
+        loud * 2 > packets,
+        "mostly silence: {loud} of {packets} packets have sound"
+    );
+}
+
+#[test]
+fn say_inside_gather_stops_at_the_first_digit() {
+    let long = SPOKEN.repeat(4);
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        &format!(
+            r#"
+[[route]]
+path = "/voice"
+body = '<Response><Gather numDigits="1" timeout="5" action="/digits"><Say>{long}</Say></Gather></Response>'
+[[route]]
+path = "/digits"
+body = '<Response><Hangup/></Response>'
+"#
+        ),
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let carrier = sw.udp();
+    let mut phone = RtpPhone::new();
+    let (_invite, ok) = call(&sw, &carrier, &phone);
+    let relay = SdpAudio::parse(&ok.body).rtp;
+    let (_, loud, _) = listen(&phone, Instant::now() + Duration::from_millis(1_500));
+    assert!(
+        loud > 10,
+        "no speech before the key press ({loud} loud packets)"
+    );
+    press(&mut phone, relay, 5);
+    // In flight when the digit arrived: a few packets; after that, no more speech.
+    let _ = listen(&phone, Instant::now() + Duration::from_millis(300));
+    let (_, after, _) = listen(&phone, Instant::now() + Duration::from_millis(1_500));
+    assert_eq!(after, 0, "speech went on after the digit");
+    let digits = wait_path(&app, "/digits");
+    assert_eq!(param(&digits, "Digits"), "5", "{digits}");
+    let bye = expect_request(&carrier, "BYE", WAIT);
+    carrier.send(ok_to(&bye, &carrier));
+}
+
+/// Twilio's voice names and an unknown language fall back to a voice we have, and SSML's
+/// `<break>` is a pause in the speech.
+#[test]
+fn an_unknown_voice_falls_back_and_a_break_is_a_pause() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Say voice="Polly.Nobody-Neural" language="xx-YY">Hello there. <break time="2s"/> <prosody rate="slow">Goodbye now.</prosody></Say><Hangup/></Response>'
+"#,
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let carrier = sw.udp();
+    let phone = RtpPhone::new();
+    let (_invite, _ok) = call(&sw, &carrier, &phone);
+    let (packets, loud, gap) = listen(&phone, Instant::now() + Duration::from_secs(8));
+    let bye = expect_request(&carrier, "BYE", WAIT);
+    carrier.send(ok_to(&bye, &carrier));
+    eprintln!("heard {packets} packets, {loud} with sound, longest pause {gap} packets");
+    assert!(
+        loud > 20,
+        "the fallback voice said nothing: {loud} loud packets"
+    );
+    assert!(
+        (95..=130).contains(&gap),
+        "the 2 s break is a pause of {gap} packets"
+    );
+}

@@ -1,4 +1,5 @@
-//! Audio for `<Play>`: fetched from an http(s) URL (the webhook client's SSRF rules,
+//! Audio for `<Play>` and `<Say>` (synthesised by `speech.rs`, cached here the same way):
+//! `<Play>`'s is fetched from an http(s) URL (the webhook client's SSRF rules,
 //! timeouts and redirect limit; unsigned, as it is a file, not a webhook) or read from
 //! `[media] sounds_dir`, decoded once to 8 kHz PCM and kept in a byte-capped cache shared
 //! by every call, so a prompt played to a thousand callers is fetched and decoded once.
@@ -10,14 +11,17 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::speech::{Speech, render_ssml};
+use crate::instructions::SpeechPart;
 use crate::media::wav::Wav;
 use crate::webhook::WebhookClient;
 
-/// Where a `<Play>` URL points.
+/// Where a prompt comes from: a `<Play>` URL, or a `<Say>` (its SSML and voice).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AudioSource {
     Http(String),
     File(PathBuf),
+    Speech { ssml: String, voice: String },
 }
 
 /// Why a `<Play>` has nothing to play (Twilio's error 13227-ish family is per cause;
@@ -32,6 +36,8 @@ pub enum AudioError {
     Io(#[from] std::io::Error),
     #[error("the audio is not a WAV file we play: {0}")]
     Wav(#[from] crate::media::wav::WavError),
+    #[error("text to speech: {0}")]
+    Speech(#[from] super::speech::SpeechError),
 }
 
 impl AudioSource {
@@ -71,6 +77,7 @@ pub struct AudioCache {
     cap_bytes: usize,
     max_file_bytes: usize,
     sounds_dir: PathBuf,
+    speech: Speech,
 }
 
 impl std::fmt::Debug for AudioCache {
@@ -93,6 +100,7 @@ impl AudioCache {
             cap_bytes,
             max_file_bytes,
             sounds_dir,
+            speech: Speech::default(),
         }
     }
 
@@ -108,6 +116,7 @@ impl AudioCache {
         }
         let bytes = match &source {
             AudioSource::Http(u) => webhooks.get_media(u, self.max_file_bytes).await?.body,
+            AudioSource::Speech { .. } => return Err(AudioError::BadLocation(url.to_string())),
             AudioSource::File(p) => {
                 let len = tokio::fs::metadata(p).await?.len();
                 if len > self.max_file_bytes as u64 {
@@ -121,6 +130,27 @@ impl AudioCache {
             }
         };
         let pcm: Arc<[i16]> = Wav::parse(&bytes, self.max_file_bytes)?.to_pcm_8k().into();
+        self.put(source, pcm.clone());
+        Ok(pcm)
+    }
+
+    /// `<Say>`'s speech in `voice`/`language`, from the cache or synthesised now.
+    pub async fn speak(
+        &self,
+        parts: &[SpeechPart],
+        voice: Option<&str>,
+        language: Option<&str>,
+    ) -> Result<Arc<[i16]>, AudioError> {
+        let ssml = render_ssml(parts)?;
+        let voice = self.speech.voice_for(voice, language).await;
+        let source = AudioSource::Speech {
+            ssml: ssml.clone(),
+            voice: voice.clone(),
+        };
+        if let Some(pcm) = self.get(&source) {
+            return Ok(pcm);
+        }
+        let pcm: Arc<[i16]> = self.speech.synthesize(&ssml, &voice).await?.into();
         self.put(source, pcm.clone());
         Ok(pcm)
     }

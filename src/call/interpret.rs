@@ -4,9 +4,8 @@
 //! and hang up at the end of the document. REST can replace the instructions or end the call
 //! at any moment.
 //!
-//! Verbs executed here: `Redirect`, `Hangup`, `Reject`; `Dial` is in `dial`, and `Play`,
-//! `Pause`, `Gather` and `Record` in `verbs`. `Say` (text to speech) is skipped with a
-//! warning.
+//! Verbs executed here: `Redirect`, `Hangup`, `Reject`; `Dial` is in `dial`, and `Say`,
+//! `Play`, `Pause`, `Gather` and `Record` in `verbs`.
 
 use std::time::Duration;
 
@@ -357,7 +356,7 @@ impl Call {
                     }
                 }
                 Verb::Say { .. } => {
-                    tracing::warn!(call = %self.info.sid, "<Say> needs text to speech, which the switch does not have; skipped");
+                    self.say(verb, false).await?;
                 }
                 Verb::Other { name, .. } => {
                     tracing::warn!(call = %self.info.sid, verb = %name, "verb not supported; skipped");

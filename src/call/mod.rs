@@ -31,6 +31,7 @@ pub mod recordings;
 pub mod registry;
 pub mod router;
 pub mod service;
+pub mod speech;
 pub mod tenant_limits;
 pub mod verbs;
 

@@ -1,13 +1,13 @@
 //! The media verbs on the caller's leg (reference/twiml-and-twilio-client.md §1.1):
-//! `Play` (audio or `digits`), `Pause` (paced silence), `Gather` (DTMF, with nested
-//! `Play`/`Pause` interrupted by the first digit) and `Record` (WAV on disk, the empty
+//! `Say` (speech), `Play` (audio or `digits`), `Pause` (paced silence), `Gather` (DTMF,
+//! with nested `Say`/`Play`/`Pause` interrupted by the first digit) and `Record` (WAV on disk, the empty
 //! recording rule, the action and `recordingStatusCallback`), plus the error prompt played
 //! before hanging up when no instructions could be had.
 //!
 //! Each verb answers the call first, as Twilio does for every verb but `Dial` and `Reject`.
 //! The relay does the audio; here we start it and wait for its events while still
-//! answering SIP, REST and the caller hanging up. `Say` needs text to speech, which the
-//! switch does not have: it is skipped with a warning, also inside `Gather`.
+//! answering SIP, REST and the caller hanging up. `Say` is speech from espeak-ng
+//! (`speech.rs`), played as a prompt; inside `Gather` the first digit stops it.
 
 use std::time::Duration;
 
@@ -61,32 +61,70 @@ impl Call {
         }
     }
 
-    /// Loads `<Play>` audio while still answering SIP and REST.
-    async fn load_audio(&mut self, url: &str) -> Result<Option<PlayItem>, Stop> {
-        let svc = self.svc.clone();
-        let url = url.to_string();
-        let fut = async move {
-            svc.audio
-                .load(&svc.webhooks, &url)
-                .await
-                .map_err(|e| (url, e))
-        };
+    /// Waits for `fut` (a prompt being fetched or synthesised) while still answering SIP
+    /// and REST.
+    async fn while_answering<T>(
+        &mut self,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Result<T, Stop> {
         tokio::pin!(fut);
         loop {
             tokio::select! {
-                r = &mut fut => return Ok(match r {
-                    Ok(pcm) => Some(PlayItem::Audio(pcm)),
-                    Err((url, e)) => {
-                        // Twilio logs a notification and goes on with the next verb.
-                        tracing::warn!(call = %self.info.sid, %url, error = %e, "<Play> has nothing to play; skipped");
-                        None
-                    }
-                }),
+                r = &mut fut => return Ok(r),
                 ev = self.next(None) => match ev {
                     Some(Ev::MainGone) => return Err(Stop::MainGone),
                     Some(Ev::Command(c)) => return Err(Stop::Command(c)),
                     _ => {}
                 },
+            }
+        }
+    }
+
+    /// Loads `<Play>` audio while still answering SIP and REST.
+    async fn load_audio(&mut self, url: &str) -> Result<Option<PlayItem>, Stop> {
+        let svc = self.svc.clone();
+        let loaded = self
+            .while_answering(svc.audio.load(&svc.webhooks, url))
+            .await?;
+        Ok(match loaded {
+            Ok(pcm) => Some(PlayItem::Audio(pcm)),
+            Err(e) => {
+                // Twilio logs a notification and goes on with the next verb.
+                tracing::warn!(call = %self.info.sid, %url, error = %e, "<Play> has nothing to play; skipped");
+                None
+            }
+        })
+    }
+
+    /// `<Say>`: the speech (cached, or synthesised now while still answering SIP and
+    /// REST), `loops` times. Without a text-to-speech engine it is skipped with a warning.
+    pub(super) async fn say(&mut self, say: &Verb, barge_in: bool) -> Result<Played, Stop> {
+        let Verb::Say {
+            speech,
+            voice,
+            language,
+            loop_count,
+            ..
+        } = say
+        else {
+            return Ok(Played::Done);
+        };
+        self.answer_now();
+        let svc = self.svc.clone();
+        let spoken = self
+            .while_answering(
+                svc.audio
+                    .speak(speech, voice.as_deref(), language.as_deref()),
+            )
+            .await?;
+        match spoken {
+            Ok(pcm) => {
+                self.play_items(vec![PlayItem::Audio(pcm)], *loop_count, barge_in)
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!(call = %self.info.sid, error = %e, "<Say> has nothing to say; skipped");
+                Ok(Played::Done)
             }
         }
     }
@@ -145,10 +183,8 @@ impl Call {
                     self.pause(Duration::from_secs(u64::from(*length)), dtmf)
                         .await?
                 }
-                _ => {
-                    tracing::warn!(call = %self.info.sid, "<Say> needs text to speech, which the switch does not have; skipped");
-                    Played::Done
-                }
+                GatherNested::Say(say) => self.say(say, dtmf).await?,
+                _ => Played::Done,
             };
             if let Played::Digit(d) = played {
                 input.push(d);

@@ -34,6 +34,32 @@ pub enum WarningKind {
     UnexpectedText { element: String },
 }
 
+/// A piece of `<Say>`'s speech.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpeechPart {
+    /// Words (whitespace collapsed), at a speaking rate when `<prosody rate>` set one.
+    Text {
+        text: String,
+        rate: Option<SpeechRate>,
+    },
+    /// `<break>`: this much silence (at most [`MAX_SPEECH_BREAK`]).
+    Break(std::time::Duration),
+}
+
+/// The longest `<break>` (Twilio's and Polly's limit).
+pub const MAX_SPEECH_BREAK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `<prosody rate>`: a named rate or a percentage of the normal rate (20 to 200).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpeechRate {
+    XSlow,
+    Slow,
+    Medium,
+    Fast,
+    XFast,
+    Percent(u16),
+}
+
 /// HTTP method for callbacks; POST everywhere by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Method {
@@ -45,11 +71,15 @@ pub enum Method {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verb {
     Say {
+        /// The words, SSML flattened (for logs and engines without SSML).
         text: String,
         voice: Option<String>,
         language: Option<String>,
         /// [1]; 0 = forever.
         loop_count: u32,
+        /// The words in order with the SSML we honour (`<break>`, `<prosody rate>`,
+        /// `<say-as interpret-as="digits">`, `<sub alias>`); other SSML is read as text.
+        speech: Vec<SpeechPart>,
     },
     Play {
         url: String,

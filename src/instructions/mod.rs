@@ -18,6 +18,7 @@
 mod ast;
 mod error;
 mod parse;
+mod ssml;
 mod tree;
 
 #[cfg(test)]
@@ -25,8 +26,9 @@ mod tests;
 
 pub use ast::{
     Beep, ClientNoun, ConferenceNoun, Dial, DialNoun, DialRecord, DialTarget, Document, Gather,
-    GatherInput, GatherNested, Method, NounCallbacks, NumberNoun, QueueNoun, Record, RecordTrim,
-    RejectReason, SipNoun, SpeechTimeout, Verb, Warning, WarningKind,
+    GatherInput, GatherNested, MAX_SPEECH_BREAK, Method, NounCallbacks, NumberNoun, QueueNoun,
+    Record, RecordTrim, RejectReason, SipNoun, SpeechPart, SpeechRate, SpeechTimeout, Verb,
+    Warning, WarningKind,
 };
 pub use error::{ErrorClass, InstructionError, Position};
 pub use parse::parse;

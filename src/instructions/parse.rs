@@ -117,7 +117,8 @@ fn say(el: &Element, w: &mut Vec<Warning>) -> R<Verb> {
     let language = a.string("language");
     let loop_count = a.u32("loop", 1)?;
     a.finish(w);
-    // SSML children (<break>, <prosody>, ...) are allowed; their text is flattened.
+    // SSML children (<break>, <prosody>, ...) are allowed: `speech` keeps what we render,
+    // `text` is the words flattened.
     let mut text = String::new();
     flatten_text(el, &mut text);
     Ok(Verb::Say {
@@ -125,6 +126,7 @@ fn say(el: &Element, w: &mut Vec<Warning>) -> R<Verb> {
         voice,
         language,
         loop_count,
+        speech: super::ssml::speech(el),
     })
 }
 

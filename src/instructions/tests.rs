@@ -28,7 +28,11 @@ fn say_play_pause_defaults() {
                 text: "Hello".into(),
                 voice: None,
                 language: None,
-                loop_count: 1
+                loop_count: 1,
+                speech: vec![SpeechPart::Text {
+                    text: "Hello".into(),
+                    rate: None
+                }],
             },
             Verb::Play {
                 url: "https://x/a.wav".into(),
@@ -44,7 +48,11 @@ fn say_play_pause_defaults() {
             text: "Salut".into(),
             voice: Some("alice".into()),
             language: Some("fr-FR".into()),
-            loop_count: 0
+            loop_count: 0,
+            speech: vec![SpeechPart::Text {
+                text: "Salut".into(),
+                rate: None
+            }],
         }
     );
     assert_eq!(
@@ -351,7 +359,11 @@ fn text_trimming_and_entities() {
             text: "Tom & Jerry <3 AB \"q\" 'a' >".into(),
             voice: None,
             language: None,
-            loop_count: 1
+            loop_count: 1,
+            speech: vec![SpeechPart::Text {
+                text: "Tom & Jerry <3 AB \"q\" 'a' >".into(),
+                rate: None
+            }],
         }
     );
     let v = one("<Response><Play><![CDATA[ http://x/?a=1&b=2 ]]></Play></Response>");
@@ -586,4 +598,38 @@ fn many_small_events_stay_fast() {
     let xml = format!("<Response><Say>{body}</Say></Response>");
     let doc = ok(&xml);
     assert!(matches!(&doc.verbs[0], Verb::Say { text, .. } if text.len() == body.len() / 5));
+}
+
+/// SSML in `<Say>`, in document order: breaks, rates (nested and restored), digits read
+/// one by one, aliases, other elements read as text, whitespace collapsed.
+#[test]
+fn say_keeps_the_ssml_it_renders_in_order() {
+    use std::time::Duration;
+    let v = one(
+        r#"<Response><Say voice="Polly.Joanna">Your code is <say-as interpret-as="digits">4 2
+        7</say-as>.<break time="1.5s"/> <prosody rate="slow">Once <emphasis>more</emphasis>,
+        <prosody rate="150%">quickly</prosody></prosody> <break strength="none"/>
+        <sub alias="World Wide Web">WWW</sub><break/><break time="90s"/><p>bye</p></Say></Response>"#,
+    );
+    let Verb::Say { speech, text, .. } = v else {
+        panic!("{v:?}")
+    };
+    let t = |s: &str, rate| SpeechPart::Text {
+        text: s.into(),
+        rate,
+    };
+    assert_eq!(
+        speech,
+        vec![
+            t("Your code is 4 2 7 .", None),
+            SpeechPart::Break(Duration::from_millis(1500)),
+            t("Once more ,", Some(SpeechRate::Slow)),
+            t("quickly", Some(SpeechRate::Percent(150))),
+            t("World Wide Web", None),
+            SpeechPart::Break(Duration::from_millis(500)),
+            SpeechPart::Break(MAX_SPEECH_BREAK),
+            t("bye", None),
+        ]
+    );
+    assert!(text.starts_with("Your code is"), "{text}");
 }

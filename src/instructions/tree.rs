@@ -3,7 +3,8 @@
 //! Enforces the depth and element caps while reading, rejects DOCTYPE outright and resolves
 //! only the five predefined entities and character references (no resolver is ever installed).
 //! Text is gathered per element (text, CDATA and references concatenated) and trimmed once at
-//! the end, so `a &amp; b` keeps its inner spaces.
+//! the end, so `a &amp; b` keeps its inner spaces; mixed content also keeps its order
+//! (`lead`, and each child's `tail`), which SSML needs.
 
 use quick_xml::Reader;
 use quick_xml::XmlVersion;
@@ -22,6 +23,10 @@ pub(crate) struct Element {
     pub children: Vec<Element>,
     /// Concatenated, trimmed character data of this element (not of its children).
     pub text: String,
+    /// Mixed content in order, for SSML in `<Say>`: the character data before the first
+    /// child (untrimmed), and after each child its `tail` (the data up to the next child).
+    pub lead: String,
+    pub tail: String,
     /// Position of the element's `<`.
     pub pos: Position,
 }
@@ -159,6 +164,8 @@ fn open(e: &BytesStart<'_>, pos: Position) -> Result<Element, InstructionError> 
         attrs,
         children: Vec::new(),
         text: String::new(),
+        lead: String::new(),
+        tail: String::new(),
         pos,
     })
 }
@@ -182,6 +189,10 @@ fn append_text(
     match stack.last_mut() {
         Some(parent) => {
             parent.text.push_str(text);
+            match parent.children.last_mut() {
+                Some(last) => last.tail.push_str(text),
+                None => parent.lead.push_str(text),
+            }
             Ok(())
         }
         None if text.trim().is_empty() => Ok(()),

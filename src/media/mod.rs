@@ -60,6 +60,7 @@ pub mod relay;
 pub mod relay_port;
 #[cfg(test)]
 mod relay_tests;
+pub mod resample;
 pub mod rewriter;
 pub mod rtp;
 pub mod silence;

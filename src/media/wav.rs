@@ -249,6 +249,10 @@ fn u32_le(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+/// The PCM sample rates we take (telephone to studio).
+pub const MIN_PCM_RATE: u32 = 8000;
+pub const MAX_PCM_RATE: u32 = 48_000;
+
 /// Validates a `fmt ` chunk body against what we can play.
 fn parse_fmt(body: &[u8]) -> Result<WavFormat, WavError> {
     let len = body.len() as u32;
@@ -274,10 +278,11 @@ fn parse_fmt(body: &[u8]) -> Result<WavFormat, WavError> {
     }
 
     let (encoding, want_bits, rate_ok) = match format_tag {
+        // Other PCM rates are resampled to 8 kHz once, when loaded (media/resample.rs).
         WAVE_FORMAT_PCM => (
             WavEncoding::Pcm16,
             16,
-            sample_rate == 8000 || sample_rate == 16000,
+            (MIN_PCM_RATE..=MAX_PCM_RATE).contains(&sample_rate),
         ),
         WAVE_FORMAT_MULAW => (WavEncoding::G711(G711Law::Pcmu), 8, sample_rate == 8000),
         WAVE_FORMAT_ALAW => (WavEncoding::G711(G711Law::Pcma), 8, sample_rate == 8000),
@@ -456,10 +461,10 @@ impl<'a> Wav<'a> {
     /// The audio as 8 kHz mono 16-bit samples: what the mixer and the encoder take.
     pub fn to_pcm_8k(&self) -> Vec<i16> {
         let mono = self.mono_samples();
-        if self.format.sample_rate == 16000 {
-            decimate_16k_to_8k(&mono)
-        } else {
-            mono
+        match self.format.sample_rate {
+            8000 => mono,
+            16000 => decimate_16k_to_8k(&mono),
+            rate => super::resample::to_8k(&mono, rate),
         }
     }
 

@@ -265,14 +265,19 @@ fn precise_errors() {
             bits: 8
         }
     );
-    let cd = riff(&[(b"fmt ", &fmt_body(1, 1, 44100, 16)), (b"data", &data)]);
+    let too_fast = riff(&[(b"fmt ", &fmt_body(1, 1, 96000, 16)), (b"data", &data)]);
     assert_eq!(
-        err(&cd),
+        err(&too_fast),
         WavError::UnsupportedSampleRate {
             format_tag: 1,
-            rate: 44100
+            rate: 96000
         }
     );
+    let too_slow = riff(&[(b"fmt ", &fmt_body(1, 1, 4000, 16)), (b"data", &data)]);
+    assert!(matches!(
+        err(&too_slow),
+        WavError::UnsupportedSampleRate { rate: 4000, .. }
+    ));
     let ulaw16k = riff(&[(b"fmt ", &fmt_body(7, 1, 16000, 8)), (b"data", &data)]);
     assert_eq!(
         err(&ulaw16k),
@@ -453,4 +458,38 @@ fn chunk_ids_display_escaped() {
         ChunkId([b'd', 0, 0xFF, b'\n']).to_string(),
         "d\\x00\\xff\\x0a"
     );
+}
+
+/// PCM at CD rate (and espeak-ng's 22,050 Hz) is taken and resampled to 8 kHz once.
+#[test]
+fn pcm_at_other_rates_is_resampled_to_8k() {
+    for rate in [22_050u32, 44_100] {
+        let samples: Vec<u8> = (0..rate / 2)
+            .flat_map(|n| {
+                let v = (8000.0
+                    * (2.0 * std::f64::consts::PI * 500.0 * f64::from(n) / f64::from(rate)).sin())
+                    as i16;
+                v.to_le_bytes()
+            })
+            .collect();
+        let file = riff(&[(b"fmt ", &fmt_body(1, 1, rate, 16)), (b"data", &samples)]);
+        let wav = Wav::parse(&file, 1 << 20).unwrap();
+        assert_eq!(wav.format().sample_rate, rate);
+        assert_eq!(wav.duration_ms(), 500);
+        let pcm = wav.to_pcm_8k();
+        assert!(
+            (3_990..=4_010).contains(&pcm.len()),
+            "{rate}: {}",
+            pcm.len()
+        );
+        // 500 Hz: 1,000 zero crossings a second, 500 in half a second.
+        let crossings = pcm[200..3800]
+            .windows(2)
+            .filter(|w| (w[0] < 0) != (w[1] < 0))
+            .count();
+        assert!(
+            (440..=460).contains(&crossings),
+            "{rate}: {crossings} crossings in 0.45 s"
+        );
+    }
 }
