@@ -51,6 +51,7 @@ pub mod dtmf;
 pub mod engine;
 pub mod g711;
 pub mod latch;
+pub mod mixer;
 pub mod mmsg;
 pub mod player;
 pub mod ports;

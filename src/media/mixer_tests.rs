@@ -1,0 +1,214 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn tone(hz: f64, amp: f64, start: usize) -> Vec<i16> {
+    (0..FRAME_SAMPLES)
+        .map(|n| {
+            (amp * (2.0 * std::f64::consts::PI * hz * (start + n) as f64 / 8000.0).sin()) as i16
+        })
+        .collect()
+}
+
+fn tick(m: &mut Mixer) -> (HashMap<usize, Vec<i16>>, Vec<SpeakerChange>) {
+    let mut heard = HashMap::new();
+    let mut changes = Vec::new();
+    m.tick(
+        |k, f| {
+            heard.insert(k, f.to_vec());
+        },
+        |c| changes.push(c),
+    );
+    (heard, changes)
+}
+
+fn add(a: &[i16], b: &[i16]) -> Vec<i16> {
+    a.iter().zip(b).map(|(&x, &y)| x + y).collect()
+}
+
+#[test]
+fn everyone_hears_the_others_and_never_themselves() {
+    let mut m = Mixer::default();
+    for k in 1..=3 {
+        m.add(k, false);
+    }
+    let (a, b, c) = (
+        tone(400.0, 5000.0, 0),
+        tone(700.0, 5000.0, 0),
+        tone(1100.0, 5000.0, 0),
+    );
+    m.push(1, &a);
+    m.push(2, &b);
+    m.push(3, &c);
+    let (heard, _) = tick(&mut m);
+    assert_eq!(heard[&1], add(&b, &c));
+    assert_eq!(heard[&2], add(&a, &c));
+    assert_eq!(heard[&3], add(&a, &b));
+    // Nothing queued: silence for everyone, nobody mixed.
+    let (heard, _) = tick(&mut m);
+    assert!(heard.values().all(|f| f.iter().all(|&s| s == 0)));
+}
+
+#[test]
+fn the_muted_are_heard_by_nobody_but_hear_everyone() {
+    let mut m = Mixer::default();
+    m.add(1, false);
+    m.add(2, true);
+    m.add(3, false);
+    let (a, b, c) = (
+        tone(400.0, 5000.0, 0),
+        tone(700.0, 5000.0, 0),
+        tone(1100.0, 5000.0, 0),
+    );
+    m.push(1, &a);
+    m.push(2, &b);
+    m.push(3, &c);
+    let (heard, _) = tick(&mut m);
+    assert_eq!(heard[&1], c);
+    assert_eq!(heard[&2], add(&a, &c));
+    assert_eq!(heard[&3], a);
+    m.set_muted(2, false);
+    m.push(1, &a);
+    m.push(2, &b);
+    let (heard, _) = tick(&mut m);
+    assert_eq!(heard[&3], add(&a, &b));
+}
+
+#[test]
+fn the_sum_saturates_instead_of_wrapping() {
+    let mut m = Mixer::default();
+    for k in 1..=3 {
+        m.add(k, false);
+    }
+    let loud = vec![30_000i16; FRAME_SAMPLES];
+    m.push(1, &loud);
+    m.push(2, &loud);
+    m.push(3, &[-30_000; FRAME_SAMPLES]);
+    let (heard, _) = tick(&mut m);
+    assert!(heard[&3].iter().all(|&s| s == i16::MAX));
+    assert!(heard[&1].iter().all(|&s| s == 0));
+}
+
+#[test]
+fn past_top_k_talkers_only_the_loudest_are_mixed() {
+    let mut m = Mixer::default();
+    let n = TOP_K + 3;
+    for k in 0..n {
+        m.add(k, false);
+    }
+    m.add(100, false);
+    for k in 0..n {
+        m.push(k, &vec![(k as i16 + 1) * 100; FRAME_SAMPLES]);
+    }
+    let (heard, _) = tick(&mut m);
+    // The listener who said nothing hears the TOP_K loudest: levels n, n-1, ... .
+    let want: i32 = ((n - TOP_K + 1)..=n).map(|l| l as i32 * 100).sum();
+    assert!(
+        heard[&100].iter().all(|&s| i32::from(s) == want),
+        "{:?}",
+        &heard[&100][..4]
+    );
+    // The quietest hear the loudest K too, and their own voice was not in it anyway.
+    assert!(heard[&0].iter().all(|&s| i32::from(s) == want));
+    // One of the loudest hears the others of the K.
+    assert!(
+        heard[&(n - 1)]
+            .iter()
+            .all(|&s| i32::from(s) == want - n as i32 * 100)
+    );
+}
+
+#[test]
+fn any_packet_time_is_mixed_in_20_ms_frames_and_a_fast_sender_is_trimmed() {
+    let mut m = Mixer::default();
+    m.add(1, false);
+    m.add(2, false);
+    // 30 ms packets: 240 samples each.
+    m.push(1, &[1000; 240]);
+    let (heard, _) = tick(&mut m);
+    assert!(heard[&2].iter().all(|&s| s == 1000));
+    let (heard, _) = tick(&mut m);
+    assert!(heard[&2][..80].iter().all(|&s| s == 1000));
+    assert!(heard[&2][80..].iter().all(|&s| s == 0));
+    // A sender far ahead: its queue is cut to the target, the oldest go first.
+    m.push(1, &[1; 1000]);
+    m.push(1, &[2; 1000]);
+    tick(&mut m);
+    let mut left = 0;
+    loop {
+        let (heard, _) = tick(&mut m);
+        if heard[&2].iter().all(|&s| s == 0) {
+            break;
+        }
+        assert!(
+            heard[&2].iter().all(|&s| s == 2 || s == 0),
+            "old samples kept"
+        );
+        left += 1;
+    }
+    assert!(left <= FIFO_TARGET / FRAME_SAMPLES, "{left} frames queued");
+}
+
+#[test]
+fn speakers_start_and_stop_with_hysteresis() {
+    let mut m = Mixer::default();
+    m.add(7, false);
+    m.add(8, false);
+    let mut changes = Vec::new();
+    for i in 0..10 {
+        m.push(7, &tone(300.0, 8000.0, i * FRAME_SAMPLES));
+        changes.extend(tick(&mut m).1);
+    }
+    assert_eq!(
+        changes,
+        vec![SpeakerChange {
+            key: 7,
+            speaking: true
+        }]
+    );
+    // A short pause is not the end of speech; a long one is.
+    changes.clear();
+    for _ in 0..10 {
+        changes.extend(tick(&mut m).1);
+    }
+    assert!(changes.is_empty());
+    for _ in 0..30 {
+        changes.extend(tick(&mut m).1);
+    }
+    assert_eq!(
+        changes,
+        vec![SpeakerChange {
+            key: 7,
+            speaking: false
+        }]
+    );
+}
+
+#[test]
+fn an_announcement_is_heard_by_everyone_once() {
+    let mut m = Mixer::default();
+    m.add(1, false);
+    m.add(2, true);
+    let beep: Arc<[i16]> = vec![500i16; FRAME_SAMPLES * 2].into();
+    m.announce(beep);
+    for _ in 0..2 {
+        let (heard, _) = tick(&mut m);
+        assert!(heard.values().all(|f| f.iter().all(|&s| s == 500)));
+    }
+    let (heard, _) = tick(&mut m);
+    assert!(heard.values().all(|f| f.iter().all(|&s| s == 0)));
+}
+
+#[test]
+fn leaving_and_joining_change_only_the_mix() {
+    let mut m = Mixer::default();
+    m.add(1, false);
+    m.add(2, false);
+    m.push(1, &[100; FRAME_SAMPLES]);
+    m.push(2, &[200; FRAME_SAMPLES]);
+    m.remove(2);
+    assert!(!m.contains(2) && m.len() == 1);
+    let (heard, _) = tick(&mut m);
+    assert_eq!(heard.len(), 1);
+    assert!(heard[&1].iter().all(|&s| s == 0));
+}
