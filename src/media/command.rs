@@ -140,6 +140,21 @@ pub struct Opened {
     pub ts: u32,
 }
 
+/// A conference: one mixer, on the relay thread encoded in the id (its participants'
+/// endpoints move there while they are in it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConferenceId(pub u64);
+
+impl ConferenceId {
+    pub(crate) fn new(thread: usize, serial: u64) -> Self {
+        ConferenceId((serial << 8) | (thread as u64 & 0xff))
+    }
+
+    pub(crate) fn thread(self) -> usize {
+        (self.0 & 0xff) as usize
+    }
+}
+
 /// Commands for one relay thread.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -160,7 +175,48 @@ pub(crate) enum Command {
     Record(EndpointId, Box<RecordSpec>),
     StopRecord(EndpointId),
     Close(EndpointId),
+    /// Move the endpoint to another relay thread (to join a conference mixed there). The
+    /// thread that gives it up forwards later commands for it.
+    Handoff(EndpointId, usize),
+    /// An endpoint another thread handed off.
+    Adopt(Box<super::relay_port::RelayPort>),
+    /// Mix the endpoint into a conference (on the conference's thread: send after a
+    /// `Handoff` there). Its media is no longer relayed to a bridged peer.
+    Join {
+        id: EndpointId,
+        conference: ConferenceId,
+        muted: bool,
+    },
+    Leave(EndpointId),
+    Mute(EndpointId, bool),
+    /// Every participant hears this once (the join and leave beep).
+    Announce(ConferenceId, std::sync::Arc<[i16]>),
     Shutdown,
+}
+
+impl Command {
+    /// The endpoint a command is for, if one: a thread that no longer holds it passes the
+    /// command on to where it went.
+    pub(crate) fn endpoint(&self) -> Option<EndpointId> {
+        match self {
+            Command::Configure(id, _)
+            | Command::Secure(id, _)
+            | Command::Bridge(id, _)
+            | Command::Unbridge(id)
+            | Command::Play { id, .. }
+            | Command::StopPlay(id)
+            | Command::Record(id, _)
+            | Command::StopRecord(id)
+            | Command::Close(id)
+            | Command::Handoff(id, _)
+            | Command::Join { id, .. }
+            | Command::Leave(id)
+            | Command::Mute(id, _) => Some(*id),
+            Command::Open(_) | Command::Adopt(_) | Command::Announce(..) | Command::Shutdown => {
+                None
+            }
+        }
+    }
 }
 
 /// Something the relay tells the call that owns an endpoint.
@@ -196,6 +252,8 @@ pub enum EventKind {
     },
     /// No RTP or RTCP arrived on any endpoint of this call for the configured time.
     MediaTimeout,
+    /// In a conference: the participant started (`true`) or stopped talking.
+    Speaking(bool),
     /// A browser leg's ICE or DTLS failed (a certificate that does not match the SDP's
     /// fingerprint, or the browser closed DTLS): nothing will pass on it again. Sent once.
     SecureFailed,

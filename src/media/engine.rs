@@ -16,9 +16,11 @@ use std::time::Duration;
 use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::command::{Command, EndpointId, EventSink, Opened, PlayItem, RecordSpec, StreamParams};
+use super::command::{
+    Command, ConferenceId, EndpointId, EventSink, Opened, PlayItem, RecordSpec, StreamParams,
+};
 use super::ports::{PortLease, PortPool, PortsExhausted};
-use super::relay::{RelayStats, RelayThread};
+use super::relay::{RelayStats, RelayThread, ThreadLink};
 use super::webrtc::{DtlsIdentity, SecureParams};
 use crate::config::PortRange;
 
@@ -81,6 +83,10 @@ impl MediaEngine {
         // One certificate for the process (RFC 5763 §5); its fingerprint goes in every
         // browser leg's SDP.
         let identity = DtlsIdentity::generate().map_err(io::Error::other)?;
+        // Each thread may hand an endpoint to another (conferences): they all get every
+        // thread's channel, set once all exist.
+        let links = Arc::new(std::sync::OnceLock::new());
+        let mut link_list = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for i in 0..n {
             let poll = Poll::new()?;
@@ -95,7 +101,13 @@ impl MediaEngine {
                 timeout,
                 Arc::clone(&stats),
                 identity.clone(),
+                Arc::clone(&links),
             );
+            link_list.push(ThreadLink {
+                commands: tx.clone(),
+                waker: Arc::clone(&waker),
+                wake_pending: Arc::clone(&wake_pending),
+            });
             let join = std::thread::Builder::new()
                 .name(format!("media-{i}"))
                 .spawn(move || relay.run())?;
@@ -107,6 +119,7 @@ impl MediaEngine {
                 join: Some(join),
             });
         }
+        let _ = links.set(link_list);
         Ok(Arc::new(MediaEngine {
             threads: handles,
             pool: PortPool::new(range),
@@ -246,6 +259,47 @@ impl MediaEngine {
 
     fn close(&self, id: EndpointId) {
         self.send(id, Command::Close(id));
+    }
+
+    /// A new conference, mixed on a relay thread of its own choosing.
+    pub fn new_conference(&self) -> ConferenceId {
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        ConferenceId::new((serial % self.threads.len() as u64) as usize, serial)
+    }
+
+    /// Mixes the endpoint into `conference` (it moves to the conference's thread; its
+    /// bridge, if any, ends). Again with another `muted`: only that changes.
+    pub fn join(&self, id: EndpointId, conference: ConferenceId, muted: bool) {
+        self.send(id, Command::Handoff(id, conference.thread()));
+        self.send(
+            id,
+            Command::Join {
+                id,
+                conference,
+                muted,
+            },
+        );
+    }
+
+    /// Takes the endpoint out of its conference and back to its own thread (so it can be
+    /// bridged with the call's other endpoints again).
+    pub fn leave(&self, id: EndpointId) {
+        self.send(id, Command::Leave(id));
+        self.send(id, Command::Handoff(id, id.thread()));
+    }
+
+    pub fn mute(&self, id: EndpointId, muted: bool) {
+        self.send(id, Command::Mute(id, muted));
+    }
+
+    /// Everyone in `conference` hears `pcm` once.
+    pub fn announce(&self, conference: ConferenceId, pcm: Arc<[i16]>) {
+        let t = &self.threads[conference.thread() % self.threads.len()];
+        if t.commands.send(Command::Announce(conference, pcm)).is_ok()
+            && !t.wake_pending.swap(true, Ordering::SeqCst)
+        {
+            let _ = t.waker.wake();
+        }
     }
 
     /// Stops the threads (tests; the process exit does it otherwise).

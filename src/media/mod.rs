@@ -68,6 +68,7 @@ pub mod silence;
 pub mod wav;
 pub mod webrtc;
 
+pub use command::ConferenceId;
 pub use command::{
     Carried, EndpointId, EventKind, EventSink, MediaEvent, PayloadTypes, PlayItem, RecordEnd,
     RecordSpec, StreamParams,

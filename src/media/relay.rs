@@ -36,6 +36,11 @@ use super::webrtc::DtlsIdentity;
 #[path = "relay_secure.rs"]
 mod secure;
 
+#[path = "relay_conference.rs"]
+mod conference;
+
+pub(crate) use conference::ThreadLink;
+
 pub const WAKER: Token = Token(usize::MAX);
 
 /// The relay thread's clock. The thread does real I/O and paces players, so it reads the
@@ -92,6 +97,15 @@ pub struct RelayThread {
     secure_slots: Vec<usize>,
     /// What a browser leg's session writes out (a datagram, or RTP it unprotected).
     scratch: Box<[u8; 2048]>,
+    /// The conferences mixed on this thread, and when their next 20 ms tick is due.
+    conferences: HashMap<super::command::ConferenceId, super::mixer::Mixer>,
+    next_mix: Instant,
+    /// Who started or stopped talking in this tick (reused: no allocation per tick).
+    speaker_changes: Vec<super::mixer::SpeakerChange>,
+    /// Endpoints this thread handed off, and where to: their commands follow them.
+    forward: HashMap<EndpointId, usize>,
+    /// Every relay thread's command channel (set once all are started).
+    links: Arc<std::sync::OnceLock<Vec<ThreadLink>>>,
 }
 
 impl RelayThread {
@@ -102,6 +116,7 @@ impl RelayThread {
         timeout: Duration,
         stats: Arc<RelayStats>,
         identity: DtlsIdentity,
+        links: Arc<std::sync::OnceLock<Vec<ThreadLink>>>,
     ) -> Self {
         RelayThread {
             poll,
@@ -121,6 +136,11 @@ impl RelayThread {
             identity,
             secure_slots: Vec::new(),
             scratch: Box::new([0; 2048]),
+            conferences: HashMap::new(),
+            next_mix: clock(),
+            speaker_changes: Vec::with_capacity(256),
+            forward: HashMap::new(),
+            links,
         }
     }
 
@@ -159,6 +179,7 @@ impl RelayThread {
             }
             let now = clock();
             self.tick_players(now);
+            self.tick_conferences(now);
             self.secure_timeouts(now);
             if now >= self.next_housekeeping {
                 self.housekeeping(now);
@@ -178,6 +199,9 @@ impl RelayThread {
             if let Some(leg) = self.slots[s].as_ref().and_then(|p| p.secure.as_ref()) {
                 d = d.min(leg.wake);
             }
+        }
+        if !self.conferences.is_empty() {
+            d = d.min(self.next_mix);
         }
         d
     }
@@ -209,6 +233,7 @@ impl RelayThread {
             };
             let now = clock();
             let peer_slot = port.peer;
+            let mut mixer = port.conference.and_then(|c| self.conferences.get_mut(&c));
             let (port, mut peer) = pair_mut(&mut self.slots, slot, peer_slot);
             let Some(port) = port else { return };
             // Queued straight out of the receive buffers: they stay borrowed (and cannot
@@ -218,6 +243,7 @@ impl RelayThread {
                 if let Some((len, dest)) = on_rtp(
                     port,
                     peer.as_deref_mut(),
+                    mixer.as_deref_mut().map(|m| (m, slot)),
                     buf,
                     src,
                     now,
@@ -408,6 +434,16 @@ impl RelayThread {
     }
 
     fn apply(&mut self, cmd: Command) {
+        if let Some(id) = cmd.endpoint()
+            && !self.by_id.contains_key(&id)
+            && let Some(&to) = self.forward.get(&id)
+        {
+            if matches!(cmd, Command::Close(_)) {
+                self.forward.remove(&id);
+            }
+            self.send_to(to, cmd);
+            return;
+        }
         match cmd {
             Command::Open(o) => self.open(*o),
             Command::Configure(id, params) => {
@@ -493,6 +529,20 @@ impl RelayThread {
                 }
             }
             Command::Close(id) => self.close(id),
+            Command::Handoff(id, to) => self.handoff(id, to),
+            Command::Adopt(port) => self.adopt(*port),
+            Command::Join {
+                id,
+                conference,
+                muted,
+            } => self.join(id, conference, muted),
+            Command::Leave(id) => self.leave(id),
+            Command::Mute(id, muted) => self.mute(id, muted),
+            Command::Announce(conference, pcm) => {
+                if let Some(m) = self.conferences.get_mut(&conference) {
+                    m.announce(pcm);
+                }
+            }
             Command::Shutdown => {}
         }
     }
@@ -536,6 +586,9 @@ impl RelayThread {
             dtmf: Default::default(),
             last_rx: now,
             secure: None,
+            conference: None,
+            mix_seq: o.seq,
+            mix_ts: o.ts,
         });
         self.stats.endpoints.fetch_add(1, Ordering::Relaxed);
     }
@@ -545,6 +598,7 @@ impl RelayThread {
             return;
         };
         self.unbridge(slot);
+        self.leave_slot(slot);
         self.secure_slots.retain(|&s| s != slot);
         if let Some(mut port) = self.slots[slot].take() {
             if port.recording.is_some() {
@@ -602,9 +656,11 @@ fn rtcp_facts(buf: &[u8]) -> Packet {
 
 /// Handles one RTP datagram from `port`'s leg; returns what to send to the peer (length and
 /// destination) after rewriting `buf` in place.
+#[allow(clippy::too_many_arguments)]
 fn on_rtp(
     port: &mut RelayPort,
     peer: Option<&mut RelayPort>,
+    mix: Option<(&mut super::mixer::Mixer, usize)>,
     buf: &mut [u8],
     src: std::net::SocketAddr,
     now: Instant,
@@ -652,6 +708,10 @@ fn on_rtp(
             }
         }
         Some(Carried::Audio(law)) => {
+            if let Some((mixer, key)) = mix {
+                let n = law.decode_slice(pkt.payload(), &mut pcm[..]);
+                mixer.push(key, &pcm[..n]);
+            }
             if let Some(rec) = port.recording.as_mut() {
                 let n = law.decode_slice(pkt.payload(), &mut pcm[..]);
                 let frame = &pcm[..n];
@@ -666,7 +726,8 @@ fn on_rtp(
         }
         None => {}
     }
-    if !params.receiving {
+    // A conference participant's audio went to the mixer above; nothing is relayed.
+    if !params.receiving || port.conference.is_some() {
         return None;
     }
     let peer = peer?;
@@ -717,7 +778,14 @@ fn play_one(port: &mut RelayPort, now: Instant, stats: &RelayStats) -> bool {
             sequence,
             timestamp,
         } => {
-            write_header(&mut buf, false, params.audio_pt(), sequence, timestamp);
+            write_header(
+                &mut buf,
+                false,
+                params.audio_pt(),
+                sequence,
+                timestamp,
+                PLAYER_SSRC,
+            );
             params.law.encode_slice(&pcm, &mut buf[12..]);
             12 + FRAME_SAMPLES
         }
@@ -725,7 +793,7 @@ fn play_one(port: &mut RelayPort, now: Instant, stats: &RelayStats) -> bool {
             let Some(te) = params.send.telephone_event else {
                 return false;
             };
-            write_header(&mut buf, e.marker, te, e.sequence, e.timestamp);
+            write_header(&mut buf, e.marker, te, e.sequence, e.timestamp, PLAYER_SSRC);
             buf[12..16].copy_from_slice(&e.payload);
             16
         }
@@ -750,12 +818,12 @@ fn play_one(port: &mut RelayPort, now: Instant, stats: &RelayStats) -> bool {
     false
 }
 
-fn write_header(buf: &mut [u8], marker: bool, pt: u8, seq: u16, ts: u32) {
+fn write_header(buf: &mut [u8], marker: bool, pt: u8, seq: u16, ts: u32, ssrc: u32) {
     buf[0] = 0x80;
     buf[1] = (u8::from(marker) << 7) | (pt & 0x7f);
     buf[2..4].copy_from_slice(&seq.to_be_bytes());
     buf[4..8].copy_from_slice(&ts.to_be_bytes());
-    buf[8..12].copy_from_slice(&PLAYER_SSRC.to_be_bytes());
+    buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
 }
 
 /// Ends `port`'s recording. Finishing syncs the file to disk, so it runs on its own thread

@@ -23,6 +23,10 @@ pub const PLAYER_SSRC: u32 = 0x5357_4244;
 /// The rewriter's name for the player as a source.
 pub const PLAYER_SOURCE: SourceId = SourceId(u32::MAX);
 
+/// The same two for a conference's mix.
+pub const MIXER_SSRC: u32 = 0x5357_4d58;
+pub const MIXER_SOURCE: SourceId = SourceId(u32::MAX - 1);
+
 /// A recording in progress.
 pub struct Recording {
     pub spec: Box<RecordSpec>,
@@ -62,6 +66,20 @@ pub struct RelayPort {
     pub last_rx: Instant,
     /// A browser leg's ICE/DTLS/SRTP (see `relay_secure.rs`); `None` on plain legs.
     pub secure: Option<Box<SecureLeg>>,
+    /// The conference it is mixed into (on this thread), and the mix's own sequence and
+    /// timestamp before the rewriter maps them onto the leg's stream.
+    pub conference: Option<super::command::ConferenceId>,
+    pub mix_seq: u16,
+    pub mix_ts: u32,
+}
+
+impl std::fmt::Debug for RelayPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayPort")
+            .field("id", &self.id)
+            .field("conference", &self.conference)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A browser leg's transport on the relay thread: what SDP agreed, and the session,

@@ -131,6 +131,10 @@ impl RelayThread {
     /// that caused it came from.
     fn drain_secure(&mut self, slot: usize, now: Instant, src: Option<std::net::SocketAddr>) {
         let peer_slot = self.slots[slot].as_ref().and_then(|p| p.peer);
+        let mut mixer = self.slots[slot]
+            .as_ref()
+            .and_then(|p| p.conference)
+            .and_then(|c| self.conferences.get_mut(&c));
         let (port, mut peer) = pair_mut(&mut self.slots, slot, peer_slot);
         let Some(port) = port else { return };
         loop {
@@ -165,6 +169,7 @@ impl RelayThread {
                     let Some((len, dest)) = on_rtp(
                         port,
                         peer.as_deref_mut(),
+                        mixer.as_deref_mut().map(|m| (m, slot)),
                         &mut self.scratch[..len],
                         from,
                         now,

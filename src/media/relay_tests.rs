@@ -802,3 +802,6 @@ fn rtcp_is_relayed_with_ssrcs_rewritten_and_only_from_the_latched_source() {
     }
     assert!(engine.stats().foreign >= 5, "{:?}", engine.stats());
 }
+
+#[path = "relay_conference_tests.rs"]
+mod conference;
