@@ -112,6 +112,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let call_registry = Arc::new(
         crate::call::registry::CallRegistry::from_config(&cfg).context("opening the CDR file")?,
     );
+    let conferences = Arc::new(crate::call::conferences::Conferences::default());
     // Finished recordings, reloaded from their sidecars; `Record` adds to them.
     let recordings = crate::call::recordings::Recordings::open(&cfg.media.recordings_dir)
         .with_context(|| {
@@ -170,6 +171,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             engine: media.clone(),
             ip: media_ip,
             recordings: recordings.clone(),
+            conferences: conferences.clone(),
             audio: crate::call::audio::AudioCache::new(
                 cfg.media.play_cache_bytes,
                 cfg.media.max_play_bytes,
@@ -281,6 +283,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics: shared.metrics.clone(),
         calls: call_registry.clone(),
         recordings,
+        conferences,
         media: Some(media),
         originator: Some(originator),
         guard: shared.registrar.guard().clone(),

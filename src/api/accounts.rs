@@ -12,7 +12,7 @@ use bytes::Bytes;
 use hyper::{Method, Request, Response};
 
 use super::recordings::{self, Format};
-use super::{ApiState, Body, calls, clients, reply};
+use super::{ApiState, Body, calls, clients, conferences, reply};
 
 /// The API version prefix every REST path starts with.
 pub(super) const PREFIX: &str = "/2010-04-01/";
@@ -48,6 +48,21 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
             Some(sid) if !sid.is_empty() => Route::Call(sid),
             _ => return reply::not_found(path),
         },
+        ["Conferences.json"] => Route::ConferenceList,
+        // Conference and call sids are `CF`/`CA` + hex: nothing to decode.
+        ["Conferences", file] => match file.strip_suffix(".json") {
+            Some(sid) if !sid.is_empty() => Route::Conference(sid),
+            _ => return reply::not_found(path),
+        },
+        ["Conferences", conf, "Participants.json"] if !conf.is_empty() => {
+            Route::ParticipantList(conf)
+        }
+        ["Conferences", conf, "Participants", file] if !conf.is_empty() => {
+            match file.strip_suffix(".json") {
+                Some(call) if !call.is_empty() => Route::Participant(conf, call),
+                _ => return reply::not_found(path),
+            }
+        }
         ["Recordings.json"] => Route::RecordingList(None),
         ["Calls", call, "Recordings.json"] if !call.is_empty() => Route::RecordingList(Some(call)),
         // Recording sids are `RE` + hex, like call sids: nothing to decode.
@@ -69,8 +84,14 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
         Route::ClientList | Route::Client(_) if !read => {
             return reply::method_not_allowed("GET, HEAD");
         }
-        Route::CallList | Route::Call(_) if !read && !write => {
+        Route::CallList | Route::Call(_) | Route::Conference(_) if !read && !write => {
             return reply::method_not_allowed("GET, HEAD, POST");
+        }
+        Route::ConferenceList | Route::ParticipantList(_) if !read => {
+            return reply::method_not_allowed("GET, HEAD");
+        }
+        Route::Participant(..) if !read && !write && !delete => {
+            return reply::method_not_allowed("GET, HEAD, POST, DELETE");
         }
         Route::Recording(_, _, Format::Json) if !read && !delete => {
             return reply::method_not_allowed("GET, HEAD, DELETE");
@@ -94,6 +115,10 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
         account: &account.sid,
         state,
     };
+    let conf_ctx = conferences::Ctx {
+        account: &account.sid,
+        state,
+    };
     match route {
         Route::ClientList => clients::list(&ctx, uri.query()),
         Route::Client(raw) => match crate::percent::decode(raw) {
@@ -104,6 +129,17 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
         Route::CallList => calls::list(&calls_ctx, uri.query()),
         Route::Call(sid) if write => calls::modify(&calls_ctx, sid, path, req.body()),
         Route::Call(sid) => calls::fetch(&calls_ctx, sid, path),
+        Route::ConferenceList => conferences::list(&conf_ctx, uri.query()),
+        Route::Conference(sid) if write => conferences::update(&conf_ctx, sid, path, req.body()),
+        Route::Conference(sid) => conferences::fetch(&conf_ctx, sid, path),
+        Route::ParticipantList(sid) => conferences::participants(&conf_ctx, sid, path),
+        Route::Participant(sid, call) if write => {
+            conferences::update_participant(&conf_ctx, sid, call, path, req.body())
+        }
+        Route::Participant(sid, call) if delete => {
+            conferences::delete_participant(&conf_ctx, sid, call, path)
+        }
+        Route::Participant(sid, call) => conferences::participant(&conf_ctx, sid, call, path),
         Route::RecordingList(call) => recordings::list(&recordings_ctx, call, uri.query()),
         Route::Recording(call, sid, _) if delete => {
             recordings::delete(&recordings_ctx, call, sid, path)
@@ -120,6 +156,11 @@ enum Route<'p> {
     Client(&'p str),
     CallList,
     Call(&'p str),
+    ConferenceList,
+    Conference(&'p str),
+    ParticipantList(&'p str),
+    /// A conference's sid and a participant's call sid.
+    Participant(&'p str, &'p str),
     /// The account's recordings, or one call's.
     RecordingList(Option<&'p str>),
     /// One recording (under a call when the path names one), as JSON or audio.

@@ -5,7 +5,8 @@
 //!   to `clients` (`Clients.json`, `Clients/{Identity}.json`) and `calls` (`Calls.json`,
 //!   `Calls/{CallSid}.json`: list, fetch, create, modify) and `recordings`
 //!   (`Recordings.json`, `Recordings/{Sid}[.json|.wav]`, `Calls/{CallSid}/Recordings.json`:
-//!   list, fetch, audio, delete).
+//!   list, fetch, audio, delete), `conferences` (`Conferences.json`, `Conferences/{Sid}.json`,
+//!   `…/Participants.json`, `…/Participants/{CallSid}.json`).
 //! - `prometheus`: `GET /metrics`, no auth.
 //! - `health`: `GET /health`, no auth.
 //! - `reply` (JSON and Twilio error documents), `percent`, `time` (RFC 3339): helpers.
@@ -21,6 +22,7 @@ mod bans;
 mod calls;
 mod clients;
 pub mod cluster;
+mod conferences;
 mod health;
 mod prometheus;
 mod recordings;
@@ -64,6 +66,8 @@ pub struct ApiState {
     pub calls: Arc<CallRegistry>,
     /// Finished recordings (the call service adds them; REST lists, serves, deletes).
     pub recordings: Arc<Recordings>,
+    /// Conferences (`Conferences.json`); their participants are told through `calls`.
+    pub conferences: Arc<crate::call::conferences::Conferences>,
     /// The media plane, for its port-pool gauges on `/metrics` (`None` in tests without
     /// one).
     pub media: Option<Arc<crate::media::MediaEngine>>,

@@ -51,6 +51,7 @@ fn state_in(recordings_dir: &std::path::Path) -> ApiState {
         metrics: Arc::new(Metrics::new()),
         calls: Arc::new(CallRegistry::new(100, None)),
         recordings: Recordings::open(recordings_dir).expect("recordings dir"),
+        conferences: Default::default(),
         media: None,
         originator: None,
         guard: Arc::new(crate::registrar::bans::AuthGuard::new(Default::default())),
@@ -309,7 +310,7 @@ fn client_json_shape() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _, _) = get(
         &s,
-        &format!("/2010-04-01/Accounts/{AC1}/Conferences.json"),
+        &format!("/2010-04-01/Accounts/{AC1}/Queues.json"),
         Some(&auth),
     );
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -497,8 +497,10 @@ impl Call {
                         username: s.username.clone(),
                         password: s.password.clone(),
                     }),
-                    DialNoun::Conference(_) | DialNoun::Queue(_) => {
-                        tracing::warn!(call = %self.info.sid, "<Dial> Conference/Queue is not supported yet; skipped");
+                    // A Conference is run by `conference` (interpret.rs picks it).
+                    DialNoun::Conference(_) => None,
+                    DialNoun::Queue(_) => {
+                        tracing::warn!(call = %self.info.sid, "<Dial><Queue> is not supported yet; skipped");
                         None
                     }
                 })
@@ -590,7 +592,7 @@ impl Call {
                     }
                     LegEv::HungUp => {}
                 },
-                Some(Ev::Dial(..) | Ev::Main(_) | Ev::Media(..)) => {}
+                Some(Ev::Dial(..) | Ev::Main(_) | Ev::Media(..) | Ev::Conference(_)) => {}
                 Some(Ev::MainGone) => {
                     self.cancel_all(&ours, None);
                     let r = self.dial_result("canceled", None);

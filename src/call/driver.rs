@@ -36,6 +36,9 @@ pub enum Ev {
     Dial(usize, LegEv),
     /// REST asked for something.
     Command(CallCommand),
+    /// The call's conference (or REST on it) told it something; only `<Dial><Conference>`
+    /// listens (anything else ignores it, unlike a `Command`).
+    Conference(super::model::ConferenceCommand),
     /// The media plane reported on a leg's endpoint (a digit, a prompt or a recording
     /// that ended), or a SIP INFO carried a digit (`application/dtmf-relay`).
     Media(LegRef, EventKind),
@@ -199,8 +202,10 @@ impl Call {
                     }
                 }
                 cmd = self.commands.recv(), if !self.commands.is_closed() => {
-                    if let Some(cmd) = cmd {
-                        self.events.push_back(Ev::Command(cmd));
+                    match cmd {
+                        Some(CallCommand::Conference(c)) => self.events.push_back(Ev::Conference(c)),
+                        Some(cmd) => self.events.push_back(Ev::Command(cmd)),
+                        None => {}
                     }
                 }
                 () = sleep_until(timer) => {

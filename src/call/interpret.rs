@@ -262,6 +262,11 @@ impl Call {
             }),
             Stop::Command(CallCommand::Twiml(xml)) => Ok(Next::Inline(xml)),
             Stop::Command(CallCommand::Hangup) => Err(Finish::Hangup),
+            Stop::Command(CallCommand::Conference(c)) => {
+                // The driver hands these to the conference verb as `Ev::Conference`.
+                tracing::warn!(call = %self.info.sid, command = ?c, "conference command outside a conference");
+                Err(Finish::Hangup)
+            }
             Stop::Command(CallCommand::Cancel) => {
                 if self.info.answered_ms.is_none() {
                     Err(Finish::Canceled)
@@ -332,7 +337,19 @@ impl Call {
                     }));
                 }
                 Verb::Dial(d) => {
-                    let outcome = self.dial(d).await;
+                    let conference = match &d.target {
+                        instructions::DialTarget::Nouns(nouns) => {
+                            nouns.iter().find_map(|n| match n {
+                                instructions::DialNoun::Conference(c) => Some(c),
+                                _ => None,
+                            })
+                        }
+                        _ => None,
+                    };
+                    let outcome = match conference {
+                        Some(c) => self.conference(c, &resolve).await,
+                        None => self.dial(d).await,
+                    };
                     let (result, stop) = match outcome {
                         Ok(r) => (r, None),
                         Err((s, r)) => (r, Some(s)),

@@ -19,6 +19,8 @@
 
 pub mod audio;
 pub mod cdr;
+pub mod conference;
+pub mod conferences;
 pub mod core;
 pub mod dial;
 pub mod driver;
@@ -36,6 +38,6 @@ pub mod tenant_limits;
 pub mod verbs;
 
 pub use model::{
-    CallCommand, CallInfo, CallStatus, Direction, OriginateError, OriginateRequest, Originator,
-    new_call_sid,
+    CallCommand, CallInfo, CallStatus, ConferenceCommand, Direction, OriginateError,
+    OriginateRequest, Originator, new_call_sid,
 };

@@ -157,6 +157,28 @@ pub enum CallCommand {
     Hangup,
     /// `Status=canceled`: end the call only if it has not been answered yet.
     Cancel,
+    /// For a call in a conference (REST on the conference, or the conference itself).
+    Conference(ConferenceCommand),
+}
+
+/// What a call in `<Dial><Conference>` is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConferenceCommand {
+    /// The conference started: stop the wait music, start mixing.
+    Started,
+    /// The conference ended (endConferenceOnExit, REST): leave it; `<Dial>` ends.
+    Ended,
+    /// REST: mute or unmute, hold or resume (`hold_url`: what to play while held).
+    Update {
+        muted: Option<bool>,
+        hold: Option<bool>,
+        hold_url: Option<String>,
+        announce_url: Option<String>,
+    },
+    /// REST `DELETE` of the participant: it leaves; `<Dial>` ends.
+    Kick,
+    /// REST `AnnounceUrl` on the conference: everyone hears it.
+    Announce(String),
 }
 
 /// REST `POST Calls.json`: an outbound call that runs instructions once answered.

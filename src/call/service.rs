@@ -93,6 +93,8 @@ pub struct CallService {
     pub recordings: Arc<super::recordings::Recordings>,
     /// What `<Play>` has fetched and decoded.
     pub audio: super::audio::AudioCache,
+    /// The conferences of this node (REST reads them too).
+    pub conferences: Arc<super::conferences::Conferences>,
 }
 
 /// What the call service is built from, at start-up.
@@ -120,6 +122,7 @@ pub struct MediaParts {
     pub ip: std::net::IpAddr,
     pub recordings: Arc<super::recordings::Recordings>,
     pub audio: super::audio::AudioCache,
+    pub conferences: Arc<super::conferences::Conferences>,
 }
 
 impl std::fmt::Debug for CallService {
@@ -206,6 +209,7 @@ impl CallService {
             media_ip: media.ip,
             recordings: media.recordings,
             audio: media.audio,
+            conferences: media.conferences,
         }
     }
 

@@ -63,7 +63,7 @@ impl Call {
 
     /// Waits for `fut` (a prompt being fetched or synthesised) while still answering SIP
     /// and REST.
-    async fn while_answering<T>(
+    pub(super) async fn while_answering<T>(
         &mut self,
         fut: impl std::future::Future<Output = T>,
     ) -> Result<T, Stop> {

@@ -59,6 +59,38 @@ pub fn beep() -> Arc<[i16]> {
     .clone()
 }
 
+/// What a conference's waiting participants hear without a `waitUrl`: a soft arpeggio
+/// (C major, 400 ms notes with fades, at about −20 dBFS) and a rest, 4 s, made here so
+/// the repository ships no recording it would need a licence for.
+pub fn hold_music() -> Arc<[i16]> {
+    static PCM: OnceLock<Arc<[i16]>> = OnceLock::new();
+    PCM.get_or_init(|| {
+        const NOTES_HZ: [f64; 8] = [261.63, 329.63, 392.0, 523.25, 392.0, 329.63, 261.63, 196.0];
+        const NOTE_MS: u32 = 400;
+        const REST_MS: u32 = 800;
+        let rate = f64::from(RECORDING_SAMPLE_RATE);
+        let note_len = (RECORDING_SAMPLE_RATE * NOTE_MS / 1000) as usize;
+        let ramp = (RECORDING_SAMPLE_RATE * 40 / 1000) as usize;
+        let mut pcm = Vec::with_capacity(note_len * NOTES_HZ.len() + 8 * REST_MS as usize);
+        for hz in NOTES_HZ {
+            for i in 0..note_len {
+                let edge = i.min(note_len - 1 - i).min(ramp);
+                let gain = edge as f64 / ramp as f64;
+                let phase = 2.0 * PI * hz * i as f64 / rate;
+                // A little of the octave above makes it less of a test tone.
+                let v = 0.8 * phase.sin() + 0.2 * (2.0 * phase).sin();
+                pcm.push((3_300.0 * gain * v).round() as i16);
+            }
+        }
+        pcm.resize(
+            pcm.len() + (RECORDING_SAMPLE_RATE * REST_MS / 1000) as usize,
+            0,
+        );
+        pcm.into()
+    })
+    .clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
