@@ -113,6 +113,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         crate::call::registry::CallRegistry::from_config(&cfg).context("opening the CDR file")?,
     );
     let conferences = Arc::new(crate::call::conferences::Conferences::default());
+    let queues = Arc::new(crate::call::queues::Queues::default());
     // Finished recordings, reloaded from their sidecars; `Record` adds to them.
     let recordings = crate::call::recordings::Recordings::open(&cfg.media.recordings_dir)
         .with_context(|| {
@@ -172,6 +173,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             ip: media_ip,
             recordings: recordings.clone(),
             conferences: conferences.clone(),
+            queues: queues.clone(),
             audio: crate::call::audio::AudioCache::new(
                 cfg.media.play_cache_bytes,
                 cfg.media.max_play_bytes,
@@ -284,6 +286,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         calls: call_registry.clone(),
         recordings,
         conferences,
+        queues,
         media: Some(media),
         originator: Some(originator),
         guard: shared.registrar.guard().clone(),

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use hyper::{Method, Request, Response};
 
 use super::recordings::{self, Format};
-use super::{ApiState, Body, calls, clients, conferences, reply};
+use super::{ApiState, Body, calls, clients, conferences, queues, reply};
 
 /// The API version prefix every REST path starts with.
 pub(super) const PREFIX: &str = "/2010-04-01/";
@@ -63,6 +63,16 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
                 _ => return reply::not_found(path),
             }
         }
+        ["Queues.json"] => Route::QueueList,
+        ["Queues", file] => match file.strip_suffix(".json") {
+            Some(sid) if !sid.is_empty() => Route::Queue(sid),
+            _ => return reply::not_found(path),
+        },
+        ["Queues", q, "Members.json"] if !q.is_empty() => Route::MemberList(q),
+        ["Queues", q, "Members", file] if !q.is_empty() => match file.strip_suffix(".json") {
+            Some(call) if !call.is_empty() => Route::Member(q, call),
+            _ => return reply::not_found(path),
+        },
         ["Recordings.json"] => Route::RecordingList(None),
         ["Calls", call, "Recordings.json"] if !call.is_empty() => Route::RecordingList(Some(call)),
         // Recording sids are `RE` + hex, like call sids: nothing to decode.
@@ -87,7 +97,15 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
         Route::CallList | Route::Call(_) | Route::Conference(_) if !read && !write => {
             return reply::method_not_allowed("GET, HEAD, POST");
         }
-        Route::ConferenceList | Route::ParticipantList(_) if !read => {
+        Route::Queue(_) | Route::Member(..) if !read && !write => {
+            return reply::method_not_allowed("GET, HEAD, POST");
+        }
+        Route::ConferenceList
+        | Route::ParticipantList(_)
+        | Route::QueueList
+        | Route::MemberList(_)
+            if !read =>
+        {
             return reply::method_not_allowed("GET, HEAD");
         }
         Route::Participant(..) if !read && !write && !delete => {
@@ -119,6 +137,10 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
         account: &account.sid,
         state,
     };
+    let queue_ctx = queues::Ctx {
+        account: &account.sid,
+        state,
+    };
     match route {
         Route::ClientList => clients::list(&ctx, uri.query()),
         Route::Client(raw) => match crate::percent::decode(raw) {
@@ -140,6 +162,14 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
             conferences::delete_participant(&conf_ctx, sid, call, path)
         }
         Route::Participant(sid, call) => conferences::participant(&conf_ctx, sid, call, path),
+        Route::QueueList => queues::list(&queue_ctx),
+        Route::Queue(sid) if write => queues::update(&queue_ctx, sid, path, req.body()),
+        Route::Queue(sid) => queues::fetch(&queue_ctx, sid, path),
+        Route::MemberList(sid) => queues::members(&queue_ctx, sid, path),
+        Route::Member(sid, call) if write => {
+            queues::dequeue(&queue_ctx, sid, call, path, req.body())
+        }
+        Route::Member(sid, call) => queues::fetch_member(&queue_ctx, sid, call, path),
         Route::RecordingList(call) => recordings::list(&recordings_ctx, call, uri.query()),
         Route::Recording(call, sid, _) if delete => {
             recordings::delete(&recordings_ctx, call, sid, path)
@@ -161,6 +191,11 @@ enum Route<'p> {
     ParticipantList(&'p str),
     /// A conference's sid and a participant's call sid.
     Participant(&'p str, &'p str),
+    QueueList,
+    Queue(&'p str),
+    MemberList(&'p str),
+    /// A queue's sid and a member's call sid (or `Front`).
+    Member(&'p str, &'p str),
     /// The account's recordings, or one call's.
     RecordingList(Option<&'p str>),
     /// One recording (under a call when the path names one), as JSON or audio.

@@ -6,7 +6,8 @@
 //!   `Calls/{CallSid}.json`: list, fetch, create, modify) and `recordings`
 //!   (`Recordings.json`, `Recordings/{Sid}[.json|.wav]`, `Calls/{CallSid}/Recordings.json`:
 //!   list, fetch, audio, delete), `conferences` (`Conferences.json`, `Conferences/{Sid}.json`,
-//!   `…/Participants.json`, `…/Participants/{CallSid}.json`).
+//!   `…/Participants.json`, `…/Participants/{CallSid}.json`) and `queues` (`Queues.json`,
+//!   `Queues/{Sid}.json`, `…/Members.json`, `…/Members/{CallSid|Front}.json`).
 //! - `prometheus`: `GET /metrics`, no auth.
 //! - `health`: `GET /health`, no auth.
 //! - `reply` (JSON and Twilio error documents), `percent`, `time` (RFC 3339): helpers.
@@ -25,6 +26,7 @@ pub mod cluster;
 mod conferences;
 mod health;
 mod prometheus;
+mod queues;
 mod recordings;
 mod reply;
 
@@ -68,6 +70,8 @@ pub struct ApiState {
     pub recordings: Arc<Recordings>,
     /// Conferences (`Conferences.json`); their participants are told through `calls`.
     pub conferences: Arc<crate::call::conferences::Conferences>,
+    /// Queues (`Queues.json`); dequeuing a member tells its call through `calls`.
+    pub queues: Arc<crate::call::queues::Queues>,
     /// The media plane, for its port-pool gauges on `/metrics` (`None` in tests without
     /// one).
     pub media: Option<Arc<crate::media::MediaEngine>>,

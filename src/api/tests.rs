@@ -52,6 +52,7 @@ fn state_in(recordings_dir: &std::path::Path) -> ApiState {
         calls: Arc::new(CallRegistry::new(100, None)),
         recordings: Recordings::open(recordings_dir).expect("recordings dir"),
         conferences: Default::default(),
+        queues: Default::default(),
         media: None,
         originator: None,
         guard: Arc::new(crate::registrar::bans::AuthGuard::new(Default::default())),
@@ -310,7 +311,7 @@ fn client_json_shape() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _, _) = get(
         &s,
-        &format!("/2010-04-01/Accounts/{AC1}/Queues.json"),
+        &format!("/2010-04-01/Accounts/{AC1}/Applications.json"),
         Some(&auth),
     );
     assert_eq!(status, StatusCode::NOT_FOUND);

@@ -251,7 +251,7 @@ impl Call {
     /// What a `waitUrl` (or `holdUrl`, `announceUrl`) plays: an audio file as it is, or a
     /// TwiML document's `Play`, `Say` and `Pause` (other verbs are skipped). `None` when
     /// there is nothing to play.
-    async fn wait_items(
+    pub(super) async fn wait_items(
         &mut self,
         url: &str,
         method: Method,

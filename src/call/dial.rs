@@ -592,7 +592,9 @@ impl Call {
                     }
                     LegEv::HungUp => {}
                 },
-                Some(Ev::Dial(..) | Ev::Main(_) | Ev::Media(..) | Ev::Conference(_)) => {}
+                Some(
+                    Ev::Dial(..) | Ev::Main(_) | Ev::Media(..) | Ev::Conference(_) | Ev::Queue(_),
+                ) => {}
                 Some(Ev::MainGone) => {
                     self.cancel_all(&ours, None);
                     let r = self.dial_result("canceled", None);

@@ -39,6 +39,8 @@ pub enum Ev {
     /// The call's conference (or REST on it) told it something; only `<Dial><Conference>`
     /// listens (anything else ignores it, unlike a `Command`).
     Conference(super::model::ConferenceCommand),
+    /// The same for `<Enqueue>` and `<Dial><Queue>`.
+    Queue(super::model::QueueCommand),
     /// The media plane reported on a leg's endpoint (a digit, a prompt or a recording
     /// that ended), or a SIP INFO carried a digit (`application/dtmf-relay`).
     Media(LegRef, EventKind),
@@ -204,6 +206,7 @@ impl Call {
                 cmd = self.commands.recv(), if !self.commands.is_closed() => {
                     match cmd {
                         Some(CallCommand::Conference(c)) => self.events.push_back(Ev::Conference(c)),
+                        Some(CallCommand::Queue(q)) => self.events.push_back(Ev::Queue(q)),
                         Some(cmd) => self.events.push_back(Ev::Command(cmd)),
                         None => {}
                     }

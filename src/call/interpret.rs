@@ -262,9 +262,9 @@ impl Call {
             }),
             Stop::Command(CallCommand::Twiml(xml)) => Ok(Next::Inline(xml)),
             Stop::Command(CallCommand::Hangup) => Err(Finish::Hangup),
-            Stop::Command(CallCommand::Conference(c)) => {
-                // The driver hands these to the conference verb as `Ev::Conference`.
-                tracing::warn!(call = %self.info.sid, command = ?c, "conference command outside a conference");
+            Stop::Command(c @ (CallCommand::Conference(_) | CallCommand::Queue(_))) => {
+                // The driver hands these to their verbs as `Ev::Conference`/`Ev::Queue`.
+                tracing::warn!(call = %self.info.sid, command = ?c, "conference or queue command outside one");
                 Err(Finish::Hangup)
             }
             Stop::Command(CallCommand::Cancel) => {
@@ -346,9 +346,19 @@ impl Call {
                         }
                         _ => None,
                     };
-                    let outcome = match conference {
-                        Some(c) => self.conference(c, &resolve).await,
-                        None => self.dial(d).await,
+                    let queue = match &d.target {
+                        instructions::DialTarget::Nouns(nouns) => {
+                            nouns.iter().find_map(|n| match n {
+                                instructions::DialNoun::Queue(q) => Some(q),
+                                _ => None,
+                            })
+                        }
+                        _ => None,
+                    };
+                    let outcome = match (conference, queue) {
+                        (Some(c), _) => self.conference(c, &resolve).await,
+                        (None, Some(q)) => self.dial_queue(q, d.timeout, &resolve).await,
+                        (None, None) => self.dial(d).await,
                     };
                     let (result, stop) = match outcome {
                         Ok(r) => (r, None),
@@ -374,6 +384,11 @@ impl Call {
                 }
                 Verb::Say { .. } => {
                     self.say(verb, false).await?;
+                }
+                Verb::Enqueue(e) => {
+                    if let Some(next) = self.enqueue(e, &resolve).await? {
+                        return Ok(Some(next));
+                    }
                 }
                 Verb::Other { name, .. } => {
                     tracing::warn!(call = %self.info.sid, verb = %name, "verb not supported; skipped");

@@ -28,6 +28,8 @@ pub mod fetch_budget;
 pub mod hop;
 pub mod interpret;
 pub mod model;
+pub mod queue;
+pub mod queues;
 pub mod recording_storage;
 pub mod recordings;
 pub mod registry;
@@ -39,5 +41,5 @@ pub mod verbs;
 
 pub use model::{
     CallCommand, CallInfo, CallStatus, ConferenceCommand, Direction, OriginateError,
-    OriginateRequest, Originator, new_call_sid,
+    OriginateRequest, Originator, QueueCommand, new_call_sid,
 };

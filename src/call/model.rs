@@ -159,6 +159,28 @@ pub enum CallCommand {
     Cancel,
     /// For a call in a conference (REST on the conference, or the conference itself).
     Conference(ConferenceCommand),
+    /// For a call in a queue or bridged out of one.
+    Queue(QueueCommand),
+}
+
+/// What a call in `<Enqueue>` (or bridged out of a queue) is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueCommand {
+    /// An agent's `<Dial><Queue>` took the caller: play `url` to it, then join
+    /// `conference` (the two-party bridge with the agent).
+    Dequeued {
+        conference: crate::media::ConferenceId,
+        agent_sid: String,
+        url: Option<String>,
+        method: crate::instructions::Method,
+    },
+    /// REST dequeued the caller to other instructions.
+    Redirect {
+        url: String,
+        method: crate::instructions::Method,
+    },
+    /// The other side of a queue bridge left.
+    PartnerLeft,
 }
 
 /// What a call in `<Dial><Conference>` is told.

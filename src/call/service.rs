@@ -95,6 +95,7 @@ pub struct CallService {
     pub audio: super::audio::AudioCache,
     /// The conferences of this node (REST reads them too).
     pub conferences: Arc<super::conferences::Conferences>,
+    pub queues: Arc<super::queues::Queues>,
 }
 
 /// What the call service is built from, at start-up.
@@ -123,6 +124,7 @@ pub struct MediaParts {
     pub recordings: Arc<super::recordings::Recordings>,
     pub audio: super::audio::AudioCache,
     pub conferences: Arc<super::conferences::Conferences>,
+    pub queues: Arc<super::queues::Queues>,
 }
 
 impl std::fmt::Debug for CallService {
@@ -210,6 +212,7 @@ impl CallService {
             recordings: media.recordings,
             audio: media.audio,
             conferences: media.conferences,
+            queues: media.queues,
         }
     }
 

@@ -100,6 +100,8 @@ pub enum Verb {
         method: Method,
     },
     Hangup,
+    /// `<Enqueue>`: wait in a queue until an agent's `<Dial><Queue>` takes the caller.
+    Enqueue(Enqueue),
     Reject {
         reason: RejectReason,
     },
@@ -110,6 +112,18 @@ pub enum Verb {
         attributes: Vec<(String, String)>,
         text: String,
     },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueue {
+    /// The queue's FriendlyName (at most 64 characters).
+    pub name: String,
+    /// Gets `QueueResult`, `QueueSid`, `QueueTime` when the caller leaves the queue.
+    pub action: Option<String>,
+    pub method: Method,
+    /// TwiML (`Play`, `Say`, `Pause`) looped while the caller waits.
+    pub wait_url: Option<String>,
+    pub wait_url_method: Method,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -3,16 +3,15 @@
 
 use super::Limits;
 use super::ast::{
-    Beep, ClientNoun, ConferenceNoun, Dial, DialNoun, DialRecord, DialTarget, Document, Gather,
-    GatherInput, GatherNested, Method, NounCallbacks, NumberNoun, QueueNoun, Record, RecordTrim,
-    RejectReason, SipNoun, SpeechTimeout, Verb, Warning, WarningKind,
+    Beep, ClientNoun, ConferenceNoun, Dial, DialNoun, DialRecord, DialTarget, Document, Enqueue,
+    Gather, GatherInput, GatherNested, Method, NounCallbacks, NumberNoun, QueueNoun, Record,
+    RecordTrim, RejectReason, SipNoun, SpeechTimeout, Verb, Warning, WarningKind,
 };
 use super::error::InstructionError;
 use super::tree::{self, Element};
 
 /// Twilio voice verbs we recognise but do not execute: kept as [`Verb::Other`].
 const OTHER_VERBS: &[&str] = &[
-    "Enqueue",
     "Leave",
     "Refer",
     "Connect",
@@ -74,6 +73,23 @@ fn verb(el: &Element, w: &mut Vec<Warning>) -> R<Option<Verb>> {
                 url: el.text.clone(),
                 method,
             }
+        }
+        "Enqueue" => {
+            let mut a = Attrs::new(el);
+            let action = a.string("action");
+            let method = a.method("method")?;
+            let wait_url = a.string("waitUrl");
+            let wait_url_method = a.method("waitUrlMethod")?;
+            a.extra(&["workflowSid", "maxQueueSize"]);
+            a.finish(w);
+            no_children(el, w);
+            Verb::Enqueue(Enqueue {
+                name: el.text.chars().take(64).collect(),
+                action,
+                method,
+                wait_url,
+                wait_url_method,
+            })
         }
         "Hangup" => {
             Attrs::new(el).finish(w);

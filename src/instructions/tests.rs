@@ -289,11 +289,13 @@ fn redirect_hangup_reject_and_other_verbs() {
     );
     assert_eq!(
         doc.verbs[4],
-        Verb::Other {
-            name: "Enqueue".into(),
-            attributes: vec![("waitUrl".into(), "/w".into())],
-            text: "q1".into()
-        }
+        Verb::Enqueue(Enqueue {
+            name: "q1".into(),
+            action: None,
+            method: Method::Post,
+            wait_url: Some("/w".into()),
+            wait_url_method: Method::Post,
+        })
     );
     let names: Vec<&str> = doc.verbs[5..]
         .iter()
