@@ -339,8 +339,7 @@ fn build_call(
         api.set_remote_fingerprint(fp);
         api.declare_media(mid, MediaKind::Audio);
         api.declare_stream_tx(tx, None, mid, None);
-        api.start_dtls(ans.dtls_client)
-            .map_err(|e| e.to_string())?;
+        api.start_dtls(ans.dtls_client).map_err(|e| e.to_string())?;
     }
     p.a.set_nonblocking(true).map_err(|e| e.to_string())?;
     p.b.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -517,6 +516,11 @@ fn send_a(c: &mut Call, now: Instant, t_connect: Instant, shared: &Shared, stats
         };
         stream.write_rtp(RtpWrite::new(Pt::from(0), seq.into(), ts, now, &p[..]));
     }
+    // str0m's pacer learns of the queued packet on a timeout: without one the packet
+    // waits for the session's next timer.
+    if c.rtc.handle_input(Input::Timeout(now)).is_err() {
+        stats.rtc_errors += 1;
+    }
     stats.sent[A2B] += 1;
     drain(c, now, t_connect, shared, stats);
 }
@@ -536,6 +540,9 @@ fn send_b(c: &mut Call, shared: &Shared, stats: &mut Stats) {
                 return;
             };
             stream.write_rtp(RtpWrite::new(Pt::from(0), seq.into(), c.ts, now, &p[..]));
+        }
+        if peer.rtc.handle_input(Input::Timeout(now)).is_err() {
+            stats.rtc_errors += 1;
         }
         stats.sent[B2A] += 1;
         drain_peer(peer, c.idx, now, shared, stats);

@@ -105,7 +105,7 @@ class Gen:
         """Waits for the result line (bounded), pumping SIP meanwhile. Returns the generator's
         JSON plus CPU figures of the relay, the generator and everything else."""
         c_relay = media.proc_cpu(relay_pid) if relay_pid else 0.0
-        c_gen, c_self = media.proc_cpu(self.p.pid), media.self_cpu()
+        c_kids, c_self = media.children_cpu(), media.self_cpu()
         b0, e0, t0 = media.machine_busy_s(), media.udp_rcvbuf_errors(), time.time()
         bound = t0 + self.seconds + self.calls / 50 + 60
         out = None
@@ -121,9 +121,10 @@ class Gen:
                     if out is None and self.p.poll() is not None:
                         break
             relay_cpu = (media.proc_cpu(relay_pid) - c_relay) if relay_pid else 0.0
-            gen_cpu = media.proc_cpu(self.p.pid) - c_gen
         finally:
             media.stop_proc(self.p)
+        # The generator is the only child reaped meanwhile (the relay still runs).
+        gen_cpu = media.children_cpu() - c_kids
         wall = time.time() - t0
         busy = media.machine_busy_s() - b0
         if not out or not out.startswith("{"):
