@@ -129,6 +129,10 @@ impl Rng {
     }
 }
 
+/// A call ready to run: what phase 1 made, the relay's answer and (`--direct`) the
+/// stand-in's socket and credentials.
+type Setup = (Prepared, Answer, Option<(std::net::UdpSocket, IceCreds)>);
+
 /// What phase 1 made for one call.
 struct Prepared {
     idx: u32,
@@ -282,7 +286,8 @@ fn build_peer(
         let mut api = rtc.direct_api();
         api.set_ice_controlling(false);
         api.set_remote_ice_credentials(a.creds.clone());
-        api.set_remote_fingerprint(shared.fingerprint.parse().map_err(|e| format!("{e}"))?);
+        let fp = shared.fingerprint.parse().map_err(|e: String| e)?;
+        api.set_remote_fingerprint(fp);
         api.declare_media(mid, MediaKind::Audio);
         api.declare_stream_tx(tx, None, mid, None);
         api.expect_stream_rx(Ssrc::from(a.ssrc_a), None, mid, None);
@@ -773,6 +778,43 @@ fn loss(sent: u64, received: u64) -> f64 {
     (l * 1000.0).round() / 1000.0
 }
 
+/// Phase 2's input: one answer line per call that was set up, until `{"go":...}` or EOF.
+fn read_answers(prepared: &mut [Option<Prepared>]) -> Vec<Setup> {
+    let mut answers = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if v.get("go").is_some() {
+            break;
+        }
+        let parsed = (|| {
+            let i = usize::try_from(v.get("call")?.as_u64()?).ok()?;
+            let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+            let ans = Answer {
+                relay_a: s("relay_a")?.parse().ok()?,
+                creds: IceCreds {
+                    ufrag: s("ufrag")?,
+                    pass: s("pwd")?,
+                },
+                fingerprint: s("fingerprint")?,
+                relay_b: s("relay_b")?.parse().ok()?,
+                dtls_client: s("setup").as_deref() != Some("active"),
+            };
+            Some((i, ans))
+        })();
+        let Some((i, ans)) = parsed else {
+            eprintln!("srtp_load: bad answer line: {line}");
+            continue;
+        };
+        if let Some(p) = prepared.get_mut(i).and_then(Option::take) {
+            answers.push((p, ans, None));
+        }
+    }
+    answers
+}
+
 fn main() {
     let args = match parse_args() {
         Ok(a) => a,
@@ -840,43 +882,12 @@ fn main() {
     let _ = out.flush();
     drop(out);
 
-    // Phase 2: the relay's answers.
-    let mut answers: Vec<(Prepared, Answer, Option<(std::net::UdpSocket, IceCreds)>)> = Vec::new();
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
-    while !args.direct {
-        let Some(Ok(line)) = lines.next() else {
-            break;
-        };
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if v.get("go").is_some() {
-            break;
-        }
-        let parsed = (|| {
-            let i = usize::try_from(v.get("call")?.as_u64()?).ok()?;
-            let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-            let ans = Answer {
-                relay_a: s("relay_a")?.parse().ok()?,
-                creds: IceCreds {
-                    ufrag: s("ufrag")?,
-                    pass: s("pwd")?,
-                },
-                fingerprint: s("fingerprint")?,
-                relay_b: s("relay_b")?.parse().ok()?,
-                dtls_client: s("setup").as_deref() != Some("active"),
-            };
-            Some((i, ans))
-        })();
-        let Some((i, ans)) = parsed else {
-            eprintln!("srtp_load: bad answer line: {line}");
-            continue;
-        };
-        if let Some(p) = prepared.get_mut(i).and_then(Option::take) {
-            answers.push((p, ans, None));
-        }
-    }
+    // Phase 2: the relay's answers (none with --direct: stdin is not read).
+    let mut answers: Vec<Setup> = if args.direct {
+        Vec::new()
+    } else {
+        read_answers(&mut prepared)
+    };
     if args.direct {
         // The stand-ins' sockets and credentials; their answers are made here.
         for p in prepared.iter_mut() {
@@ -916,7 +927,6 @@ fn main() {
         fingerprint,
     });
     let calls_run = answers.len();
-    type Setup = (Prepared, Answer, Option<(std::net::UdpSocket, IceCreds)>);
     let mut per_thread: Vec<Vec<Setup>> = (0..threads).map(|_| Vec::new()).collect();
     for (j, pa) in answers.into_iter().enumerate() {
         per_thread[j % threads].push(pa);
