@@ -194,6 +194,8 @@ struct Stats {
     misrouted: u64,
     handshake_ms: Vec<f64>,
     rtc_errors: u64,
+    /// Timer runs (`Input::Timeout` for a due wake-up).
+    timeouts: u64,
 }
 
 /// Shared, read-only context for the workers.
@@ -585,6 +587,7 @@ fn timers(
     let mut next = now + Duration::from_secs(1);
     for c in calls.iter_mut() {
         if c.wake <= now && !c.failed {
+            stats.timeouts += 1;
             if c.rtc.handle_input(Input::Timeout(now)).is_err() {
                 stats.rtc_errors += 1;
             }
@@ -594,6 +597,7 @@ fn timers(
         let idx = c.idx;
         if let Some(peer) = c.peer.as_mut() {
             if peer.wake <= now && !peer.failed {
+                stats.timeouts += 1;
                 if peer.rtc.handle_input(Input::Timeout(now)).is_err() {
                     stats.rtc_errors += 1;
                 }
@@ -964,6 +968,7 @@ fn main() {
         all.send_err += s.send_err;
         all.misrouted += s.misrouted;
         all.rtc_errors += s.rtc_errors;
+        all.timeouts += s.timeouts;
         all.handshake_ms.extend_from_slice(&s.handshake_ms);
     }
     let dir = |d: usize, lat: &mut Vec<u32>| {
@@ -1001,7 +1006,7 @@ fn main() {
         "loss_pct": loss(sent, received),
         "lat_us_p50": pct(&lat, 0.5), "lat_us_p99": pct(&lat, 0.99),
         "lat_us_p999": pct(&lat, 0.999), "lat_us_max": lat.last(),
-        "misrouted": all.misrouted, "rtc_errors": all.rtc_errors,
+        "misrouted": all.misrouted, "rtc_errors": all.rtc_errors, "timer_runs": all.timeouts,
         "a2b": a2b, "b2a": b2a,
     });
     println!("{summary}");

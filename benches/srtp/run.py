@@ -4,8 +4,9 @@
     python3 benches/srtp/run.py [--quick] [--streams 200,500,1000,2000] [--seconds 10]
 
 See README.md beside this file. In short, each step of S streams (S/2 calls) runs, in order:
-  direct     the generator's A sides talk DTLS-SRTP to in-process stand-ins (no relay): the
-             baseline latency subtracted below;
+  direct     the generator's A sides talk DTLS-SRTP to in-process stand-ins (no relay), with
+             S/4 calls (two str0m sessions each: the generator's SRTP work of S/2 relayed
+             calls): the baseline latency subtracted below;
   ours       a fresh switch; S/2 calls set up over SIP (reusing benches/media/run.py's SIP
              machinery): the carrier offers UDP/TLS/RTP/SAVPF with the generator's ICE
              credentials, fingerprint and SSRC, the registered client `bench` answers plain
@@ -197,7 +198,7 @@ def secure_answer_params(body):
 GEN_KEYS = ("calls_run", "handshakes_ok", "handshakes_failed", "handshake_ms_p50", "handshake_ms_p99",
             "handshake_ms_max", "offered_pps", "sent", "send_err", "received", "loss_pct", "lat_us_p50",
             "lat_us_p99", "lat_us_p999", "lat_us_max", "misrouted", "rtc_errors", "a2b", "b2a",
-            "relay_cpu_pct", "gen_cpu_pct", "others_cpu_pct", "udp_rcvbuf_errors", "gen_stderr_tail")
+            "relay_cpu_pct", "gen_cpu_pct", "others_cpu_pct", "udp_rcvbuf_errors", "timer_runs", "gen_stderr_tail")
 
 
 def judge(res, g, direct, seconds, calls_wanted, calls_set_up):
@@ -225,12 +226,15 @@ def judge(res, g, direct, seconds, calls_wanted, calls_set_up):
 
 
 def direct_step(ctx, calls, seconds):
+    """The baseline with half the calls: each direct call runs two str0m sessions (A and its
+    stand-in), so calls/2 direct calls do the generator's SRTP work of `calls` relayed ones."""
+    calls = max(1, calls // 2)
     gen = Gen(ctx, calls, seconds, f"direct-{calls}", direct=True)
     gen.go([])
     g = gen.finish()
     keep = ("handshakes_ok", "loss_pct", "lat_us_p50", "lat_us_p99", "lat_us_p999", "lat_us_max",
             "gen_cpu_pct", "others_cpu_pct", "sent")
-    return {k: g.get(k) for k in keep}
+    return dict(calls=calls, **{k: g.get(k) for k in keep})
 
 
 # ---------------------------------------------------------------------------------------
@@ -501,7 +505,7 @@ def main():
                 budget_cut = True
                 break
             step = dict(streams=streams, calls=calls, seconds=seconds, busy_before_pct=quiet.wait(),
-                        rustc_running=bool(subprocess.run(["pgrep", "-f", "rustc"], capture_output=True).stdout))
+                        rustc_running=bool(subprocess.run(["pgrep", "-x", "rustc"], capture_output=True).stdout))
             direct = None
             if not a.no_direct:
                 log(f"[direct] {streams} streams x {seconds} s")
