@@ -27,7 +27,9 @@
 //!    timeout (default 20 s). Then every stream sends for SECONDS (paced, each stream at
 //!    its own offset within the 20 ms tick), and the receivers keep listening 300 ms more.
 //!    An A side whose handshake did not complete sends nothing.
-//! 4. Stdout: one JSON line with `calls`, `calls_run`, `handshakes_ok`, `handshake_ms_*`,
+//! 4. Stdout: `{"media":"start"}` when the first thread starts sending and `{"media":"end"}`
+//!    when the last one has sent its last packet (for measuring CPU over the media phase);
+//!    then one JSON line with `calls`, `calls_run`, `handshakes_ok`, `handshake_ms_*`,
 //!    `offered_pps` (CALLS × 2 × 50), `sent`, `send_err`, `received`, `loss_pct` (over
 //!    sent), `lat_us_p50/p99/p999/max` (both directions), `misrouted` (a packet arriving
 //!    on another call's socket), and per direction `a2b` / `b2a` (`sent`, `received`,
@@ -205,6 +207,10 @@ struct Shared {
     connect_timeout: Duration,
     threads: usize,
     connecting_done: AtomicUsize,
+    /// Threads that started (then finished) sending: the first start and the last end
+    /// are announced on stdout, so CPU can be measured over the media phase alone.
+    media_started: AtomicUsize,
+    media_done: AtomicUsize,
     provider: Arc<CryptoProvider>,
     cert: DtlsCert,
     fingerprint: String,
@@ -707,6 +713,9 @@ fn worker(mut calls: Vec<Call>, shared: Arc<Shared>, t_connect: Instant) -> Stat
     let n = 2 * calls.len();
     let rounds = shared.seconds * PPS;
     let start = Instant::now();
+    if shared.media_started.fetch_add(1, Ordering::SeqCst) == 0 {
+        announce("start");
+    }
     let hard_end = start + Duration::from_secs(shared.seconds) + Duration::from_millis(500);
     let at = |r: u64, k: usize| -> Instant {
         start + TICK * (r as u32) + TICK.mul_f64(k as f64 / n.max(1) as f64)
@@ -746,6 +755,9 @@ fn worker(mut calls: Vec<Call>, shared: Arc<Shared>, t_connect: Instant) -> Stat
             &mut stats,
         );
     }
+    if shared.media_done.fetch_add(1, Ordering::SeqCst) + 1 == shared.threads {
+        announce("end");
+    }
     let end = Instant::now() + LINGER;
     while Instant::now() < end {
         let now = Instant::now();
@@ -764,6 +776,13 @@ fn worker(mut calls: Vec<Call>, shared: Arc<Shared>, t_connect: Instant) -> Stat
         );
     }
     stats
+}
+
+/// `{"media":"start"}` / `{"media":"end"}` on stdout.
+fn announce(what: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", json!({ "media": what }));
+    let _ = out.flush();
 }
 
 fn pct(sorted: &[u32], p: f64) -> Option<u32> {
@@ -926,6 +945,8 @@ fn main() {
         connect_timeout: args.connect_timeout,
         threads,
         connecting_done: AtomicUsize::new(0),
+        media_started: AtomicUsize::new(0),
+        media_done: AtomicUsize::new(0),
         provider,
         cert,
         fingerprint,

@@ -110,6 +110,12 @@ class Gen:
         b0, e0, t0 = media.machine_busy_s(), media.udp_rcvbuf_errors(), time.time()
         bound = t0 + self.seconds + self.calls / 50 + 60
         out = None
+        marks = {}
+
+        def snap():
+            return dict(t=time.time(), relay=media.proc_cpu(relay_pid) if relay_pid else 0.0,
+                        gen=media.proc_cpu(self.p.pid), busy=media.machine_busy_s(), me=media.self_cpu())
+
         try:
             while time.time() < bound:
                 if pump:
@@ -117,6 +123,9 @@ class Gen:
                 r, _, _ = select.select([self.p.stdout.fileno()], [], [], 0 if pump else 0.2)
                 if r or b"\n" in self.buf:
                     out = self._line(time.time() + 0.5)
+                    if out is not None and out.startswith('{"media"'):
+                        marks[json.loads(out)["media"]] = snap()
+                        continue
                     if out is not None and out.startswith("{"):
                         break
                     if out is None and self.p.poll() is not None:
@@ -131,10 +140,19 @@ class Gen:
         if not out or not out.startswith("{"):
             raise RuntimeError(f"srtp_load printed no result (rc {self.p.returncode}): {self._err()}")
         g = json.loads(out)
-        # The CPU figures cover the handshakes too; the media share is most of it.
-        g["relay_cpu_pct"] = round(100 * relay_cpu / wall, 1)
-        g["gen_cpu_pct"] = round(100 * gen_cpu / wall, 1)
-        g["others_cpu_pct"] = round(max(0.0, 100 * (busy - relay_cpu - gen_cpu - (media.self_cpu() - c_self)) / wall), 1)
+        # Over the media phase alone (between the generator's marks), and over the whole run
+        # (ICE + DTLS handshakes included).
+        a, b = marks.get("start"), marks.get("end")
+        if a and b and b["t"] > a["t"]:
+            w = b["t"] - a["t"]
+            g["relay_cpu_pct"] = round(100 * (b["relay"] - a["relay"]) / w, 1)
+            g["gen_cpu_pct"] = round(100 * (b["gen"] - a["gen"]) / w, 1)
+            g["others_cpu_pct"] = round(max(0.0, 100 * ((b["busy"] - a["busy"]) - (b["relay"] - a["relay"])
+                                                        - (b["gen"] - a["gen"]) - (b["me"] - a["me"])) / w), 1)
+            g["media_wall_s"] = round(w, 2)
+        g["relay_cpu_pct_whole_run"] = round(100 * relay_cpu / wall, 1)
+        g["gen_cpu_pct_whole_run"] = round(100 * gen_cpu / wall, 1)
+        g["others_cpu_pct_whole_run"] = round(max(0.0, 100 * (busy - relay_cpu - gen_cpu - (media.self_cpu() - c_self)) / wall), 1)
         g["udp_rcvbuf_errors"] = media.udp_rcvbuf_errors() - e0
         g["gen_wall_s"] = round(wall, 1)
         err = self._err()
@@ -198,7 +216,9 @@ def secure_answer_params(body):
 GEN_KEYS = ("calls_run", "handshakes_ok", "handshakes_failed", "handshake_ms_p50", "handshake_ms_p99",
             "handshake_ms_max", "offered_pps", "sent", "send_err", "received", "loss_pct", "lat_us_p50",
             "lat_us_p99", "lat_us_p999", "lat_us_max", "misrouted", "rtc_errors", "a2b", "b2a",
-            "relay_cpu_pct", "gen_cpu_pct", "others_cpu_pct", "udp_rcvbuf_errors", "timer_runs", "gen_stderr_tail")
+            "relay_cpu_pct", "gen_cpu_pct", "others_cpu_pct", "media_wall_s", "relay_cpu_pct_whole_run",
+            "gen_cpu_pct_whole_run", "others_cpu_pct_whole_run", "udp_rcvbuf_errors", "timer_runs",
+            "gen_stderr_tail")
 
 
 def judge(res, g, direct, seconds, calls_wanted, calls_set_up):
