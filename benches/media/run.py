@@ -387,9 +387,12 @@ class SipBench:
     """A carrier socket placing calls to NUMBER and a client socket registered as `bench`
     answering them, driven from one select loop with RFC 3261 retransmissions (T1 0.5 s)."""
 
-    def __init__(self, switch_addr, token):
+    def __init__(self, switch_addr, token, carrier_sdp_fn=None, client_sdp_fn=None):
         self.sw = switch_addr
         self.token = token
+        # SDP bodies by call index (benches/srtp/run.py passes its own: SAVPF offers, per-call ports).
+        self.carrier_sdp = carrier_sdp_fn or carrier_sdp
+        self.client_sdp = client_sdp_fn or client_sdp
         self.csock = self._sock()
         self.usock = self._sock()
         self.cport = self.csock.getsockname()[1]
@@ -453,7 +456,7 @@ class SipBench:
 
     # -- the carrier's side -----------------------------------------------------------------
     def _invite(self, c):
-        sdp = carrier_sdp(c.i)
+        sdp = self.carrier_sdp(c.i)
         c.branch = self._branch()
         return (f"INVITE sip:{NUMBER}@{self.sw[0]}:{self.sw[1]} SIP/2.0\r\n"
                 f"Via: SIP/2.0/UDP 127.0.0.1:{self.cport};branch={c.branch};rport\r\n"
@@ -483,7 +486,7 @@ class SipBench:
         c = self.by_cid.get(m.call_id)
         if m.status is None:                        # a request from the switch to the carrier
             self._answer_request(self.csock, m, addr, c.ftag if c else "x", self.cport,
-                                 carrier_sdp(c.i) if c else None, c, "carrier")
+                                 self.carrier_sdp(c.i) if c else None, c, "carrier")
             return
         if c is None:
             self.stats["carrier_stray_responses"] += 1
@@ -577,7 +580,7 @@ class SipBench:
                 self.stats["paired_by_order"] += 1
             if c is not None:
                 c.leg, leg.call = leg, c
-            leg.resp = self._response(m, 200, "OK", leg.to_tag, self.uport, client_sdp(c.i if c else 0))
+            leg.resp = self._response(m, 200, "OK", leg.to_tag, self.uport, self.client_sdp(c.i if c else 0))
             self._send(self.usock, leg.resp, addr)
             leg.tx = 1
             self._timer(T1, "200", (leg, addr), T1)
@@ -587,7 +590,7 @@ class SipBench:
             self.stats["client_got_ACK"] += 1
             return
         self._answer_request(self.usock, m, addr, leg.to_tag if leg else "x", self.uport,
-                             client_sdp(leg.call.i if leg and leg.call else 0), leg, "client")
+                             self.client_sdp(leg.call.i if leg and leg.call else 0), leg, "client")
 
     # -- the loop ---------------------------------------------------------------------------
     def _fire(self, kind, obj, interval):
