@@ -337,7 +337,7 @@ fn conference_allocates_nothing_per_frame(engine: &Arc<MediaEngine>) {
     }
     // Paced like real phones; what comes back is counted, not checked (relay_tests.rs
     // checks the mix).
-    let mut rounds = |count: usize, phones: &mut Vec<Phone>| -> usize {
+    let rounds = |count: usize, phones: &mut Vec<Phone>| -> usize {
         let mut heard = 0;
         let mut next = Instant::now();
         for n in 0..count {
