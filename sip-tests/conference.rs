@@ -1,0 +1,492 @@
+//! Conferences and queues black-box: carrier calls with RTP phones, each sending its own
+//! tone, into `<Dial><Conference>` and `<Enqueue>`/`<Dial><Queue>` served by the customer
+//! app; what each phone hears is checked with a Goertzel filter (its own tone absent, the
+//! others present), and REST and the status callbacks as Twilio documents them.
+#![allow(clippy::disallowed_methods)]
+
+mod harness;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use harness::customer_app::CustomerApp;
+use harness::rtp::{Codec, RtpPhone, SdpAudio, linear_to_ulaw, ulaw_to_linear};
+use harness::ua::{call_id_of, carrier_invite, in_dialog};
+use harness::{Switch, Udp};
+
+const AUTH_TOKEN: &str = "demo-auth-token-change-me";
+const NUMBER: &str = "+15550100001";
+
+fn config_with(voice_url: &str) -> PathBuf {
+    let sample = std::fs::read_to_string(harness::default_config()).unwrap();
+    let text = sample
+        .lines()
+        .map(|l| match l.starts_with("twiml = ") {
+            true => format!("voice_url = \"{voice_url}\""),
+            false => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("conf")));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn goertzel(x: &[i16], hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let c = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &v in x {
+        let s = f64::from(v) + c * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - c * s1 * s2) / (x.len() as f64).powi(2)
+}
+
+#[test]
+fn two_callers_hear_each_other() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        "[[route]]\npath = \"/voice\"\nbody = '<Response><Dial><Conference beep=\"false\">room</Conference></Dial></Response>'\n",
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let mut calls = Vec::new();
+    for _ in 0..2 {
+        let carrier: Udp = sw.udp();
+        let phone = RtpPhone::new();
+        let invite = carrier_invite(&sw, &carrier, NUMBER, &phone.offer(&[Codec::Pcmu]));
+        carrier.send(&invite);
+        let (ok, _) = carrier
+            .recv_final(&call_id_of(&invite), Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(ok.status(), Some(200));
+        carrier.send(in_dialog("ACK", &invite, &ok, &carrier, 1));
+        let relay = SdpAudio::parse(&ok.body).rtp;
+        calls.push((carrier, phone, relay));
+    }
+    let tones = [400.0, 1100.0];
+    let mut heard: Vec<Vec<i16>> = vec![Vec::new(), Vec::new()];
+    let start = Instant::now();
+    let mut next = start;
+    let mut i = 0usize;
+    while start.elapsed() < Duration::from_secs(3) {
+        if Instant::now() >= next {
+            for (k, (_, phone, relay)) in calls.iter_mut().enumerate() {
+                let frame: Vec<u8> = (0..160)
+                    .map(|n| {
+                        let t = (i * 160 + n) as f64 / 8000.0;
+                        linear_to_ulaw(
+                            (8000.0 * (2.0 * std::f64::consts::PI * tones[k] * t).sin()) as i16,
+                        )
+                    })
+                    .collect();
+                phone.send(*relay, 0, &frame);
+            }
+            i += 1;
+            next += Duration::from_millis(20);
+        }
+        for (k, (_, phone, _)) in calls.iter().enumerate() {
+            while let Some((rtp, _)) = phone.recv_until(Instant::now() + Duration::from_millis(1)) {
+                if start.elapsed() > Duration::from_secs(1) {
+                    heard[k].extend(rtp.payload.iter().map(|&b| ulaw_to_linear(b)));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for k in 0..2 {
+        let own = goertzel(&heard[k], tones[k]);
+        let other = goertzel(&heard[k], tones[1 - k]);
+        eprintln!(
+            "phone {k}: {} samples, own {own:.0}, other {other:.0}",
+            heard[k].len()
+        );
+        assert!(
+            other > 1000.0 && own * 50.0 < other,
+            "phone {k}: own {own} other {other}"
+        );
+    }
+}
+
+/// A tone frame for phone `k` at time step `i`.
+fn tone(hz: f64, i: usize) -> Vec<u8> {
+    (0..160)
+        .map(|n| {
+            let t = (i * 160 + n) as f64 / 8000.0;
+            linear_to_ulaw((8000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16)
+        })
+        .collect()
+}
+
+#[test]
+fn a_queued_caller_hears_hold_music_then_talks_with_the_agent_and_its_action_says_bridged() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Enqueue action="/queued">support</Enqueue></Response>'
+after = 1
+after_body = '<Response><Dial><Queue>support</Queue></Dial></Response>'
+[[route]]
+path = "/queued"
+body = '<Response><Hangup/></Response>'
+"#,
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let dial = |sw: &Switch| {
+        let carrier: Udp = sw.udp();
+        let phone = RtpPhone::new();
+        let invite = carrier_invite(sw, &carrier, NUMBER, &phone.offer(&[Codec::Pcmu]));
+        carrier.send(&invite);
+        let (ok, _) = carrier
+            .recv_final(&call_id_of(&invite), Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(ok.status(), Some(200));
+        carrier.send(in_dialog("ACK", &invite, &ok, &carrier, 1));
+        let relay = SdpAudio::parse(&ok.body).rtp;
+        (carrier, phone, relay, invite, ok)
+    };
+    let (caller_sip, mut caller, caller_relay, _, _) = dial(&sw);
+    // Hold music while waiting.
+    let mut loud = 0;
+    let until = Instant::now() + Duration::from_secs(2);
+    while let Some((rtp, _)) = caller.recv_until(until) {
+        if rtp.payload.iter().any(|&b| ulaw_to_linear(b).abs() > 1000) {
+            loud += 1;
+        }
+    }
+    assert!(loud > 20, "the queued caller hears no hold music ({loud})");
+    let (_, queues, _) = harness::rest::call_as(
+        &sw,
+        "AC00000000000000000000000000000001",
+        AUTH_TOKEN,
+        "GET",
+        "Queues.json",
+        "",
+    );
+    assert_eq!(queues["queues"][0]["friendly_name"], "support", "{queues}");
+    assert_eq!(queues["queues"][0]["current_size"], 1, "{queues}");
+
+    let (agent_sip, mut agent, agent_relay, agent_invite, agent_ok) = dial(&sw);
+    let mut heard: Vec<Vec<i16>> = vec![Vec::new(), Vec::new()];
+    let start = Instant::now();
+    let mut next = start;
+    let mut i = 0;
+    while start.elapsed() < Duration::from_secs(3) {
+        if Instant::now() >= next {
+            caller.send(caller_relay, 0, &tone(400.0, i));
+            agent.send(agent_relay, 0, &tone(1100.0, i));
+            i += 1;
+            next += Duration::from_millis(20);
+        }
+        for (k, phone) in [&caller, &agent].into_iter().enumerate() {
+            while let Some((rtp, _)) = phone.recv_until(Instant::now() + Duration::from_millis(1)) {
+                if start.elapsed() > Duration::from_secs(1) {
+                    heard[k].extend(rtp.payload.iter().map(|&b| ulaw_to_linear(b)));
+                }
+            }
+        }
+    }
+    let (c_own, c_other) = (goertzel(&heard[0], 400.0), goertzel(&heard[0], 1100.0));
+    let (a_own, a_other) = (goertzel(&heard[1], 1100.0), goertzel(&heard[1], 400.0));
+    eprintln!(
+        "caller: own {c_own:.0} agent {c_other:.0}; agent: own {a_own:.0} caller {a_other:.0}"
+    );
+    assert!(
+        c_other > 1000.0 && c_own * 50.0 < c_other,
+        "the caller does not hear the agent"
+    );
+    assert!(
+        a_other > 1000.0 && a_own * 50.0 < a_other,
+        "the agent does not hear the caller"
+    );
+
+    // The agent hangs up: the caller's action hears `bridged`, and it hangs up.
+    agent_sip.send(in_dialog("BYE", &agent_invite, &agent_ok, &agent_sip, 2));
+    let queued = app
+        .wait_requests(3, Duration::from_secs(5))
+        .into_iter()
+        .find(|r| r["path"] == "/queued")
+        .expect("the Enqueue action");
+    assert_eq!(queued["params"]["QueueResult"], "bridged", "{queued}");
+    assert!(
+        queued["params"]["QueueSid"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("QU"),
+        "{queued}"
+    );
+    let bye = harness::ua::expect_request(&caller_sip, "BYE", Duration::from_secs(5));
+    assert!(bye.text().contains("BYE"));
+}
+
+const ACCOUNT: &str = "AC00000000000000000000000000000001";
+
+/// A carrier call into the switch, answered: its SIP socket, RTP phone, the relay address
+/// to send to, the INVITE and the 200.
+struct Caller {
+    sip: Udp,
+    phone: RtpPhone,
+    relay: std::net::SocketAddr,
+    invite: String,
+    ok: harness::Msg,
+}
+
+fn caller(sw: &Switch) -> Caller {
+    let sip: Udp = sw.udp();
+    let phone = RtpPhone::new();
+    let invite = carrier_invite(sw, &sip, NUMBER, &phone.offer(&[Codec::Pcmu]));
+    sip.send(&invite);
+    let (ok, _) = sip
+        .recv_final(&call_id_of(&invite), Duration::from_secs(5))
+        .expect("an answer");
+    assert_eq!(ok.status(), Some(200));
+    sip.send(in_dialog("ACK", &invite, &ok, &sip, 1));
+    let relay = SdpAudio::parse(&ok.body).rtp;
+    Caller {
+        sip,
+        phone,
+        relay,
+        invite,
+        ok,
+    }
+}
+
+impl Caller {
+    fn hang_up(&self) {
+        self.sip
+            .send(in_dialog("BYE", &self.invite, &self.ok, &self.sip, 2));
+    }
+}
+
+/// Every caller sends its tone for `secs`; what each heard after the first second.
+fn talk(callers: &mut [Caller], tones: &[f64], secs: u64) -> Vec<Vec<i16>> {
+    let mut heard = vec![Vec::new(); callers.len()];
+    let start = Instant::now();
+    let mut next = start;
+    let mut i = 0;
+    while start.elapsed() < Duration::from_secs(secs) {
+        if Instant::now() >= next {
+            for (k, c) in callers.iter_mut().enumerate() {
+                if tones[k] > 0.0 {
+                    c.phone.send(c.relay, 0, &tone(tones[k], i));
+                }
+            }
+            i += 1;
+            next += Duration::from_millis(20);
+        }
+        for (k, c) in callers.iter().enumerate() {
+            while let Some((rtp, _)) = c
+                .phone
+                .recv_until(Instant::now() + Duration::from_millis(1))
+            {
+                if start.elapsed() > Duration::from_secs(1) {
+                    heard[k].extend(rtp.payload.iter().map(|&b| ulaw_to_linear(b)));
+                }
+            }
+        }
+    }
+    heard
+}
+
+/// A tone counts as heard above this Goertzel power (a −12 dBFS tone gives ~1.3e7).
+const PRESENT: f64 = 1e5;
+
+fn assert_hears(heard: &[i16], hz: f64, what: &str) {
+    let p = goertzel(heard, hz);
+    assert!(
+        p > PRESENT,
+        "{what}: {hz} Hz missing (power {p:.0}, {} samples)",
+        heard.len()
+    );
+}
+
+fn assert_not_hears(heard: &[i16], hz: f64, what: &str) {
+    let p = goertzel(heard, hz);
+    assert!(
+        p < PRESENT / 100.0,
+        "{what}: {hz} Hz present (power {p:.0})"
+    );
+}
+
+/// The CallSids of the /voice requests, in arrival order.
+fn call_sids(app: &CustomerApp, n: usize) -> Vec<String> {
+    app.wait_requests(n, Duration::from_secs(5))
+        .iter()
+        .filter(|r| r["path"] == "/voice")
+        .map(|r| r["params"]["CallSid"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn rest_mutes_and_kicks_and_the_callbacks_tell_it_in_order() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Dial><Conference beep="false" statusCallback="/events" statusCallbackEvent="start end join leave mute">room</Conference></Dial></Response>'
+[[route]]
+path = "/events"
+body = ""
+"#,
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let mut callers = Vec::new();
+    for n in 1..=3 {
+        callers.push(caller(&sw));
+        assert_eq!(call_sids(&app, n).len(), n);
+    }
+    let sids = call_sids(&app, 3);
+    let tones = [400.0, 700.0, 1100.0];
+    let heard = talk(&mut callers, &tones, 3);
+    for k in 0..3 {
+        for j in 0..3 {
+            let what = format!("caller {k}");
+            if j == k {
+                assert_not_hears(&heard[k], tones[j], &what);
+            } else {
+                assert_hears(&heard[k], tones[j], &what);
+            }
+        }
+    }
+    let rest = |method: &str, path: &str, form: &str| {
+        harness::rest::call_as(&sw, ACCOUNT, AUTH_TOKEN, method, path, form)
+    };
+    let (status, list, _) = rest(
+        "GET",
+        "Conferences.json?FriendlyName=room&Status=in-progress",
+        "",
+    );
+    assert_eq!(status, 200);
+    let conf = list["conferences"][0]["sid"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(conf.starts_with("CF"), "{list}");
+    let (_, parts, _) = rest("GET", &format!("Conferences/{conf}/Participants.json"), "");
+    assert_eq!(
+        parts["participants"].as_array().map(Vec::len),
+        Some(3),
+        "{parts}"
+    );
+
+    // Mute the 700 Hz caller: nobody hears it, it still hears the others.
+    let (status, p, _) = rest(
+        "POST",
+        &format!("Conferences/{conf}/Participants/{}.json", sids[1]),
+        "Muted=true",
+    );
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["muted"], true, "{p}");
+    let heard = talk(&mut callers, &tones, 3);
+    assert_not_hears(&heard[0], 700.0, "caller 0 with 1 muted");
+    assert_not_hears(&heard[2], 700.0, "caller 2 with 1 muted");
+    assert_hears(&heard[0], 1100.0, "caller 0 with 1 muted");
+    assert_hears(&heard[1], 400.0, "muted caller 1");
+    assert_hears(&heard[1], 1100.0, "muted caller 1");
+
+    // Kick the 1,100 Hz caller: its Dial ends, the document too: BYE.
+    let (status, _, _) = rest(
+        "DELETE",
+        &format!("Conferences/{conf}/Participants/{}.json", sids[2]),
+        "",
+    );
+    assert_eq!(status, 204);
+    let bye = harness::ua::expect_request(&callers[2].sip, "BYE", Duration::from_secs(5));
+    assert!(bye.text().starts_with("BYE"));
+    callers[0].hang_up();
+    callers[1].hang_up();
+
+    // The callbacks: joins, start, mute, leaves, end; one conference; in sequence.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let events: Vec<serde_json::Value> = app
+            .requests()
+            .into_iter()
+            .filter(|r| r["path"] == "/events")
+            .collect();
+        if events
+            .iter()
+            .any(|e| e["params"]["StatusCallbackEvent"] == "conference-end")
+            || Instant::now() > deadline
+        {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut sorted = events.clone();
+    sorted.sort_by_key(|e| {
+        e["params"]["SequenceNumber"]
+            .as_str()
+            .and_then(|s| s.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    let names: Vec<&str> = sorted
+        .iter()
+        .map(|e| e["params"]["StatusCallbackEvent"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "participant-join",
+            "conference-start",
+            "participant-join",
+            "participant-join",
+            "participant-mute",
+            "participant-leave",
+            "participant-leave",
+            "participant-leave",
+            "conference-end",
+        ],
+        "{sorted:?}"
+    );
+    for (i, e) in sorted.iter().enumerate() {
+        assert_eq!(e["params"]["ConferenceSid"], conf.as_str());
+        assert_eq!(e["params"]["FriendlyName"], "room");
+        assert_eq!(e["params"]["SequenceNumber"], (i + 1).to_string().as_str());
+        assert_eq!(e["signature_ok"], true);
+    }
+    assert_eq!(sorted[4]["params"]["CallSid"], sids[1].as_str());
+    assert_eq!(sorted[4]["params"]["Muted"], "true");
+    assert_eq!(
+        sorted[5]["params"]["CallSid"],
+        sids[2].as_str(),
+        "the kicked one leaves first"
+    );
+    let (_, fetched, _) = rest("GET", &format!("Conferences/{conf}.json"), "");
+    assert_eq!(fetched["status"], "completed", "{fetched}");
+}
+
+#[test]
+fn hold_music_until_the_moderator_joins_and_end_on_exit_ends_everyone() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Dial><Conference startConferenceOnEnter="false" beep="false">room</Conference></Dial></Response>'
+after = 1
+after_body = '<Response><Dial><Conference endConferenceOnExit="true" beep="false">room</Conference></Dial></Response>'
+"#,
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let mut waiting = vec![caller(&sw)];
+    // Alone and not started: hold music, which is not the moderator's tone.
+    let heard = talk(&mut waiting, &[400.0], 2);
+    let loud = heard[0].iter().filter(|s| s.abs() > 1000).count();
+    assert!(loud > 1000, "no hold music ({loud} loud samples)");
+    assert_not_hears(&heard[0], 1100.0, "waiting caller");
+    let moderator = caller(&sw);
+    waiting.push(moderator);
+    let heard = talk(&mut waiting, &[400.0, 1100.0], 3);
+    assert_hears(&heard[0], 1100.0, "caller once the moderator is in");
+    assert_hears(&heard[1], 400.0, "moderator");
+    assert_not_hears(&heard[0], 400.0, "caller");
+    // The moderator leaves: the conference ends, and with it the caller's call.
+    waiting[1].hang_up();
+    let bye = harness::ua::expect_request(&waiting[0].sip, "BYE", Duration::from_secs(5));
+    assert!(bye.text().starts_with("BYE"));
+}
