@@ -490,3 +490,105 @@ after_body = '<Response><Dial><Conference endConferenceOnExit="true" beep="false
     let bye = harness::ua::expect_request(&waiting[0].sip, "BYE", Duration::from_secs(5));
     assert!(bye.text().starts_with("BYE"));
 }
+
+/// REST dials a number into a running conference (by its FriendlyName): the callee, on
+/// the trunk, talks with the caller already in it.
+#[test]
+fn rest_dials_a_participant_into_the_conference() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        "[[route]]\npath = \"/voice\"\nbody = '<Response><Dial><Conference beep=\"false\">room</Conference></Dial></Response>'\n",
+    );
+    let mut trunk = Udp::new("127.0.0.1:9".parse().unwrap());
+    let path = config_with(&app.url("/voice"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("sip:127.0.0.1:5080", &format!("sip:{}", trunk.local_addr()));
+    std::fs::write(&path, text).unwrap();
+    let sw = Switch::start_with_config(&path);
+    trunk.set_peer(sw.udp_addr());
+    let first = caller(&sw);
+    let (status, p, _) = harness::rest::call_as(
+        &sw,
+        ACCOUNT,
+        AUTH_TOKEN,
+        "POST",
+        "Conferences/room/Participants.json",
+        "To=%2B15551230000&From=%2B15550100001&Label=expert",
+    );
+    assert_eq!(status, 201, "{p}");
+    assert!(
+        p["call_sid"].as_str().unwrap_or("").starts_with("CA"),
+        "{p}"
+    );
+    let out = harness::ua::expect_request(&trunk, "INVITE", Duration::from_secs(5));
+    assert!(out.start_line.contains("+15551230000"), "{}", out.text());
+    let mut phone = RtpPhone::new();
+    let offer = SdpAudio::parse(&out.body);
+    let answer = phone.answer(&offer, &[Codec::Pcmu]);
+    trunk.send(harness::ua::reply(
+        &out,
+        200,
+        "OK",
+        "trunk1",
+        trunk.local_addr(),
+        Some(&answer),
+    ));
+    let _ack = harness::ua::expect_request(&trunk, "ACK", Duration::from_secs(5));
+    let relay = offer.rtp;
+    let mut callers = vec![first];
+    // The callee's phone joins the talk through its own relay port.
+    let mut heard = vec![Vec::new(), Vec::new()];
+    let start = Instant::now();
+    let mut next = start;
+    let mut i = 0;
+    while start.elapsed() < Duration::from_secs(3) {
+        if Instant::now() >= next {
+            let c = &mut callers[0];
+            c.phone.send(c.relay, 0, &tone(400.0, i));
+            phone.send(relay, 0, &tone(1100.0, i));
+            i += 1;
+            next += Duration::from_millis(20);
+        }
+        for (k, ph) in [&callers[0].phone, &phone].into_iter().enumerate() {
+            while let Some((rtp, _)) = ph.recv_until(Instant::now() + Duration::from_millis(1)) {
+                if start.elapsed() > Duration::from_secs(1) {
+                    heard[k].extend(rtp.payload.iter().map(|&b| ulaw_to_linear(b)));
+                }
+            }
+        }
+    }
+    assert_hears(
+        &heard[0],
+        1100.0,
+        "the caller hears the dialled participant",
+    );
+    assert_hears(&heard[1], 400.0, "the dialled participant hears the caller");
+    let (_, parts, _) = harness::rest::call_as(
+        &sw,
+        ACCOUNT,
+        AUTH_TOKEN,
+        "GET",
+        "Conferences.json?FriendlyName=room",
+        "",
+    );
+    let conf = parts["conferences"][0]["sid"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let (_, parts, _) = harness::rest::call_as(
+        &sw,
+        ACCOUNT,
+        AUTH_TOKEN,
+        "GET",
+        &format!("Conferences/{conf}/Participants.json"),
+        "",
+    );
+    let labels: Vec<&str> = parts["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["label"].as_str())
+        .collect();
+    assert_eq!(labels, ["expert"], "{parts}");
+}

@@ -100,12 +100,10 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
         Route::Queue(_) | Route::Member(..) if !read && !write => {
             return reply::method_not_allowed("GET, HEAD, POST");
         }
-        Route::ConferenceList
-        | Route::ParticipantList(_)
-        | Route::QueueList
-        | Route::MemberList(_)
-            if !read =>
-        {
+        Route::ParticipantList(_) if !read && !write => {
+            return reply::method_not_allowed("GET, HEAD, POST");
+        }
+        Route::ConferenceList | Route::QueueList | Route::MemberList(_) if !read => {
             return reply::method_not_allowed("GET, HEAD");
         }
         Route::Participant(..) if !read && !write && !delete => {
@@ -154,6 +152,9 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
         Route::ConferenceList => conferences::list(&conf_ctx, uri.query()),
         Route::Conference(sid) if write => conferences::update(&conf_ctx, sid, path, req.body()),
         Route::Conference(sid) => conferences::fetch(&conf_ctx, sid, path),
+        Route::ParticipantList(sid) if write => {
+            conferences::create_participant(&conf_ctx, sid, req.body())
+        }
         Route::ParticipantList(sid) => conferences::participants(&conf_ctx, sid, path),
         Route::Participant(sid, call) if write => {
             conferences::update_participant(&conf_ctx, sid, call, path, req.body())

@@ -467,10 +467,22 @@ fn originate_request(ctx: &Ctx<'_>, form: &Form) -> Result<OriginateRequest, Inv
 
 /// `POST Calls.json`
 pub(super) fn create(ctx: &Ctx<'_>, body: &[u8]) -> Response<Body> {
-    let form = Form::parse(body);
+    match place(ctx, Form::parse(body).0) {
+        Ok(call) => reply::json(StatusCode::CREATED, &doc(&call)),
+        Err(refused) => refused,
+    }
+}
+
+/// Places a call from `Calls.json`'s parameters (also how a conference's participant is
+/// created): the call's record, or the error response.
+pub(super) fn place(
+    ctx: &Ctx<'_>,
+    form: Vec<(String, String)>,
+) -> Result<CallInfo, Response<Body>> {
+    let form = Form(form);
     let req = match originate_request(ctx, &form) {
         Ok(r) => r,
-        Err(bad) => return bad.response(),
+        Err(bad) => return Err(bad.response()),
     };
     let placed = match &ctx.state.originator {
         // Draining (SIGTERM): this node takes no new calls.
@@ -482,8 +494,8 @@ pub(super) fn create(ctx: &Ctx<'_>, body: &[u8]) -> Response<Body> {
             "outbound calls are not available on this switch".into(),
         )),
     };
-    match placed {
-        Ok(call) => reply::json(StatusCode::CREATED, &doc(&call)),
+    Err(match placed {
+        Ok(call) => return Ok(call),
         Err(OriginateError::Invalid { code, message }) => invalid(code, message).response(),
         Err(OriginateError::Limited { limit, retry_after }) => {
             // Twilio's 20429 "Too Many Requests".
@@ -508,7 +520,7 @@ pub(super) fn create(ctx: &Ctx<'_>, body: &[u8]) -> Response<Body> {
                 .insert(RETRY_AFTER, HeaderValue::from_static("5"));
             resp
         }
-    }
+    })
 }
 
 /// `POST Calls/{Sid}.json`

@@ -6,9 +6,14 @@
 //! - participants: list, fetch, update (`Muted`, `Hold` with `HoldUrl`, `AnnounceUrl`),
 //!   delete (kick: the call leaves, its `<Dial>` ends).
 //!
+//! - creating a participant (`POST …/Participants.json` with `To`, `From`, and the
+//!   participant's `Muted`, `Beep`, `StartConferenceOnEnter`, `EndConferenceOnExit`,
+//!   `Label`, `StatusCallback…`, `Timeout`): a call placed as `POST Calls.json` would,
+//!   whose instructions are `<Dial><Conference>` into this conference (the path may name it
+//!   by sid or by FriendlyName, as Twilio's does).
+//!
 //! The calls do the work (`call/conference.rs`): REST tells them through the call registry
-//! and answers with the records as they stand. Creating a participant (dialling someone
-//! into a conference) is not here yet.
+//! and answers with the records as they stand.
 
 use std::sync::Arc;
 
@@ -18,7 +23,7 @@ use serde::Serialize;
 use super::{ApiState, Body, reply};
 use crate::call::conferences::{Conference, ConferenceStatus, Participant};
 use crate::call::{CallCommand, ConferenceCommand};
-use crate::time::rfc2822;
+use crate::time::{rfc2822, unix_ms};
 
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 1000;
@@ -233,6 +238,95 @@ pub(super) fn update(ctx: &Ctx<'_>, sid: &str, path: &str, body: &[u8]) -> Respo
         }
     }
     reply::json(StatusCode::OK, &conference_doc(&c))
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `POST …/Participants.json`: dials `To` into the conference (sid or FriendlyName).
+pub(super) fn create_participant(ctx: &Ctx<'_>, conference: &str, body: &[u8]) -> Response<Body> {
+    let name = match find(ctx, conference) {
+        Some(c) => c.friendly_name.clone(),
+        None if conference.starts_with("CF") => {
+            return reply::not_found(&format!("Conferences/{conference}"));
+        }
+        None => match crate::percent::decode(conference) {
+            Some(n) if !n.is_empty() => n.into_owned(),
+            _ => return reply::not_found(&format!("Conferences/{conference}")),
+        },
+    };
+    let form = form(body);
+    let mut attrs = String::new();
+    for (param, attr) in [
+        ("Muted", "muted"),
+        ("Beep", "beep"),
+        ("StartConferenceOnEnter", "startConferenceOnEnter"),
+        ("EndConferenceOnExit", "endConferenceOnExit"),
+        ("Label", "participantLabel"),
+        ("ConferenceStatusCallback", "statusCallback"),
+        ("ConferenceStatusCallbackEvent", "statusCallbackEvent"),
+        ("WaitUrl", "waitUrl"),
+        ("MaxParticipants", "maxParticipants"),
+    ] {
+        if let Some(v) = get(&form, param) {
+            attrs.push_str(&format!(" {attr}=\"{}\"", xml_escape(v)));
+        }
+    }
+    let twiml = format!(
+        "<Response><Dial><Conference{attrs}>{}</Conference></Dial></Response>",
+        xml_escape(&name)
+    );
+    // The call's own parameters pass through; the instructions are ours.
+    let mut call_form: Vec<(String, String)> = form
+        .iter()
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "To" | "From"
+                    | "StatusCallback"
+                    | "StatusCallbackMethod"
+                    | "StatusCallbackEvent"
+                    | "Timeout"
+                    | "TimeLimit"
+            )
+        })
+        .cloned()
+        .collect();
+    call_form.push(("Twiml".into(), twiml));
+    let calls_ctx = super::calls::Ctx {
+        account: ctx.account,
+        state: ctx.state,
+    };
+    let call = match super::calls::place(&calls_ctx, call_form) {
+        Ok(c) => c,
+        Err(refused) => return refused,
+    };
+    let now_ms = unix_ms();
+    let label = get(&form, "Label").map(str::to_string);
+    let flag =
+        |k: &str, default: bool| get(&form, k).map_or(default, |v| v.eq_ignore_ascii_case("true"));
+    reply::json(
+        StatusCode::CREATED,
+        &serde_json::json!({
+            "account_sid": ctx.account,
+            "conference_sid": find(ctx, conference).map(|c| c.sid.clone()),
+            "call_sid": call.sid,
+            "label": label,
+            "muted": flag("Muted", false),
+            "hold": false,
+            "coaching": false,
+            "start_conference_on_enter": flag("StartConferenceOnEnter", true),
+            "end_conference_on_exit": flag("EndConferenceOnExit", false),
+            "status": "queued",
+            "date_created": rfc2822(now_ms / 1000),
+            "date_updated": rfc2822(now_ms / 1000),
+            "api_version": "2010-04-01",
+        }),
+    )
 }
 
 pub(super) fn participants(ctx: &Ctx<'_>, sid: &str, path: &str) -> Response<Body> {
