@@ -469,7 +469,7 @@ fn originate_request(ctx: &Ctx<'_>, form: &Form) -> Result<OriginateRequest, Inv
 pub(super) fn create(ctx: &Ctx<'_>, body: &[u8]) -> Response<Body> {
     match place(ctx, Form::parse(body).0) {
         Ok(call) => reply::json(StatusCode::CREATED, &doc(&call)),
-        Err(refused) => refused,
+        Err(refused) => *refused,
     }
 }
 
@@ -478,11 +478,11 @@ pub(super) fn create(ctx: &Ctx<'_>, body: &[u8]) -> Response<Body> {
 pub(super) fn place(
     ctx: &Ctx<'_>,
     form: Vec<(String, String)>,
-) -> Result<CallInfo, Response<Body>> {
+) -> Result<CallInfo, Box<Response<Body>>> {
     let form = Form(form);
     let req = match originate_request(ctx, &form) {
         Ok(r) => r,
-        Err(bad) => return Err(bad.response()),
+        Err(bad) => return Err(Box::new(bad.response())),
     };
     let placed = match &ctx.state.originator {
         // Draining (SIGTERM): this node takes no new calls.
@@ -494,7 +494,7 @@ pub(super) fn place(
             "outbound calls are not available on this switch".into(),
         )),
     };
-    Err(match placed {
+    Err(Box::new(match placed {
         Ok(call) => return Ok(call),
         Err(OriginateError::Invalid { code, message }) => invalid(code, message).response(),
         Err(OriginateError::Limited { limit, retry_after }) => {
@@ -520,7 +520,7 @@ pub(super) fn place(
                 .insert(RETRY_AFTER, HeaderValue::from_static("5"));
             resp
         }
-    })
+    }))
 }
 
 /// `POST Calls/{Sid}.json`

@@ -303,7 +303,7 @@ pub(super) fn create_participant(ctx: &Ctx<'_>, conference: &str, body: &[u8]) -
     };
     let call = match super::calls::place(&calls_ctx, call_form) {
         Ok(c) => c,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let now_ms = unix_ms();
     let label = get(&form, "Label").map(str::to_string);
