@@ -536,9 +536,9 @@ fn rest_dials_a_participant_into_the_conference() {
     ));
     let _ack = harness::ua::expect_request(&trunk, "ACK", Duration::from_secs(5));
     let relay = offer.rtp;
-    let mut callers = vec![first];
-    // The callee's phone joins the talk through its own relay port.
-    let mut heard = vec![Vec::new(), Vec::new()];
+    let mut callers = [first];
+    // The callee's phone talks through the relay port the switch offered it.
+    let mut heard = [Vec::new(), Vec::new()];
     let start = Instant::now();
     let mut next = start;
     let mut i = 0;
