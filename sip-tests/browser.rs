@@ -127,12 +127,17 @@ impl Page {
     /// Opens the page, which goes online as `identity` (a token from the site, REGISTER
     /// over WSS), and waits for the REGISTER's 200.
     fn open(sw: &Switch, identity: &str, outgoing_app: Option<&str>) -> Page {
-        let setup = Command::new("bash")
-            .arg(harness::repo_path("sip-tests/browser/setup.sh"))
-            .status()
-            .expect("bash");
+        // Once per test process: the tests run in parallel, and two `npm install`s in one
+        // directory break each other.
+        static SETUP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let ok = *SETUP.get_or_init(|| {
+            Command::new("bash")
+                .arg(harness::repo_path("sip-tests/browser/setup.sh"))
+                .status()
+                .is_ok_and(|s| s.success())
+        });
         assert!(
-            setup.success(),
+            ok,
             "sip-tests/browser/setup.sh failed (node and npm installed?)"
         );
         assert!(

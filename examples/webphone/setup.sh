@@ -3,6 +3,9 @@
 # since 3.13, so esbuild makes the browser build). Idempotent; needs node and npm.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+# One at a time (parallel test processes, a user running it meanwhile).
+exec 9>.setup.lock
+flock 9
 if [[ ! -d node_modules/jssip || ! -d node_modules/esbuild ]]; then
     npm install --no-audit --no-fund --loglevel=error
 fi

@@ -4,6 +4,9 @@
 # examples/webphone). Idempotent; the test runs it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+# One at a time (parallel test processes, a user running it meanwhile).
+exec 9>.setup.lock
+flock 9
 if [[ ! -d node_modules/puppeteer-core ]]; then
     PUPPETEER_SKIP_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error
 fi
