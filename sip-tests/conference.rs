@@ -592,3 +592,47 @@ fn rest_dials_a_participant_into_the_conference() {
         .collect();
     assert_eq!(labels, ["expert"], "{parts}");
 }
+
+/// `record="record-from-start"`: when the conference ends, one recording, listed with its
+/// ConferenceSid, holds every participant's voice.
+#[test]
+fn a_recorded_conference_leaves_one_wav_with_every_voice() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        "[[route]]\npath = \"/voice\"\nbody = '<Response><Dial><Conference beep=\"false\" record=\"record-from-start\">room</Conference></Dial></Response>'\n",
+    );
+    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let mut callers: Vec<Caller> = (0..3).map(|_| caller(&sw)).collect();
+    let tones = [400.0, 700.0, 1100.0];
+    talk(&mut callers, &tones, 3);
+    for c in &callers {
+        c.hang_up();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rec = loop {
+        let (_, list, _) =
+            harness::rest::call_as(&sw, ACCOUNT, AUTH_TOKEN, "GET", "Recordings.json", "");
+        if let Some(r) = list["recordings"].as_array().and_then(|a| a.first()) {
+            break r.clone();
+        }
+        assert!(Instant::now() < deadline, "no recording listed: {list}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        rec["conference_sid"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("CF"),
+        "{rec}"
+    );
+    assert_eq!(rec["source"], "Conference", "{rec}");
+    let path = rec["uri"].as_str().unwrap().replace(".json", ".wav");
+    let (status, wav) = harness::rest::get_bytes(&sw, ACCOUNT, AUTH_TOKEN, &path);
+    assert_eq!(status, 200);
+    let wav = switchboard::media::wav::Wav::parse(&wav, 1 << 26).expect("a WAV");
+    let pcm = wav.to_pcm_8k();
+    assert!(pcm.len() > 8000, "{} samples", pcm.len());
+    for hz in tones {
+        assert_hears(&pcm, hz, "the recording");
+    }
+}

@@ -100,24 +100,7 @@ fn rest_get(sw: &Switch, url: &str) -> (u16, Vec<u8>) {
         .split_once("://")
         .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
         .unwrap_or(url);
-    let mut s = TcpStream::connect(sw.http_addr()).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{AUTH_TOKEN}"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n",
-        sw.http_addr()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP response");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, raw[split + 4..].to_vec())
+    harness::rest::get_bytes(sw, ACCOUNT, AUTH_TOKEN, path)
 }
 
 /// Equal sample sequences, or a failure naming the first difference (not 8,000 numbers).

@@ -116,7 +116,7 @@ fn doc<'a>(r: &'a RecordingInfo, base: Option<&str>) -> RecordingDoc<'a> {
         account_sid: &r.account_sid,
         api_version: "2010-04-01",
         call_sid: &r.call_sid,
-        conference_sid: None,
+        conference_sid: r.conference_sid.as_deref(),
         date_updated: created.clone(),
         date_created: created,
         start_time: rfc2822(r.start_time_ms / 1000),

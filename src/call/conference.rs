@@ -17,9 +17,12 @@
 //!   `participant-speech-start`, `participant-speech-stop`, as `statusCallbackEvent`
 //!   asks (`start end join leave mute hold speaker`; default `start end`).
 //! - Dial's `action` gets `DialCallStatus=completed` and the time spent in the conference.
+//! - `record="record-from-start"`: the whole mix is recorded until the conference ends
+//!   (`trim`), then listed as a Recording with its `ConferenceSid`
+//!   (`recordingStatusCallback` told).
 //!
-//! Not here yet: `record`, `coach`, `trim`, `jitterBufferSize`, `region`, and a conference
-//! spanning the nodes of a cluster (each node has its own conferences).
+//! Not here yet: `coach`, `jitterBufferSize`, `region`, and a conference spanning the nodes
+//! of a cluster (each node has its own conferences).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +32,8 @@ use super::dial::DialResult;
 use super::driver::{Call, Ev, LegRef, Stop, now};
 use super::model::{CallCommand, ConferenceCommand};
 use crate::instructions::{self, ConferenceNoun, Method, Verb};
-use crate::media::{EventKind, PlayItem, prompts};
+use crate::media::recorder::Recorder;
+use crate::media::{EventKind, PlayItem, RecordSpec, prompts};
 use crate::time::unix_ms;
 use crate::webhook::status_callback::spawn_status_callback;
 use crate::webhook::voice::{self, Fetch};
@@ -140,6 +144,20 @@ impl Call {
             noun.beep,
             instructions::Beep::True | instructions::Beep::OnExit
         );
+        if extra("record").as_deref() == Some("record-from-start") {
+            let first = {
+                let mut st = conf.state();
+                !std::mem::replace(&mut st.recording, true)
+            };
+            if first {
+                let callback = extra("recordingStatusCallback").map(|u| resolve(&u));
+                self.record_conference(
+                    &conf,
+                    extra("trim").as_deref() != Some("do-not-trim"),
+                    callback,
+                );
+            }
+        }
         if joined.started && beep_enter {
             svc.media.announce(conf.media, prompts::beep());
         }
@@ -213,6 +231,77 @@ impl Call {
             Leave::Done => Ok(result),
             Leave::Stop(stop) => Err((stop, result)),
         }
+    }
+
+    /// Records the conference's whole mix until its last participant leaves; then the
+    /// recording is listed (with its `ConferenceSid`) and `callback` told, by a task of
+    /// its own (this call may be long gone by then).
+    fn record_conference(&self, conf: &Arc<Conference>, trim: bool, callback: Option<String>) {
+        let svc = self.svc.clone();
+        let mut info = svc
+            .recordings
+            .new_record_verb(&conf.account_sid, &self.info.sid, unix_ms());
+        info.source = "Conference".into();
+        info.conference_sid = Some(conf.sid.clone());
+        let recorder = match Recorder::create(svc.recordings.dir(), &info.sid) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(conference = %conf.sid, error = %e, "cannot create the conference recording");
+                return;
+            }
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        svc.media.record_conference(
+            conf.media,
+            RecordSpec {
+                recorder,
+                // A conference lasts at most as long as its calls' time limits.
+                max_length: Duration::from_secs(24 * 3600),
+                silence_timeout: Duration::ZERO,
+                finish_on_key: String::new(),
+                trim_silence: trim,
+            },
+            tx,
+        );
+        let auth_token = self.auth_token.clone();
+        let conference = conf.sid.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let EventKind::RecordDone { result, .. } = ev.kind else {
+                    continue;
+                };
+                let finished = match result {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::error!(%conference, error = %e, "conference recording failed");
+                        return;
+                    }
+                };
+                info.path = finished.path;
+                info.duration_secs = finished.duration_ms / 1000;
+                let recordings = svc.recordings.clone();
+                let added = tokio::task::spawn_blocking(move || recordings.add(info)).await;
+                let info = match added {
+                    Ok(Ok(info)) => info,
+                    _ => {
+                        tracing::error!(%conference, "conference recording not registered");
+                        return;
+                    }
+                };
+                if let Some(url) = callback {
+                    let mut params = svc.recordings.callback_params(&info);
+                    params.push(("ConferenceSid".into(), conference.clone()));
+                    spawn_status_callback(
+                        svc.webhooks.clone(),
+                        auth_token,
+                        url,
+                        Method::Post,
+                        params,
+                    );
+                }
+                return;
+            }
+        });
     }
 
     /// Plays the wait music until the conference starts (or the participant leaves).

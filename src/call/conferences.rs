@@ -71,6 +71,8 @@ pub struct State {
     pub callback: Option<StatusCallback>,
     /// REST ended it (`Status=completed`): the next participant out reports the end.
     pub end_reason: Option<&'static str>,
+    /// Its recording was started (`record="record-from-start"`, once).
+    pub recording: bool,
 }
 
 #[derive(Debug)]
@@ -172,6 +174,7 @@ impl Conferences {
                         sequence: 1,
                         callback: None,
                         end_reason: None,
+                        recording: false,
                     }),
                 });
                 inner.live.insert(key, Arc::clone(&c));

@@ -46,7 +46,7 @@ const FILE_MODE: u32 = 0o640;
 const MAX_SIDECAR_BYTES: u64 = 64 * 1024;
 
 /// One finished recording: Twilio's Recording resource, minus what the switch does not
-/// have (price, conference, encryption). Also the sidecar's format (without `path`).
+/// have (price, encryption). Also the sidecar's format (without `path`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingInfo {
     /// `RE` + 32 hex.
@@ -69,6 +69,9 @@ pub struct RecordingInfo {
     pub date_created_ms: u64,
     /// When recording started (Twilio `start_time`).
     pub start_time_ms: u64,
+    /// A conference's recording (`record` on `<Conference>`): its sid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conference_sid: Option<String>,
 }
 
 /// A fresh recording sid: `RE` + 32 lowercase hex digits.
@@ -237,6 +240,7 @@ impl Recordings {
             status: STATUS_COMPLETED.to_owned(),
             date_created_ms: start_ms,
             start_time_ms: start_ms,
+            conference_sid: None,
         }
     }
 
@@ -570,6 +574,7 @@ mod tests {
             status: STATUS_COMPLETED.into(),
             date_created_ms: 1_700_000_012_000,
             start_time_ms: 1_700_000_000_500,
+            conference_sid: None,
         };
         let url = format!(
             "http://127.0.0.1:8080/2010-04-01/Accounts/{AC1}/Recordings/RE0123456789abcdef0123456789abcdef"

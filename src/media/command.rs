@@ -191,6 +191,12 @@ pub(crate) enum Command {
     Mute(EndpointId, bool),
     /// Every participant hears this once (the join and leave beep).
     Announce(ConferenceId, std::sync::Arc<[i16]>),
+    /// Record the conference's whole mix until it ends; `RecordDone` goes to `sink`.
+    RecordConference {
+        conference: ConferenceId,
+        spec: Box<RecordSpec>,
+        sink: EventSink,
+    },
     Shutdown,
 }
 
@@ -212,9 +218,11 @@ impl Command {
             | Command::Join { id, .. }
             | Command::Leave(id)
             | Command::Mute(id, _) => Some(*id),
-            Command::Open(_) | Command::Adopt(_) | Command::Announce(..) | Command::Shutdown => {
-                None
-            }
+            Command::Open(_)
+            | Command::Adopt(_)
+            | Command::Announce(..)
+            | Command::RecordConference { .. }
+            | Command::Shutdown => None,
         }
     }
 }

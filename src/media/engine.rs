@@ -294,10 +294,25 @@ impl MediaEngine {
 
     /// Everyone in `conference` hears `pcm` once.
     pub fn announce(&self, conference: ConferenceId, pcm: Arc<[i16]>) {
+        self.send_conference(conference, Command::Announce(conference, pcm));
+    }
+
+    /// Records the conference's whole mix until its last participant leaves; the
+    /// `RecordDone` event goes to `sink` (with no endpoint of its own: id 0).
+    pub fn record_conference(&self, conference: ConferenceId, spec: RecordSpec, sink: EventSink) {
+        self.send_conference(
+            conference,
+            Command::RecordConference {
+                conference,
+                spec: Box::new(spec),
+                sink,
+            },
+        );
+    }
+
+    fn send_conference(&self, conference: ConferenceId, cmd: Command) {
         let t = &self.threads[conference.thread() % self.threads.len()];
-        if t.commands.send(Command::Announce(conference, pcm)).is_ok()
-            && !t.wake_pending.swap(true, Ordering::SeqCst)
-        {
+        if t.commands.send(cmd).is_ok() && !t.wake_pending.swap(true, Ordering::SeqCst) {
             let _ = t.waker.wake();
         }
     }

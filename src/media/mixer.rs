@@ -124,6 +124,9 @@ pub struct Mixer {
     /// A sound everyone hears (the beep), and how far it has played.
     announcement: Option<(Arc<[i16]>, usize)>,
     sum: Box<[i32; FRAME_SAMPLES]>,
+    /// The last tick's whole mix (what a listener who says nothing hears): the
+    /// conference's recording.
+    mix: [i16; FRAME_SAMPLES],
 }
 
 impl Default for Mixer {
@@ -132,6 +135,7 @@ impl Default for Mixer {
             participants: Vec::with_capacity(8),
             announcement: None,
             sum: Box::new([0; FRAME_SAMPLES]),
+            mix: [0; FRAME_SAMPLES],
         }
     }
 }
@@ -182,6 +186,11 @@ impl Mixer {
         if let Some(p) = self.participants.iter_mut().find(|p| p.key == key) {
             p.fifo.push(samples);
         }
+    }
+
+    /// The last tick's whole mix.
+    pub fn mix(&self) -> &[i16; FRAME_SAMPLES] {
+        &self.mix
     }
 
     /// Everyone hears `pcm` once (replaces one still playing).
@@ -263,6 +272,7 @@ impl Mixer {
         for (c, &x) in common.iter_mut().zip(self.sum.iter()) {
             *c = saturate(x);
         }
+        self.mix = common;
         let mut frame = [0i16; FRAME_SAMPLES];
         for p in &self.participants {
             if !p.mixed {

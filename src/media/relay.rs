@@ -100,6 +100,8 @@ pub struct RelayThread {
     /// The conferences mixed on this thread, and when their next 20 ms tick is due.
     conferences: HashMap<super::command::ConferenceId, super::mixer::Mixer>,
     next_mix: Instant,
+    /// Conferences being recorded, with where their `RecordDone` goes.
+    conference_recordings: HashMap<super::command::ConferenceId, (Recording, EventSink)>,
     /// Who started or stopped talking in this tick (reused: no allocation per tick).
     speaker_changes: Vec<super::mixer::SpeakerChange>,
     /// Endpoints this thread handed off, and where to: their commands follow them.
@@ -139,6 +141,7 @@ impl RelayThread {
             conferences: HashMap::new(),
             next_mix: clock(),
             speaker_changes: Vec::with_capacity(256),
+            conference_recordings: HashMap::new(),
             forward: HashMap::new(),
             links,
         }
@@ -543,6 +546,11 @@ impl RelayThread {
                     m.announce(pcm);
                 }
             }
+            Command::RecordConference {
+                conference,
+                spec,
+                sink,
+            } => self.record_conference(conference, spec, sink),
             Command::Shutdown => {}
         }
     }
@@ -832,10 +840,13 @@ fn finish_recording(port: &mut RelayPort, end: RecordEnd) {
     let Some(rec) = port.recording.take() else {
         return;
     };
+    finish_recording_to(rec, end, port.sink.clone(), port.id);
+}
+
+/// Finishes `rec` on a thread of its own and reports to `sink` as `id`'s.
+fn finish_recording_to(rec: Recording, end: RecordEnd, sink: EventSink, id: EndpointId) {
     let heard_voice = rec.silence.heard_voice();
     let span = rec.silence.voiced_span().filter(|_| rec.spec.trim_silence);
-    let sink = port.sink.clone();
-    let id = port.id;
     let spawned = std::thread::Builder::new()
         .name("media-recfinish".into())
         .spawn(move || {

@@ -20,10 +20,14 @@ use std::time::Instant;
 
 use mio::{Interest, Token, Waker};
 
-use super::super::command::{Command, ConferenceId, EndpointId, EventKind};
+use super::super::command::{
+    Command, ConferenceId, EndpointId, EventKind, EventSink, RecordEnd, RecordSpec,
+};
 use super::super::player::FRAME_SAMPLES;
+use super::super::relay_port::Recording;
 use super::super::relay_port::{MIXER_SOURCE, MIXER_SSRC, RelayPort};
 use super::super::rtp::RtpPacket;
+use super::super::silence::SilenceDetector;
 use super::{MAX_LAG, RelayStats, RelayThread, TICK, emit, secure};
 
 /// Another relay thread's command channel.
@@ -145,7 +149,34 @@ impl RelayThread {
             m.remove(slot);
             if m.is_empty() {
                 self.conferences.remove(&conference);
+                if let Some((rec, sink)) = self.conference_recordings.remove(&conference) {
+                    super::finish_recording_to(rec, RecordEnd::Stopped, sink, EndpointId(0));
+                }
             }
+        }
+    }
+
+    /// Starts recording the conference's mix (it is created if its first participant's
+    /// `Join` is still on its way).
+    pub(super) fn record_conference(
+        &mut self,
+        conference: ConferenceId,
+        spec: Box<RecordSpec>,
+        sink: EventSink,
+    ) {
+        if self.conferences.is_empty() {
+            self.next_mix = super::clock();
+        }
+        self.conferences.entry(conference).or_default();
+        let now = super::clock();
+        let rec = Recording {
+            silence: SilenceDetector::new(spec.silence_timeout),
+            spec,
+            started: now,
+            last_audio: now,
+        };
+        if let Some((old, old_sink)) = self.conference_recordings.insert(conference, (rec, sink)) {
+            super::finish_recording_to(old, RecordEnd::Stopped, old_sink, EndpointId(0));
         }
     }
 
@@ -172,7 +203,7 @@ impl RelayThread {
         while self.next_mix <= now {
             self.next_mix += TICK;
             let (slots, stats, changes) = (&mut self.slots, &self.stats, &mut self.speaker_changes);
-            for mixer in self.conferences.values_mut() {
+            for (id, mixer) in self.conferences.iter_mut() {
                 mixer.tick(
                     |slot, frame| {
                         if let Some(port) = slots.get_mut(slot).and_then(Option::as_mut) {
@@ -181,6 +212,12 @@ impl RelayThread {
                     },
                     |change| changes.push(change),
                 );
+                if let Some((rec, _)) = self.conference_recordings.get_mut(id) {
+                    rec.silence.push(mixer.mix());
+                    if rec.spec.recorder.push(mixer.mix()).is_err() {
+                        tracing::warn!(conference = ?id, "conference recording failed to write");
+                    }
+                }
             }
             for change in self.speaker_changes.drain(..) {
                 if let Some(port) = self.slots.get(change.key).and_then(Option::as_ref) {
