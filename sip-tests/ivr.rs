@@ -11,12 +11,10 @@
 
 mod harness;
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use harness::customer_app::CustomerApp;
 use harness::rtp::{Codec, RtpPhone, SdpAudio, linear_to_ulaw, ulaw_to_linear};
 use harness::ua::{call_id_of, carrier_invite, expect_request, in_dialog, reply};
