@@ -239,20 +239,14 @@ fn forged_tokens_lead_to_a_ban_and_drop_answers_nothing() {
 /// The sample config answering +15550100001 from `voice_url`, with `media_extra` in place
 /// of the sample's `recordings_max_bytes` line.
 fn app_config(voice_url: &str, media_extra: &str) -> PathBuf {
-    let sample = std::fs::read_to_string(harness::default_config()).unwrap();
-    let text = sample
-        .lines()
-        .map(|l| match l.starts_with("twiml = ") {
-            true => format!("voice_url = \"{voice_url}\""),
-            false => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        .replace(
-            "recordings_max_bytes = 10737418240\n",
-            &format!("{media_extra}\n"),
-        );
-    assert_ne!(text, sample);
+    let text = harness::sample_with_voice_url(voice_url).replace(
+        "recordings_max_bytes = 10737418240\n",
+        &format!("{media_extra}\n"),
+    );
+    assert!(
+        text.contains(media_extra),
+        "the sample config changed shape"
+    );
     let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("abuse")));
     std::fs::write(&path, text).unwrap();
     path

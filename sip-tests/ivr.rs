@@ -12,7 +12,6 @@
 mod harness;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use harness::customer_app::CustomerApp;
@@ -29,22 +28,6 @@ const FRAME: usize = 160;
 const TELEPHONE_EVENT: u8 = 101;
 
 /// The sample config with the application fetching from `voice_url`.
-fn config_with(voice_url: &str) -> PathBuf {
-    let sample = std::fs::read_to_string(harness::default_config()).unwrap();
-    let text = sample
-        .lines()
-        .map(|l| match l.starts_with("twiml = ") {
-            true => format!("voice_url = \"{voice_url}\""),
-            false => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert_ne!(text, sample, "the sample config changed shape");
-    let path = std::env::temp_dir().join(format!("{}.toml", harness::unique("ivr")));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// A carrier call with `phone`'s SDP; returns (INVITE, the switch's 2xx).
 fn call(sw: &Switch, carrier: &Udp, phone: &RtpPhone) -> (String, Msg) {
     let invite = carrier_invite(
@@ -188,7 +171,7 @@ body = '<Response><Hangup/></Response>'
             wav.display()
         ),
     );
-    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let mut phone = RtpPhone::new();
     let (invite, ok) = call(&sw, &carrier, &phone);
@@ -316,7 +299,7 @@ body = '<Response><Hangup/></Response>'
 "#,
     );
     let recordings = std::env::temp_dir().join(harness::unique("ivr-recordings"));
-    let cfg = config_with(&app.url("/voice"));
+    let cfg = harness::config_with_voice_url(&app.url("/voice"));
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         "recordings_dir = \"recordings\"",
         &format!("recordings_dir = \"{}\"", recordings.display()),
@@ -377,7 +360,7 @@ status = 500
 body = 'oops'
 "#,
     );
-    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let phone = RtpPhone::new();
     let (_invite, _ok) = call(&sw, &carrier, &phone);
@@ -414,7 +397,7 @@ path = "/after-dial"
 body = '<Response><Hangup/></Response>'
 "#,
     );
-    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let alice = sw.udp();
     harness::ua::register(&alice, "alice");
     let carrier = sw.udp();
@@ -472,7 +455,7 @@ path = "/gathered"
 body = '<Response><Hangup/></Response>'
 "#,
     );
-    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let phone = RtpPhone::new();
     let (invite, ok) = call(&sw, &carrier, &phone);
@@ -551,7 +534,7 @@ body = '<Response><Say voice="alice" language="en-US">{SPOKEN}</Say><Hangup/></R
 "#
         ),
     );
-    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let phone = RtpPhone::new();
     let (_invite, _ok) = call(&sw, &carrier, &phone);
@@ -586,7 +569,7 @@ body = '<Response><Hangup/></Response>'
 "#
         ),
     );
-    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let mut phone = RtpPhone::new();
     let (_invite, ok) = call(&sw, &carrier, &phone);
@@ -619,7 +602,7 @@ path = "/voice"
 body = '<Response><Say voice="Polly.Nobody-Neural" language="xx-YY">Hello there. <break time="2s"/> <prosody rate="slow">Goodbye now.</prosody></Say><Hangup/></Response>'
 "#,
     );
-    let sw = Switch::start_with_config(config_with(&app.url("/voice")));
+    let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let phone = RtpPhone::new();
     let (_invite, _ok) = call(&sw, &carrier, &phone);

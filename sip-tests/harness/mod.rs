@@ -39,6 +39,29 @@ pub fn default_config() -> PathBuf {
     repo_path("conf/switchboard.toml")
 }
 
+/// The sample config's text with its application fetching from `voice_url` instead of its
+/// inline TwiML (the number +15550100001 then runs the customer app's instructions).
+pub fn sample_with_voice_url(voice_url: &str) -> String {
+    let sample = std::fs::read_to_string(default_config()).unwrap();
+    let text = sample
+        .lines()
+        .map(|l| match l.starts_with("twiml = ") {
+            true => format!("voice_url = \"{voice_url}\""),
+            false => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(text, sample, "the sample config changed shape");
+    text
+}
+
+/// [`sample_with_voice_url`] written to a temporary file.
+pub fn config_with_voice_url(voice_url: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.toml", unique("app")));
+    std::fs::write(&path, sample_with_voice_url(voice_url)).unwrap();
+    path
+}
+
 /// The binary under test: cargo's build of `switchboard` for these tests, or the path in
 /// `SWITCHBOARD_BIN` if set (to run the same tests against another build).
 pub fn switchboard_bin() -> PathBuf {

@@ -188,6 +188,29 @@ impl RtpPhone {
         }
     }
 
+    /// An RTP packet already waiting, without blocking (a socket read timeout rounds up to
+    /// the kernel's tick, too coarse for a loop that paces 20 ms frames).
+    pub fn try_recv(&self) -> Option<(Rtp, SocketAddr)> {
+        let mut buf = [0u8; 2048];
+        self.sock.set_nonblocking(true).unwrap();
+        let got = loop {
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if n >= 2 && (200..=204).contains(&buf[1]) {
+                        continue;
+                    }
+                    match Rtp::parse(&buf[..n]) {
+                        Some(p) => break Some((p, from)),
+                        None => continue,
+                    }
+                }
+                Err(_) => break None,
+            }
+        };
+        self.sock.set_nonblocking(false).unwrap();
+        got
+    }
+
     /// The next RTP packet within `timeout`.
     pub fn recv(&self, timeout: Duration) -> Option<(Rtp, SocketAddr)> {
         self.recv_until(Instant::now() + timeout)

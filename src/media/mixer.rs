@@ -3,7 +3,8 @@
 //! clock.
 //!
 //! Each tick takes one frame (160 samples, 8 kHz linear) from every participant's
-//! [`SampleFifo`] (filled as its RTP arrives, whatever its packet time), sums what may be
+//! [`SampleFifo`] (filled as its RTP arrives, whatever its packet time, played out with one
+//! frame of jitter in hand), sums what may be
 //! heard, and gives each participant the sum minus its own contribution (the N−1 mix:
 //! nobody hears themselves), saturated to 16 bits. Muted participants and silent frames
 //! are left out of the sum; past [`TOP_K`] talkers only the loudest are mixed, so a large
@@ -26,6 +27,10 @@ const FIFO_SAMPLES: usize = 1600;
 /// More than this in the queue (60 ms) at a tick: the oldest is dropped down to it, so the
 /// mix's delay stays bounded when a sender's clock runs ahead.
 const FIFO_TARGET: usize = 480;
+/// A participant is mixed once this much has queued (40 ms), and again after the queue ran
+/// dry: packets arriving a few ms either side of the tick would otherwise leave every
+/// other frame empty (a choppy voice), so the queue keeps one frame of jitter in hand.
+const PLAYOUT_SAMPLES: usize = 2 * FRAME_SAMPLES;
 /// Mean absolute level of a frame that counts as speech (about −40 dBFS).
 const SPEECH_LEVEL: u32 = 330;
 /// Frames of speech before "speaking", of quiet before "stopped" (hysteresis).
@@ -105,6 +110,8 @@ struct Participant {
     frame: [i16; FRAME_SAMPLES],
     /// Mixed this tick (audible, not muted, among the loudest).
     mixed: bool,
+    /// Enough is queued to play out (see [`PLAYOUT_SAMPLES`]).
+    playing: bool,
     level: u32,
     speaking: bool,
     /// Consecutive frames on the other side of the speech threshold.
@@ -165,6 +172,7 @@ impl Mixer {
             fifo: SampleFifo::default(),
             frame: [0; FRAME_SAMPLES],
             mixed: false,
+            playing: false,
             level: 0,
             speaking: false,
             run: 0,
@@ -208,7 +216,19 @@ impl Mixer {
         // Take one frame from everyone; measure it.
         for p in &mut self.participants {
             p.fifo.trim_to(FIFO_TARGET);
-            let real = p.fifo.pop_frame(&mut p.frame);
+            if !p.playing && p.fifo.len() >= PLAYOUT_SAMPLES {
+                p.playing = true;
+            }
+            let real = if p.playing {
+                p.fifo.pop_frame(&mut p.frame)
+            } else {
+                p.frame.fill(0);
+                0
+            };
+            if real < FRAME_SAMPLES {
+                // Ran dry: wait for a frame of margin again.
+                p.playing = false;
+            }
             let sum: u32 = p.frame.iter().map(|s| u32::from(s.unsigned_abs())).sum();
             p.level = if real == 0 {
                 0
