@@ -20,7 +20,7 @@ use std::sync::Arc;
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use super::{ApiState, Body, reply};
+use super::{ApiState, Body, form, reply};
 use crate::call::conferences::{Conference, ConferenceStatus, Participant};
 use crate::call::{CallCommand, ConferenceCommand};
 use crate::time::{rfc2822, unix_ms};
@@ -123,20 +123,9 @@ fn participant_doc(c: &Conference, p: &Participant) -> ParticipantDoc {
     }
 }
 
-fn form(body: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(body).into_owned().collect()
-}
-
-/// The first non-empty value of `name`.
-fn get<'f>(form: &'f [(String, String)], name: &str) -> Option<&'f str> {
-    form.iter()
-        .find(|(k, v)| k == name && !v.is_empty())
-        .map(|(_, v)| v.as_str())
-}
-
 /// A `true`/`false` parameter; `Err` says why it is neither.
 fn boolean(form: &[(String, String)], name: &str) -> Result<Option<bool>, String> {
-    match get(form, name) {
+    match form::get(form, name) {
         None => Ok(None),
         Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
         Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
@@ -208,8 +197,8 @@ pub(super) fn update(ctx: &Ctx<'_>, sid: &str, path: &str, body: &[u8]) -> Respo
     let Some(c) = find(ctx, sid) else {
         return reply::not_found(path);
     };
-    let form = form(body);
-    match get(&form, "Status") {
+    let form = form::parse(body);
+    match form::get(&form, "Status") {
         None => {}
         Some("completed") => {
             crate::call::conference::end_conference(&ctx.state.conferences, &ctx.state.calls, &c);
@@ -222,7 +211,7 @@ pub(super) fn update(ctx: &Ctx<'_>, sid: &str, path: &str, body: &[u8]) -> Respo
             );
         }
     }
-    if let Some(url) = get(&form, "AnnounceUrl") {
+    if let Some(url) = form::get(&form, "AnnounceUrl") {
         let everyone: Vec<String> = c
             .state()
             .participants
@@ -259,7 +248,7 @@ pub(super) fn create_participant(ctx: &Ctx<'_>, conference: &str, body: &[u8]) -
             _ => return reply::not_found(&format!("Conferences/{conference}")),
         },
     };
-    let form = form(body);
+    let form = form::parse(body);
     let mut attrs = String::new();
     for (param, attr) in [
         ("Muted", "muted"),
@@ -272,7 +261,7 @@ pub(super) fn create_participant(ctx: &Ctx<'_>, conference: &str, body: &[u8]) -
         ("WaitUrl", "waitUrl"),
         ("MaxParticipants", "maxParticipants"),
     ] {
-        if let Some(v) = get(&form, param) {
+        if let Some(v) = form::get(&form, param) {
             attrs.push_str(&format!(" {attr}=\"{}\"", xml_escape(v)));
         }
     }
@@ -306,9 +295,10 @@ pub(super) fn create_participant(ctx: &Ctx<'_>, conference: &str, body: &[u8]) -
         Err(refused) => return *refused,
     };
     let now_ms = unix_ms();
-    let label = get(&form, "Label").map(str::to_string);
-    let flag =
-        |k: &str, default: bool| get(&form, k).map_or(default, |v| v.eq_ignore_ascii_case("true"));
+    let label = form::get(&form, "Label").map(str::to_string);
+    let flag = |k: &str, default: bool| {
+        form::get(&form, k).map_or(default, |v| v.eq_ignore_ascii_case("true"))
+    };
     reply::json(
         StatusCode::CREATED,
         &serde_json::json!({
@@ -392,15 +382,15 @@ pub(super) fn update_participant(
     let Some(mut p) = participant_of(&c, call) else {
         return reply::not_found(path);
     };
-    let form = form(body);
+    let form = form::parse(body);
     let (muted, hold) = match (boolean(&form, "Muted"), boolean(&form, "Hold")) {
         (Ok(m), Ok(h)) => (m, h),
         (Err(why), _) | (_, Err(why)) => {
             return reply::error(StatusCode::BAD_REQUEST, 21218, why);
         }
     };
-    let hold_url = get(&form, "HoldUrl").map(str::to_string);
-    let announce_url = get(&form, "AnnounceUrl").map(str::to_string);
+    let hold_url = form::get(&form, "HoldUrl").map(str::to_string);
+    let announce_url = form::get(&form, "AnnounceUrl").map(str::to_string);
     let command = ConferenceCommand::Update {
         muted,
         hold,

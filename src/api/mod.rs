@@ -24,6 +24,7 @@ mod calls;
 mod clients;
 pub mod cluster;
 mod conferences;
+mod form;
 mod health;
 mod prometheus;
 mod queues;

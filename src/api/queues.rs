@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use super::{ApiState, Body, reply};
+use super::{ApiState, Body, form, reply};
 use crate::call::queues::{Member, Queue};
 use crate::call::{CallCommand, QueueCommand};
 use crate::instructions::Method;
@@ -77,16 +77,6 @@ fn find(ctx: &Ctx<'_>, sid: &str) -> Option<Arc<Queue>> {
     ctx.state.queues.get(ctx.account, sid)
 }
 
-fn form(body: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(body).into_owned().collect()
-}
-
-fn get<'f>(form: &'f [(String, String)], name: &str) -> Option<&'f str> {
-    form.iter()
-        .find(|(k, v)| k == name && !v.is_empty())
-        .map(|(_, v)| v.as_str())
-}
-
 pub(super) fn list(ctx: &Ctx<'_>) -> Response<Body> {
     let queues: Vec<QueueDoc> = ctx
         .state
@@ -118,8 +108,8 @@ pub(super) fn update(ctx: &Ctx<'_>, sid: &str, path: &str, body: &[u8]) -> Respo
     let Some(q) = find(ctx, sid) else {
         return reply::not_found(path);
     };
-    let form = form(body);
-    if let Some(v) = get(&form, "MaxSize") {
+    let form = form::parse(body);
+    if let Some(v) = form::get(&form, "MaxSize") {
         match v.parse::<u32>() {
             Ok(n) if (1..=crate::call::queues::MAX_MAX_SIZE).contains(&n) => {
                 ctx.state.queues.set_max_size(&q, n)
@@ -193,15 +183,15 @@ pub(super) fn dequeue(
     let Some(q) = find(ctx, sid) else {
         return reply::not_found(path);
     };
-    let form = form(body);
-    let Some(url) = get(&form, "Url") else {
+    let form = form::parse(body);
+    let Some(url) = form::get(&form, "Url") else {
         return reply::error(
             StatusCode::BAD_REQUEST,
             20001,
             "Url is required to dequeue a member".into(),
         );
     };
-    let method = match get(&form, "Method") {
+    let method = match form::get(&form, "Method") {
         Some(m) if m.eq_ignore_ascii_case("GET") => Method::Get,
         _ => Method::Post,
     };
