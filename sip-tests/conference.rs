@@ -565,3 +565,57 @@ fn a_recorded_conference_leaves_one_wav_with_every_voice() {
         inner.len()
     );
 }
+
+/// `statusCallbackEvent="speaker"`: a participant who talks and then falls silent gets
+/// participant-speech-start and participant-speech-stop; one who never talks gets none.
+#[test]
+fn speaker_events_follow_who_talks() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Dial><Conference beep="false" statusCallback="/events" statusCallbackEvent="speaker">room</Conference></Dial></Response>'
+[[route]]
+path = "/events"
+body = ""
+"#,
+    );
+    let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
+    let mut callers = vec![caller(&sw), caller(&sw)];
+    let sids = call_sids(&app, 2);
+    talk(&mut callers, &[700.0, 0.0], 2);
+    talk(&mut callers, &[0.0, 0.0], 2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let events = loop {
+        let events: Vec<serde_json::Value> = app
+            .requests()
+            .into_iter()
+            .filter(|r| r["path"] == "/events")
+            .collect();
+        if events.len() >= 2 || Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["params"]["StatusCallbackEvent"].as_str().unwrap_or(""),
+                e["params"]["CallSid"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("participant-speech-start", sids[0].as_str()),
+            ("participant-speech-stop", sids[0].as_str()),
+        ],
+        "{events:?}"
+    );
+    for c in &callers {
+        c.hang_up();
+    }
+}

@@ -200,7 +200,13 @@ impl Call {
                     } else {
                         "participant-speech-stop"
                     };
-                    self.conference_event(&conf, event, None);
+                    let me = conf
+                        .state()
+                        .participants
+                        .iter()
+                        .find(|p| p.call_sid == self.info.sid)
+                        .cloned();
+                    self.conference_event(&conf, event, me.as_ref());
                 }
                 _ => {}
             }
