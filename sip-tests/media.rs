@@ -54,19 +54,6 @@ fn config(media_timeout_secs: u32) -> PathBuf {
     path
 }
 
-/// Polls `/metrics` until `name` reads `want`; panics with the last value after [`WAIT`].
-fn wait_metric(sw: &Switch, name: &str, want: u64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = sw.metric(name);
-        if v == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name} stays {v}, never {want}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A bridged call with an RTP phone on each side.
 struct Call {
     carrier: Udp,
@@ -666,13 +653,13 @@ fn rtp_ports_are_taken_per_leg_and_return_to_the_pool_when_the_call_ends() {
     // One pair for the carrier's leg, one for alice's.
     assert_eq!(sw.metric("rtp_port_pairs_free"), total - 2);
     call.carrier_hangs_up();
-    wait_metric(&sw, "rtp_port_pairs_free", total);
+    sw.wait_metric("rtp_port_pairs_free", total, WAIT);
 
     // A second call takes them again and gives them back again.
     let call = call_alice(&sw, call.alice, &[Codec::Pcmu], &[Codec::Pcmu]);
     assert_eq!(sw.metric("rtp_port_pairs_free"), total - 2);
     call.carrier_hangs_up();
-    wait_metric(&sw, "rtp_port_pairs_free", total);
+    sw.wait_metric("rtp_port_pairs_free", total, WAIT);
 }
 
 #[test]

@@ -294,6 +294,20 @@ impl Switch {
             .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
     }
 
+    /// Polls `/metrics` until `name` reads `want`; panics with the last value after
+    /// `within` (the counters move after the messages a test sees, not before).
+    pub fn wait_metric(&self, name: &str, want: u64, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let v = self.metric(name);
+            if v == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{name} stays {v}, never {want}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// A UDP client aimed at the switch's SIP port.
     pub fn udp(&self) -> Udp {
         Udp::new(self.udp)
