@@ -619,3 +619,120 @@ body = ""
         c.hang_up();
     }
 }
+
+/// A supervisor dialled in by REST with `CallSidToCoach` (its `<Conference coach=…>`) is
+/// heard by the agent alone and hears both; `Coaching=false` lets the customer hear it.
+#[test]
+fn a_coach_is_heard_by_the_agent_alone_until_coaching_ends() {
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        "[[route]]\npath = \"/voice\"\nbody = '<Response><Dial><Conference beep=\"false\">room</Conference></Dial></Response>'\n",
+    );
+    let mut trunk = Udp::new("127.0.0.1:9".parse().unwrap());
+    let path = harness::config_with_voice_url(&app.url("/voice"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("sip:127.0.0.1:5080", &format!("sip:{}", trunk.local_addr()));
+    std::fs::write(&path, text).unwrap();
+    let sw = Switch::start_with_config(&path);
+    trunk.set_peer(sw.udp_addr());
+    let agent = caller(&sw);
+    let customer = caller(&sw);
+    let sids = call_sids(&app, 2);
+    let rest = |method: &str, path: &str, form: &str| {
+        harness::rest::call_as(&sw, ACCOUNT, AUTH_TOKEN, method, path, form)
+    };
+    let (status, p, _) = rest(
+        "POST",
+        "Conferences/room/Participants.json",
+        &format!(
+            "To=%2B15551230000&From=%2B15550100001&Label=supervisor&Coaching=true&CallSidToCoach={}",
+            sids[0]
+        ),
+    );
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(p["call_sid_to_coach"], sids[0].as_str(), "{p}");
+    let coach_sid = p["call_sid"].as_str().unwrap_or("").to_string();
+    let out = harness::ua::expect_request(&trunk, "INVITE", Duration::from_secs(5));
+    let phone = RtpPhone::new();
+    let offer = SdpAudio::parse(&out.body);
+    let answer = phone.answer(&offer, &[Codec::Pcmu]);
+    trunk.send(harness::ua::reply(
+        &out,
+        200,
+        "OK",
+        "trunk1",
+        trunk.local_addr(),
+        Some(&answer),
+    ));
+    let _ack = harness::ua::expect_request(&trunk, "ACK", Duration::from_secs(5));
+    // The supervisor talks through the relay port the switch offered it.
+    let supervisor = Caller {
+        sip: trunk,
+        phone,
+        relay: offer.rtp,
+        invite: out.text(),
+        ok: out,
+    };
+    let mut callers = [agent, customer, supervisor];
+    let tones = [400.0, 700.0, 1100.0];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let conf = loop {
+        let (_, list, _) = rest("GET", "Conferences.json?FriendlyName=room", "");
+        let conf = list["conferences"][0]["sid"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let (_, parts, _) = rest("GET", &format!("Conferences/{conf}/Participants.json"), "");
+        if parts["participants"].as_array().map(Vec::len) == Some(3) {
+            break conf;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the supervisor never joined: {parts}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let heard = talk(&mut callers, &tones, 3);
+    assert_hears(&heard[0], 700.0, "the agent hears the customer");
+    assert_hears(&heard[0], 1100.0, "the agent hears the coach");
+    assert_hears(&heard[1], 400.0, "the customer hears the agent");
+    assert_not_hears(&heard[1], 1100.0, "the customer (coach's whisper)");
+    assert_hears(&heard[2], 400.0, "the coach hears the agent");
+    assert_hears(&heard[2], 700.0, "the coach hears the customer");
+    let (status, p, _) = rest(
+        "GET",
+        &format!("Conferences/{conf}/Participants/{coach_sid}.json"),
+        "",
+    );
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["coaching"], true, "{p}");
+    assert_eq!(p["label"], "supervisor", "{p}");
+
+    let (status, p, _) = rest(
+        "POST",
+        &format!("Conferences/{conf}/Participants/{coach_sid}.json"),
+        "Coaching=false",
+    );
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["coaching"], false, "{p}");
+    let heard = talk(&mut callers, &tones, 3);
+    assert_hears(&heard[1], 1100.0, "the customer hears the former coach");
+    assert_not_hears(&heard[2], 1100.0, "the former coach (itself)");
+    // Coaching again, of the customer this time: the agent no longer hears it.
+    let (status, p, _) = rest(
+        "POST",
+        &format!("Conferences/{conf}/Participants/{coach_sid}.json"),
+        &format!("Coaching=true&CallSidToCoach={}", sids[1]),
+    );
+    assert_eq!(status, 200, "{p}");
+    let heard = talk(&mut callers, &tones, 3);
+    assert_not_hears(&heard[0], 1100.0, "the agent (whisper to the customer)");
+    assert_hears(&heard[1], 1100.0, "the customer hears its coach");
+    let (status, p, _) = rest(
+        "POST",
+        &format!("Conferences/{conf}/Participants/{coach_sid}.json"),
+        "Coaching=true",
+    );
+    assert_eq!(status, 400, "Coaching=true without CallSidToCoach: {p}");
+}

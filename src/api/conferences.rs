@@ -111,8 +111,8 @@ fn participant_doc(c: &Conference, p: &Participant) -> ParticipantDoc {
         label: p.label.clone(),
         muted: p.muted,
         hold: p.hold,
-        coaching: p.coaching,
-        call_sid_to_coach: None,
+        coaching: p.coaching(),
+        call_sid_to_coach: p.call_sid_to_coach.clone(),
         start_conference_on_enter: p.start_conference_on_enter,
         end_conference_on_exit: p.end_conference_on_exit,
         status: "connected",
@@ -120,6 +120,21 @@ fn participant_doc(c: &Conference, p: &Participant) -> ParticipantDoc {
         date_updated: rfc2822(p.updated_ms / 1000),
         api_version: "2010-04-01",
         uri: participant_uri(&c.account_sid, &c.sid, &p.call_sid),
+    }
+}
+
+/// `Coaching` with `CallSidToCoach`, as Twilio's Participant resource takes them:
+/// `Some(Some(sid))` starts coaching that call, `Some(None)` stops.
+fn coaching(form: &[(String, String)]) -> Result<Option<Option<String>>, String> {
+    let to_coach = form::get(form, "CallSidToCoach").map(str::to_string);
+    match (boolean(form, "Coaching")?, to_coach) {
+        (Some(false), _) => Ok(Some(None)),
+        (Some(true), None) => Err("Coaching=true needs CallSidToCoach".into()),
+        (_, Some(sid)) if !sid.starts_with("CA") => {
+            Err(format!("CallSidToCoach {sid:?} is not a CallSid"))
+        }
+        (_, Some(sid)) => Ok(Some(Some(sid))),
+        (None, None) => Ok(None),
     }
 }
 
@@ -260,6 +275,7 @@ pub(super) fn create_participant(ctx: &Ctx<'_>, conference: &str, body: &[u8]) -
         ("ConferenceStatusCallbackEvent", "statusCallbackEvent"),
         ("WaitUrl", "waitUrl"),
         ("MaxParticipants", "maxParticipants"),
+        ("CallSidToCoach", "coach"),
     ] {
         if let Some(v) = form::get(&form, param) {
             attrs.push_str(&format!(" {attr}=\"{}\"", xml_escape(v)));
@@ -308,7 +324,8 @@ pub(super) fn create_participant(ctx: &Ctx<'_>, conference: &str, body: &[u8]) -
             "label": label,
             "muted": flag("Muted", false),
             "hold": false,
-            "coaching": false,
+            "coaching": form::get(&form, "CallSidToCoach").is_some(),
+            "call_sid_to_coach": form::get(&form, "CallSidToCoach"),
             "start_conference_on_enter": flag("StartConferenceOnEnter", true),
             "end_conference_on_exit": flag("EndConferenceOnExit", false),
             "status": "queued",
@@ -391,11 +408,16 @@ pub(super) fn update_participant(
     };
     let hold_url = form::get(&form, "HoldUrl").map(str::to_string);
     let announce_url = form::get(&form, "AnnounceUrl").map(str::to_string);
+    let coach = match coaching(&form) {
+        Ok(c) => c,
+        Err(why) => return reply::error(StatusCode::BAD_REQUEST, 21218, why),
+    };
     let command = ConferenceCommand::Update {
         muted,
         hold,
         hold_url,
         announce_url: announce_url.clone(),
+        coach: coach.clone(),
     };
     if ctx
         .state
@@ -418,6 +440,9 @@ pub(super) fn update_participant(
     }
     if let Some(h) = hold {
         p.hold = h;
+    }
+    if let Some(c) = coach {
+        p.call_sid_to_coach = c;
     }
     reply::json(StatusCode::OK, &participant_doc(&c, &p))
 }

@@ -11,6 +11,8 @@
 //!   or leaves the running conference.
 //! - `muted`; REST mutes and unmutes, holds (the participant hears `HoldUrl` or hold music
 //!   and is not heard), kicks.
+//! - `coach="CA…"` (REST `Coaching`/`CallSidToCoach`): the participant hears everyone but
+//!   is heard only by the call it coaches (by nobody while that call is not in the room).
 //! - Status callbacks to the first `statusCallback` given: `conference-start`,
 //!   `conference-end`, `participant-join`, `participant-leave`, `participant-mute`,
 //!   `participant-unmute`, `participant-hold`, `participant-unhold`,
@@ -21,7 +23,7 @@
 //!   (`trim`), then listed as a Recording with its `ConferenceSid`
 //!   (`recordingStatusCallback` told).
 //!
-//! Not here yet: `coach`, `jitterBufferSize`, `region`, and a conference spanning the nodes
+//! Not here yet: `jitterBufferSize`, `region`, and a conference spanning the nodes
 //! of a cluster (each node has its own conferences).
 
 use std::sync::Arc;
@@ -33,7 +35,7 @@ use super::driver::{Call, Ev, LegRef, Stop, now};
 use super::model::{CallCommand, ConferenceCommand};
 use crate::instructions::{self, ConferenceNoun, Method, Verb};
 use crate::media::recorder::Recorder;
-use crate::media::{EventKind, PlayItem, RecordSpec, prompts};
+use crate::media::{EndpointId, EventKind, HeardBy, PlayItem, RecordSpec, prompts};
 use crate::time::unix_ms;
 use crate::webhook::status_callback::spawn_status_callback;
 use crate::webhook::voice::{self, Fetch};
@@ -48,6 +50,14 @@ enum Leave {
 }
 
 /// How waiting for the conference to start ended.
+/// What REST asked to change of a participant (`ConferenceCommand::Update`).
+struct ParticipantChange {
+    muted: Option<bool>,
+    hold: Option<bool>,
+    hold_url: Option<String>,
+    coach: Option<Option<String>>,
+}
+
 enum Waited {
     Started,
     Left(Leave),
@@ -101,7 +111,8 @@ impl Call {
             hold: false,
             start_conference_on_enter: noun.start_conference_on_enter,
             end_conference_on_exit: noun.end_conference_on_exit,
-            coaching: false,
+            call_sid_to_coach: extra("coach"),
+            endpoint: Some(endpoint),
             created_ms: joined_ms,
             updated_ms: joined_ms,
         };
@@ -125,6 +136,7 @@ impl Call {
         let conf = joined.conference;
         tracing::info!(call = %self.info.sid, conference = %conf.sid, name, "joined the conference");
         svc.media.join(endpoint, conf.media, noun.muted);
+        self.point_coaches(&conf, endpoint, participant.call_sid_to_coach.as_deref());
         self.conference_event(&conf, "participant-join", Some(&participant));
         if joined.started_now {
             self.conference_event(&conf, "conference-start", None);
@@ -183,9 +195,16 @@ impl Call {
                     muted,
                     hold,
                     hold_url,
+                    coach,
                     ..
                 })) => {
-                    self.update_participant(&conf, endpoint, muted, hold, hold_url, resolve)
+                    let change = ParticipantChange {
+                        muted,
+                        hold,
+                        hold_url,
+                        coach,
+                    };
+                    self.update_participant(&conf, endpoint, change, resolve)
                         .await;
                 }
                 Some(Ev::Conference(ConferenceCommand::Announce(url))) => {
@@ -437,16 +456,44 @@ impl Call {
         (!items.is_empty()).then_some(items)
     }
 
-    /// REST changed the participant: mute, hold.
+    /// Points coaches at whom they coach, as this participant joins: its own voice at the
+    /// call it coaches (or at nobody while that one is not here), and those already here
+    /// who coach it at it.
+    fn point_coaches(&self, conf: &Conference, endpoint: EndpointId, coaching: Option<&str>) {
+        let st = conf.state();
+        let endpoint_of = |sid: &str| {
+            st.participants
+                .iter()
+                .find(|p| p.call_sid == sid)
+                .and_then(|p| p.endpoint)
+        };
+        if let Some(coached) = coaching {
+            let heard_by = endpoint_of(coached).map_or(HeardBy::Nobody, HeardBy::Only);
+            self.svc.media.coach(endpoint, heard_by);
+        }
+        for coach in &st.participants {
+            if coach.call_sid_to_coach.as_deref() == Some(self.info.sid.as_str())
+                && let Some(theirs) = coach.endpoint
+            {
+                self.svc.media.coach(theirs, HeardBy::Only(endpoint));
+            }
+        }
+    }
+
+    /// REST changed the participant: mute, hold, coaching.
     async fn update_participant(
         &mut self,
         conf: &Arc<Conference>,
-        endpoint: crate::media::EndpointId,
-        muted: Option<bool>,
-        hold: Option<bool>,
-        hold_url: Option<String>,
+        endpoint: EndpointId,
+        change: ParticipantChange,
         resolve: &(dyn Fn(&str) -> String + Sync),
     ) {
+        let ParticipantChange {
+            muted,
+            hold,
+            hold_url,
+            coach,
+        } = change;
         let svc = self.svc.clone();
         let before = conf
             .state()
@@ -457,12 +504,18 @@ impl Call {
         let Some(before) = before else {
             return;
         };
-        let Some(after) = svc
-            .conferences
-            .update_participant(conf, &self.info.sid, muted, hold)
+        let Some(after) =
+            svc.conferences
+                .update_participant(conf, &self.info.sid, muted, hold, coach)
         else {
             return;
         };
+        if after.call_sid_to_coach != before.call_sid_to_coach {
+            match after.call_sid_to_coach.as_deref() {
+                Some(coached) => self.point_coaches(conf, endpoint, Some(coached)),
+                None => svc.media.coach(endpoint, HeardBy::All),
+            }
+        }
         if after.muted != before.muted || after.hold != before.hold {
             svc.media.mute(endpoint, after.muted || after.hold);
         }
@@ -554,7 +607,7 @@ impl Call {
                 ("CallSid".into(), p.call_sid.clone()),
                 ("Muted".into(), p.muted.to_string()),
                 ("Hold".into(), p.hold.to_string()),
-                ("Coaching".into(), p.coaching.to_string()),
+                ("Coaching".into(), p.coaching().to_string()),
                 (
                     "EndConferenceOnExit".into(),
                     p.end_conference_on_exit.to_string(),
@@ -566,6 +619,9 @@ impl Call {
             ]);
             if let Some(l) = &p.label {
                 params.push(("ParticipantLabel".into(), l.clone()));
+            }
+            if let Some(c) = &p.call_sid_to_coach {
+                params.push(("CallSidToCoach".into(), c.clone()));
             }
         }
         spawn_status_callback(

@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::instructions::Method;
-use crate::media::ConferenceId;
+use crate::media::{ConferenceId, EndpointId};
 use crate::time::unix_ms;
 
 /// Completed conferences kept for REST.
@@ -45,9 +45,18 @@ pub struct Participant {
     pub hold: bool,
     pub start_conference_on_enter: bool,
     pub end_conference_on_exit: bool,
-    pub coaching: bool,
+    /// The call it coaches (TwiML `coach`, REST `CallSidToCoach`): only that one hears it.
+    pub call_sid_to_coach: Option<String>,
+    /// Its endpoint in the media plane (to point a coach at it).
+    pub endpoint: Option<EndpointId>,
     pub created_ms: u64,
     pub updated_ms: u64,
+}
+
+impl Participant {
+    pub fn coaching(&self) -> bool {
+        self.call_sid_to_coach.is_some()
+    }
 }
 
 /// Where the conference's status callbacks go (set by the first participant that names
@@ -280,6 +289,7 @@ impl Conferences {
         call_sid: &str,
         muted: Option<bool>,
         hold: Option<bool>,
+        coach: Option<Option<String>>,
     ) -> Option<Participant> {
         let mut st = conference.state();
         let p = st
@@ -291,6 +301,9 @@ impl Conferences {
         }
         if let Some(h) = hold {
             p.hold = h;
+        }
+        if let Some(c) = coach {
+            p.call_sid_to_coach = c;
         }
         p.updated_ms = unix_ms();
         let p = p.clone();
@@ -332,7 +345,8 @@ mod tests {
             hold: false,
             start_conference_on_enter: start,
             end_conference_on_exit: end,
-            coaching: false,
+            call_sid_to_coach: None,
+            endpoint: None,
             created_ms: 0,
             updated_ms: 0,
         }
@@ -396,11 +410,11 @@ mod tests {
             Full(2)
         );
         let m = r
-            .update_participant(&a.conference, "CA2", Some(true), None)
+            .update_participant(&a.conference, "CA2", Some(true), None, None)
             .unwrap();
         assert!(m.muted && !m.hold);
         assert!(
-            r.update_participant(&a.conference, "CA3", Some(true), None)
+            r.update_participant(&a.conference, "CA3", Some(true), None, None)
                 .is_none()
         );
         let left = r.leave(&a.conference, "CA1");

@@ -196,6 +196,8 @@ pub enum ConferenceCommand {
         hold: Option<bool>,
         hold_url: Option<String>,
         announce_url: Option<String>,
+        /// `Coaching`/`CallSidToCoach`: `Some(None)` stops coaching.
+        coach: Option<Option<String>>,
     },
     /// REST `DELETE` of the participant: it leaves; `<Dial>` ends.
     Kick,

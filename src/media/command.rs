@@ -28,6 +28,17 @@ impl EndpointId {
     }
 }
 
+/// Whom a conference participant's voice reaches. A coach (TwiML `coach`, REST
+/// `CallSidToCoach`) is heard only by the participant it coaches; while that one is not in
+/// the conference, by nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeardBy {
+    #[default]
+    All,
+    Only(EndpointId),
+    Nobody,
+}
+
 /// Payload type numbers one side uses for what the relay carries (RFC 3551 static 0/8 or
 /// whatever the SDP mapped them to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -189,6 +200,8 @@ pub(crate) enum Command {
     },
     Leave(EndpointId),
     Mute(EndpointId, bool),
+    /// Whom the endpoint's voice reaches in its conference (a coach's: one participant).
+    Coach(EndpointId, HeardBy),
     /// Every participant hears this once (the join and leave beep).
     Announce(ConferenceId, std::sync::Arc<[i16]>),
     /// Record the conference's whole mix until it ends; `RecordDone` goes to `sink`.
@@ -217,7 +230,8 @@ impl Command {
             | Command::Handoff(id, _)
             | Command::Join { id, .. }
             | Command::Leave(id)
-            | Command::Mute(id, _) => Some(*id),
+            | Command::Mute(id, _)
+            | Command::Coach(id, _) => Some(*id),
             Command::Open(_)
             | Command::Adopt(_)
             | Command::Announce(..)

@@ -17,7 +17,8 @@ use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::command::{
-    Command, ConferenceId, EndpointId, EventSink, Opened, PlayItem, RecordSpec, StreamParams,
+    Command, ConferenceId, EndpointId, EventSink, HeardBy, Opened, PlayItem, RecordSpec,
+    StreamParams,
 };
 use super::ports::{PortLease, PortPool, PortsExhausted};
 use super::relay::{RelayStats, RelayThread, ThreadLink};
@@ -290,6 +291,11 @@ impl MediaEngine {
 
     pub fn mute(&self, id: EndpointId, muted: bool) {
         self.send(id, Command::Mute(id, muted));
+    }
+
+    /// Whom the endpoint's voice reaches in its conference (send after `join`).
+    pub fn coach(&self, id: EndpointId, heard_by: HeardBy) {
+        self.send(id, Command::Coach(id, heard_by));
     }
 
     /// Everyone in `conference` hears `pcm` once.

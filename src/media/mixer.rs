@@ -9,8 +9,10 @@
 //! nobody hears themselves), saturated to 16 bits. Muted participants and silent frames
 //! are left out of the sum; past [`TOP_K`] talkers only the loudest are mixed, so a large
 //! room costs the same as a small one per listener. A sound for everyone (the join and
-//! leave beep) is added to every output. Speech detection with hysteresis reports who
-//! starts and stops talking (`speaker` status callbacks).
+//! leave beep) is added to every output. A coach (TwiML `coach`) hears everyone but is
+//! heard only by the participant it coaches: it is left out of the sum and added to that
+//! one's frame. Speech detection with hysteresis reports who starts and stops talking
+//! (`speaker` status callbacks).
 //!
 //! Pure: no I/O, no clock, and no allocation per tick (participants are allocated when
 //! they join).
@@ -36,6 +38,10 @@ const SPEECH_LEVEL: u32 = 330;
 /// Frames of speech before "speaking", of quiet before "stopped" (hysteresis).
 const SPEECH_ON_FRAMES: u8 = 3;
 const SPEECH_OFF_FRAMES: u8 = 25;
+
+/// What a coach whose participant left coaches: no key (slots are small numbers), so it
+/// is heard by nobody, as a whisper must never reach the others.
+pub const NOBODY: usize = usize::MAX;
 
 /// Samples waiting to be mixed, in arrival order.
 pub struct SampleFifo {
@@ -106,9 +112,13 @@ impl SampleFifo {
 struct Participant {
     key: usize,
     muted: bool,
+    /// The key of the participant this one coaches: only that one hears it.
+    coaching: Option<usize>,
     fifo: SampleFifo,
     frame: [i16; FRAME_SAMPLES],
-    /// Mixed this tick (audible, not muted, among the loudest).
+    /// Audible this tick (not muted, not silent).
+    audible: bool,
+    /// In everyone's sum this tick (audible, not a coach, among the loudest).
     mixed: bool,
     /// Enough is queued to play out (see [`PLAYOUT_SAMPLES`]).
     playing: bool,
@@ -169,8 +179,10 @@ impl Mixer {
         self.participants.push(Participant {
             key,
             muted,
+            coaching: None,
             fifo: SampleFifo::default(),
             frame: [0; FRAME_SAMPLES],
+            audible: false,
             mixed: false,
             playing: false,
             level: 0,
@@ -179,8 +191,34 @@ impl Mixer {
         });
     }
 
+    /// Takes the participant out; whoever coached it is heard by nobody until told again
+    /// (its key may be reused by the next one to join).
     pub fn remove(&mut self, key: usize) {
         self.participants.retain(|p| p.key != key);
+        for p in &mut self.participants {
+            if p.coaching == Some(key) {
+                p.coaching = Some(NOBODY);
+            }
+        }
+    }
+
+    /// `key` coaches `coached` (heard by it alone), or with `None` is heard by everyone
+    /// again. A coached key not in the conference leaves `key` heard by nobody.
+    pub fn set_coaching(&mut self, key: usize, coached: Option<usize>) {
+        if let Some(p) = self.participants.iter_mut().find(|p| p.key == key) {
+            p.coaching = coached;
+        }
+    }
+
+    pub fn has_coaches(&self) -> bool {
+        self.participants.iter().any(|p| p.coaching.is_some())
+    }
+
+    /// Whether `key` is a coach (what `set_coaching` was last told).
+    pub fn is_coach(&self, key: usize) -> bool {
+        self.participants
+            .iter()
+            .any(|p| p.key == key && p.coaching.is_some())
     }
 
     pub fn set_muted(&mut self, key: usize, muted: bool) {
@@ -235,8 +273,9 @@ impl Mixer {
             } else {
                 sum / FRAME_SAMPLES as u32
             };
-            p.mixed = !p.muted && p.level > 0;
-            let talking = p.mixed && p.level >= SPEECH_LEVEL;
+            p.audible = !p.muted && p.level > 0;
+            p.mixed = p.audible && p.coaching.is_none();
+            let talking = p.audible && p.level >= SPEECH_LEVEL;
             if talking == p.speaking {
                 p.run = 0;
             } else {
@@ -286,23 +325,54 @@ impl Mixer {
             }
         }
         // Everyone hears the sum without themselves; those not in it (silent, muted, not
-        // among the loudest) all hear the same frame, computed once.
+        // among the loudest) all hear the same frame, computed once. A coached participant
+        // hears its coaches on top.
         let saturate = |x: i32| x.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
         let mut common = [0i16; FRAME_SAMPLES];
         for (c, &x) in common.iter_mut().zip(self.sum.iter()) {
             *c = saturate(x);
         }
         self.mix = common;
-        let mut frame = [0i16; FRAME_SAMPLES];
+        let whispering = self
+            .participants
+            .iter()
+            .any(|p| p.audible && p.coaching.is_some());
+        let mut frame = [0i32; FRAME_SAMPLES];
+        let mut pcm = [0i16; FRAME_SAMPLES];
         for p in &self.participants {
-            if !p.mixed {
+            let coached = whispering
+                && self
+                    .participants
+                    .iter()
+                    .any(|c| c.audible && c.coaching == Some(p.key));
+            if !p.mixed && !coached {
                 out(p.key, &common);
                 continue;
             }
-            for (i, f) in frame.iter_mut().enumerate() {
-                *f = saturate(self.sum[i] - i32::from(p.frame[i]));
+            if !coached {
+                for (o, (&x, &own)) in pcm.iter_mut().zip(self.sum.iter().zip(&p.frame)) {
+                    *o = saturate(x - i32::from(own));
+                }
+                out(p.key, &pcm);
+                continue;
             }
-            out(p.key, &frame);
+            frame.copy_from_slice(&self.sum[..]);
+            if p.mixed {
+                for (f, &s) in frame.iter_mut().zip(&p.frame) {
+                    *f -= i32::from(s);
+                }
+            }
+            for c in &self.participants {
+                if c.audible && c.coaching == Some(p.key) {
+                    for (f, &s) in frame.iter_mut().zip(&c.frame) {
+                        *f += i32::from(s);
+                    }
+                }
+            }
+            for (o, &x) in pcm.iter_mut().zip(&frame) {
+                *o = saturate(x);
+            }
+            out(p.key, &pcm);
         }
     }
 }

@@ -225,3 +225,58 @@ fn leaving_and_joining_change_only_the_mix() {
     assert_eq!(heard.len(), 1);
     assert!(heard[&1].iter().all(|&s| s == 0));
 }
+
+#[test]
+fn a_coach_is_heard_by_the_one_it_coaches_alone_and_hears_everyone() {
+    let mut m = Mixer::default();
+    for k in 1..=3 {
+        m.add(k, false);
+    }
+    // 3 coaches 1 (an agent's supervisor whispering to the agent; 2 is the customer).
+    m.set_coaching(3, Some(1));
+    assert!(m.is_coach(3));
+    let (a, b, c) = (
+        tone(400.0, 5000.0, 0),
+        tone(700.0, 5000.0, 0),
+        tone(1100.0, 5000.0, 0),
+    );
+    for _ in 0..2 {
+        m.push(1, &a);
+        m.push(2, &b);
+        m.push(3, &c);
+    }
+    let (heard, _) = tick(&mut m);
+    assert_eq!(
+        heard[&1],
+        add(&b, &c),
+        "the coached hears the customer and the coach"
+    );
+    assert_eq!(heard[&2], a, "the customer never hears the coach");
+    assert_eq!(heard[&3], add(&a, &b), "the coach hears both");
+    assert_eq!(
+        m.mix(),
+        &a.iter().zip(&b).map(|(x, y)| x + y).collect::<Vec<_>>()[..]
+    );
+    // The coached one leaves: the coach is heard by nobody, even by one reusing the key.
+    m.remove(1);
+    assert!(m.is_coach(3));
+    m.add(1, false);
+    for _ in 0..2 {
+        m.push(1, &a);
+        m.push(2, &b);
+        m.push(3, &c);
+    }
+    let (heard, _) = tick(&mut m);
+    assert_eq!(heard[&1], b);
+    assert_eq!(heard[&2], a);
+    // Coaching ends: everyone hears the former coach.
+    m.set_coaching(3, None);
+    for _ in 0..2 {
+        m.push(1, &a);
+        m.push(2, &b);
+        m.push(3, &c);
+    }
+    let (heard, _) = tick(&mut m);
+    assert_eq!(heard[&1], add(&b, &c));
+    assert_eq!(heard[&2], add(&a, &c));
+}

@@ -70,8 +70,8 @@ pub mod webrtc;
 
 pub use command::ConferenceId;
 pub use command::{
-    Carried, EndpointId, EventKind, EventSink, MediaEvent, PayloadTypes, PlayItem, RecordEnd,
-    RecordSpec, StreamParams,
+    Carried, EndpointId, EventKind, EventSink, HeardBy, MediaEvent, PayloadTypes, PlayItem,
+    RecordEnd, RecordSpec, StreamParams,
 };
 pub use engine::{Endpoint, MediaEngine, MediaStats, OpenError};
 pub use webrtc::SecureParams;

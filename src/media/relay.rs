@@ -20,7 +20,8 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::command::{
-    Carried, Command, EndpointId, EventKind, EventSink, MediaEvent, Opened, RecordEnd, StreamParams,
+    Carried, Command, EndpointId, EventKind, EventSink, HeardBy, MediaEvent, Opened, RecordEnd,
+    StreamParams,
 };
 use super::dtmf::TelephoneEvent;
 use super::g711;
@@ -541,6 +542,7 @@ impl RelayThread {
             } => self.join(id, conference, muted),
             Command::Leave(id) => self.leave(id),
             Command::Mute(id, muted) => self.mute(id, muted),
+            Command::Coach(id, heard_by) => self.coach(id, heard_by),
             Command::Announce(conference, pcm) => {
                 if let Some(m) = self.conferences.get_mut(&conference) {
                     m.announce(pcm);
@@ -595,6 +597,7 @@ impl RelayThread {
             last_rx: now,
             secure: None,
             conference: None,
+            heard_by: HeardBy::All,
             mix_seq: o.seq,
             mix_ts: o.ts,
         });

@@ -21,8 +21,9 @@ use std::time::Instant;
 use mio::{Interest, Token, Waker};
 
 use super::super::command::{
-    Command, ConferenceId, EndpointId, EventKind, EventSink, RecordEnd, RecordSpec,
+    Command, ConferenceId, EndpointId, EventKind, EventSink, HeardBy, RecordEnd, RecordSpec,
 };
+use super::super::mixer::NOBODY;
 use super::super::player::FRAME_SAMPLES;
 use super::super::relay_port::Recording;
 use super::super::relay_port::{MIXER_SOURCE, MIXER_SSRC, RelayPort};
@@ -128,10 +129,50 @@ impl RelayThread {
         if self.conferences.is_empty() {
             self.next_mix = super::clock();
         }
-        self.conferences
-            .entry(conference)
-            .or_default()
-            .add(slot, muted);
+        let coach = port.heard_by != HeardBy::All;
+        let mixer = self.conferences.entry(conference).or_default();
+        mixer.add(slot, muted);
+        if coach || mixer.has_coaches() {
+            self.resolve_coaching(conference);
+        }
+    }
+
+    pub(super) fn coach(&mut self, id: EndpointId, heard_by: HeardBy) {
+        let Some(&slot) = self.by_id.get(&id) else {
+            return;
+        };
+        let Some(port) = self.slots[slot].as_mut() else {
+            return;
+        };
+        port.heard_by = heard_by;
+        if let Some(conference) = port.conference {
+            self.resolve_coaching(conference);
+        }
+    }
+
+    /// Tells the conference's mixer who coaches whom, by slot: run when a coach is named
+    /// and when anyone joins (the one coached may be the one joining).
+    fn resolve_coaching(&mut self, conference: ConferenceId) {
+        let Some(mixer) = self.conferences.get_mut(&conference) else {
+            return;
+        };
+        for (slot, port) in self.slots.iter().enumerate() {
+            let Some(port) = port.as_ref().filter(|p| p.conference == Some(conference)) else {
+                continue;
+            };
+            let coached = match port.heard_by {
+                HeardBy::All => None,
+                HeardBy::Nobody => Some(NOBODY),
+                HeardBy::Only(target) => Some(
+                    self.by_id
+                        .get(&target)
+                        .copied()
+                        .filter(|&t| mixer.contains(t))
+                        .unwrap_or(NOBODY),
+                ),
+            };
+            mixer.set_coaching(slot, coached);
+        }
     }
 
     pub(super) fn leave(&mut self, id: EndpointId) {
@@ -142,7 +183,10 @@ impl RelayThread {
 
     /// Takes the slot's endpoint out of its conference (which ends with its last one).
     pub(super) fn leave_slot(&mut self, slot: usize) {
-        let Some(conference) = self.slots[slot].as_mut().and_then(|p| p.conference.take()) else {
+        let Some(conference) = self.slots[slot].as_mut().and_then(|p| {
+            p.heard_by = HeardBy::All;
+            p.conference.take()
+        }) else {
             return;
         };
         if let Some(m) = self.conferences.get_mut(&conference) {

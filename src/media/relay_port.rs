@@ -71,6 +71,9 @@ pub struct RelayPort {
     pub conference: Option<super::command::ConferenceId>,
     pub mix_seq: u16,
     pub mix_ts: u32,
+    /// Whom its voice reaches in the conference (a coach's: one participant, kept by
+    /// endpoint so it holds whichever thread the coached one's `Join` comes through).
+    pub heard_by: super::command::HeardBy,
 }
 
 impl std::fmt::Debug for RelayPort {
