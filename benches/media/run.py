@@ -387,9 +387,11 @@ class SipBench:
     """A carrier socket placing calls to NUMBER and a client socket registered as `bench`
     answering them, driven from one select loop with RFC 3261 retransmissions (T1 0.5 s)."""
 
-    def __init__(self, switch_addr, token, carrier_sdp_fn=None, client_sdp_fn=None):
+    def __init__(self, switch_addr, token, carrier_sdp_fn=None, client_sdp_fn=None, number_fn=None):
         self.sw = switch_addr
         self.token = token
+        # The number each call dials (benches/conference/run.py: one per room).
+        self.number = number_fn or (lambda i: NUMBER)
         # SDP bodies by call index (benches/srtp/run.py passes its own: SAVPF offers, per-call ports).
         self.carrier_sdp = carrier_sdp_fn or carrier_sdp
         self.client_sdp = client_sdp_fn or client_sdp
@@ -458,10 +460,11 @@ class SipBench:
     def _invite(self, c):
         sdp = self.carrier_sdp(c.i)
         c.branch = self._branch()
-        return (f"INVITE sip:{NUMBER}@{self.sw[0]}:{self.sw[1]} SIP/2.0\r\n"
+        number = self.number(c.i)
+        return (f"INVITE sip:{number}@{self.sw[0]}:{self.sw[1]} SIP/2.0\r\n"
                 f"Via: SIP/2.0/UDP 127.0.0.1:{self.cport};branch={c.branch};rport\r\n"
                 f"Max-Forwards: 70\r\nFrom: <sip:{c.caller}@127.0.0.1:{self.cport}>;tag={c.ftag}\r\n"
-                f"To: <sip:{NUMBER}@{self.sw[0]}:{self.sw[1]}>\r\nCall-ID: {c.cid}\r\nCSeq: 1 INVITE\r\n"
+                f"To: <sip:{number}@{self.sw[0]}:{self.sw[1]}>\r\nCall-ID: {c.cid}\r\nCSeq: 1 INVITE\r\n"
                 f"Contact: <sip:{c.caller}@127.0.0.1:{self.cport}>\r\nUser-Agent: swb-media-bench\r\n"
                 f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}").encode()
 
@@ -477,7 +480,7 @@ class SipBench:
                 "User-Agent: swb-media-bench\r\nContent-Length: 0\r\n\r\n").encode()
 
     def _ack_non2xx(self, c, resp):
-        return (f"ACK sip:{NUMBER}@{self.sw[0]}:{self.sw[1]} SIP/2.0\r\n"
+        return (f"ACK sip:{self.number(c.i)}@{self.sw[0]}:{self.sw[1]} SIP/2.0\r\n"
                 f"Via: SIP/2.0/UDP 127.0.0.1:{self.cport};branch={c.branch};rport\r\n"
                 f"Max-Forwards: 70\r\nFrom: <sip:{c.caller}@127.0.0.1:{self.cport}>;tag={c.ftag}\r\n"
                 f"To: {resp.h('to')}\r\nCall-ID: {c.cid}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n").encode()

@@ -89,4 +89,33 @@ fn media_gauges(out: &mut String, media: &crate::media::MediaEngine) {
          rtp_packets_dropped_total{{reason=\"unroutable\"}} {}\n",
         s.relayed, s.foreign, s.malformed, s.unroutable
     );
+    let _ = write!(
+        out,
+        "# HELP conference_mix_ticks_total 20 ms conference mixer ticks run, summed over relay threads.\n\
+         # TYPE conference_mix_ticks_total counter\nconference_mix_ticks_total {}\n\
+         # HELP conference_mix_ticks_skipped_total Mixer ticks skipped: a relay thread fell over 100 ms behind.\n\
+         # TYPE conference_mix_ticks_skipped_total counter\nconference_mix_ticks_skipped_total {}\n\
+         # HELP conference_participant_frames_total Participant-frames (20 ms) mixed.\n\
+         # TYPE conference_participant_frames_total counter\nconference_participant_frames_total {}\n\
+         # HELP conference_mix_tick_lateness_seconds How late each mixer tick's last frame left.\n\
+         # TYPE conference_mix_tick_lateness_seconds histogram\n",
+        s.mix_ticks, s.mix_ticks_skipped, s.mix_frames
+    );
+    let mut cumulative = 0;
+    for (i, n) in s.mix_lateness.buckets.iter().enumerate() {
+        cumulative += n;
+        let le = crate::media::lateness::BOUNDS_US
+            .get(i)
+            .map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
+        let _ = writeln!(
+            out,
+            "conference_mix_tick_lateness_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let _ = write!(
+        out,
+        "conference_mix_tick_lateness_seconds_sum {}\nconference_mix_tick_lateness_seconds_count {}\n",
+        s.mix_lateness.sum_us as f64 / 1e6,
+        s.mix_lateness.count()
+    );
 }

@@ -20,6 +20,7 @@ use super::command::{
     Command, ConferenceId, EndpointId, EventSink, HeardBy, Opened, PlayItem, RecordSpec,
     StreamParams,
 };
+use super::lateness::LatenessSnapshot;
 use super::ports::{PortLease, PortPool, PortsExhausted};
 use super::relay::{RelayStats, RelayThread, ThreadLink};
 use super::webrtc::{DtlsIdentity, SecureParams};
@@ -155,6 +156,10 @@ impl MediaEngine {
             s.played += t.stats.played.load(Ordering::Relaxed);
             s.rtcp_relayed += t.stats.rtcp_relayed.load(Ordering::Relaxed);
             s.endpoints += t.stats.endpoints.load(Ordering::Relaxed);
+            s.mix_ticks += t.stats.mix_ticks.load(Ordering::Relaxed);
+            s.mix_ticks_skipped += t.stats.mix_ticks_skipped.load(Ordering::Relaxed);
+            s.mix_frames += t.stats.mix_frames.load(Ordering::Relaxed);
+            s.mix_lateness.add(&t.stats.mix_lateness.snapshot());
         }
         s
     }
@@ -354,6 +359,10 @@ pub struct MediaStats {
     pub played: u64,
     pub rtcp_relayed: u64,
     pub endpoints: u64,
+    pub mix_ticks: u64,
+    pub mix_ticks_skipped: u64,
+    pub mix_frames: u64,
+    pub mix_lateness: LatenessSnapshot,
 }
 
 /// An open endpoint; closing it (drop) frees its ports.

@@ -51,6 +51,7 @@ pub mod dtmf;
 pub mod engine;
 pub mod g711;
 pub mod latch;
+pub mod lateness;
 pub mod mixer;
 pub mod mmsg;
 pub mod player;
@@ -74,4 +75,5 @@ pub use command::{
     RecordEnd, RecordSpec, StreamParams,
 };
 pub use engine::{Endpoint, MediaEngine, MediaStats, OpenError};
+pub use lateness::{LatenessHistogram, LatenessSnapshot};
 pub use webrtc::SecureParams;

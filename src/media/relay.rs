@@ -74,6 +74,12 @@ pub struct RelayStats {
     pub played: AtomicU64,
     pub rtcp_relayed: AtomicU64,
     pub endpoints: AtomicU64,
+    /// Conference mixing: ticks run, ticks skipped (the thread fell more than `MAX_LAG`
+    /// behind), participant-frames mixed, and how late each tick's last frame left.
+    pub mix_ticks: AtomicU64,
+    pub mix_ticks_skipped: AtomicU64,
+    pub mix_frames: AtomicU64,
+    pub mix_lateness: super::LatenessHistogram,
 }
 
 pub struct RelayThread {

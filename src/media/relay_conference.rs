@@ -241,13 +241,22 @@ impl RelayThread {
         if self.conferences.is_empty() {
             return;
         }
-        if now.saturating_duration_since(self.next_mix) > MAX_LAG {
+        let behind = now.saturating_duration_since(self.next_mix);
+        if behind > MAX_LAG {
+            let skipped = behind.as_micros() / TICK.as_micros();
+            self.stats
+                .mix_ticks_skipped
+                .fetch_add(skipped as u64, Ordering::Relaxed);
             self.next_mix = now;
         }
         while self.next_mix <= now {
+            let due = self.next_mix;
             self.next_mix += TICK;
             let (slots, stats, changes) = (&mut self.slots, &self.stats, &mut self.speaker_changes);
             for (id, mixer) in self.conferences.iter_mut() {
+                stats
+                    .mix_frames
+                    .fetch_add(mixer.len() as u64, Ordering::Relaxed);
                 mixer.tick(
                     |slot, frame| {
                         if let Some(port) = slots.get_mut(slot).and_then(Option::as_mut) {
@@ -263,6 +272,11 @@ impl RelayThread {
                     }
                 }
             }
+            // How late the tick's last frame left: the pacing every participant hears.
+            self.stats
+                .mix_lateness
+                .record(super::clock().saturating_duration_since(due));
+            self.stats.mix_ticks.fetch_add(1, Ordering::Relaxed);
             for change in self.speaker_changes.drain(..) {
                 if let Some(port) = self.slots.get(change.key).and_then(Option::as_ref) {
                     emit(&port.sink, port.id, EventKind::Speaking(change.speaking));

@@ -1,0 +1,426 @@
+//! Conference load for `benches/conference/run.py`: participants that each send a tone
+//! (PCMU, 20 ms packets, each at its own offset within the tick) into a conference and
+//! measure what they hear back: the mixer's stream, one packet per 20 ms tick.
+//!
+//! ```text
+//! cargo run --release --example conference_load -- PARTICIPANTS ROOM_SIZE SECONDS \
+//!     [--warmup S] [--threads T] [--sample N]
+//! ```
+//!
+//! Protocol (JSON lines; everything on 127.0.0.1):
+//!
+//! 1. Phase 1, stdout: one line per participant, `{"i":i,"port":P}` (its RTP socket, for
+//!    the SDP offer of its call), then `{"ready":PARTICIPANTS}`. Participant `i` is in room
+//!    `i / ROOM_SIZE`, at position `k = i % ROOM_SIZE`, and sends the tone
+//!    `tone_hz(k)`.
+//! 2. Phase 2, stdin: `{"i":i,"relay":PA}` for each participant whose call was answered
+//!    (PA: the switch's port from its answer), then `{"go":true}` (or end of input).
+//! 3. Every participant with a relay port sends for WARMUP + SECONDS; what arrives in the
+//!    last SECONDS is measured: `{"media":"start"}` and `{"media":"end"}` on stdout mark
+//!    that window (for the switch's CPU over it).
+//! 4. Stdout, one JSON line: `participants`, `run` (with a relay port), `sent`, `send_err`,
+//!    `received` (in the window), `expected` (run × SECONDS × 50), `short_pct` (frames
+//!    that never came: 100 × (1 − received / expected)), `seq_lost` (gaps in the mixer's
+//!    sequence numbers: lost between the switch and here), `silent_participants` (heard
+//!    nothing at all), `late_us_p50/p99/p999/max` (each packet's arrival against its
+//!    participant's 20 ms grid, anchored at its earliest packet: the pacing a listener
+//!    hears, this process's own scheduling included), and `content`: for every SAMPLE-th
+//!    room, whether each participant heard every other tone (rooms of up to 6: all are
+//!    mixed; larger ones: at least one, the loudest being mixed) and never its own
+//!    (`checked`, `ok`, and the first failures).
+#![allow(clippy::disallowed_methods)] // a load generator reads the real clock
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use serde_json::{Value, json};
+use switchboard::media::g711::G711Law;
+
+const FRAME: usize = 160;
+const TICK: Duration = Duration::from_millis(20);
+/// Goertzel power of a tone counted as heard (a −12 dBFS tone gives ~1.3e7).
+const PRESENT: f64 = 1e5;
+/// Samples kept per checked participant (4 s).
+const CHECK_SAMPLES: usize = 32_000;
+
+fn tone_hz(k: usize) -> f64 {
+    // 3-party rooms: 400, 700, 1100 Hz (no harmonics of each other); larger rooms spread
+    // the rest over the band.
+    match k {
+        0 => 400.0,
+        1 => 700.0,
+        2 => 1100.0,
+        k => 1250.0 + 27.0 * (k - 3) as f64,
+    }
+}
+
+fn goertzel(x: &[i16], hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let c = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &v in x {
+        let s = f64::from(v) + c * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - c * s1 * s2) / (x.len() as f64).powi(2)
+}
+
+struct Args {
+    participants: usize,
+    room: usize,
+    seconds: u64,
+    warmup: u64,
+    threads: usize,
+    sample: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let usage = "conference_load PARTICIPANTS ROOM_SIZE SECONDS [--warmup S] [--threads T] [--sample N]";
+    let mut pos = Vec::new();
+    let mut a = Args {
+        participants: 0,
+        room: 3,
+        seconds: 10,
+        warmup: 2,
+        threads: 1,
+        sample: 10,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = |name: &str| -> Result<u64, String> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or(format!("{name} needs a number; {usage}"))
+        };
+        match arg.as_str() {
+            "--warmup" => a.warmup = val("--warmup")?,
+            "--threads" => a.threads = val("--threads")?.max(1) as usize,
+            "--sample" => a.sample = val("--sample")?.max(1) as usize,
+            _ => pos.push(arg.parse::<u64>().map_err(|_| usage.to_string())?),
+        }
+    }
+    let [p, r, s] = pos[..] else {
+        return Err(usage.into());
+    };
+    (a.participants, a.room, a.seconds) = (p as usize, r.max(1) as usize, s);
+    Ok(a)
+}
+
+struct Participant {
+    i: usize,
+    sock: UdpSocket,
+    relay: Option<SocketAddr>,
+    hz: f64,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    /// When it sends next.
+    next: Instant,
+    /// In the window: packets, arrival offsets against the 20 ms grid (µs), the sequence
+    /// range seen, and (checked participants) the audio.
+    received: u64,
+    offsets: Vec<i64>,
+    first_seq: Option<u32>,
+    last_seq: u32,
+    ext_seq: u32,
+    audio: Option<Vec<i16>>,
+}
+
+#[derive(Default)]
+struct Tally {
+    sent: u64,
+    send_err: u64,
+    received: u64,
+    seq_lost: u64,
+    silent: u64,
+    late_us: Vec<i64>,
+    checked: u64,
+    ok: u64,
+    failures: Vec<String>,
+}
+
+fn run_thread(mut ps: Vec<Participant>, a: &Args, room_tones: &[f64], start: Instant) -> Tally {
+    let mut poll = Poll::new().expect("poll");
+    for (n, p) in ps.iter_mut().enumerate() {
+        poll.registry()
+            .register(&mut p.sock, Token(n), Interest::READABLE)
+            .expect("register");
+    }
+    let window_start = start + Duration::from_secs(a.warmup);
+    let end = window_start + Duration::from_secs(a.seconds);
+    let linger = end + Duration::from_millis(300);
+    let mut events = Events::with_capacity(1024);
+    let mut res = Tally::default();
+    let mut buf = [0u8; 2048];
+    let mut payload = [0u8; 12 + FRAME];
+    let mut pcm = [0i16; FRAME];
+    loop {
+        let now = Instant::now();
+        if now >= linger {
+            break;
+        }
+        // Send whatever is due (each participant has its own offset within the tick).
+        let mut next_due = linger;
+        if now < end {
+            for p in ps.iter_mut() {
+                let Some(relay) = p.relay else { continue };
+                while p.next <= now {
+                    for (n, s) in pcm.iter_mut().enumerate() {
+                        let t = f64::from(p.ts + n as u32) / 8000.0;
+                        *s = (8000.0 * (2.0 * std::f64::consts::PI * p.hz * t).sin()) as i16;
+                    }
+                    payload[0] = 0x80;
+                    payload[1] = 0;
+                    payload[2..4].copy_from_slice(&p.seq.to_be_bytes());
+                    payload[4..8].copy_from_slice(&p.ts.to_be_bytes());
+                    payload[8..12].copy_from_slice(&p.ssrc.to_be_bytes());
+                    G711Law::Pcmu.encode_slice(&pcm, &mut payload[12..]);
+                    match p.sock.send_to(&payload, relay) {
+                        Ok(_) => res.sent += 1,
+                        Err(_) => res.send_err += 1,
+                    }
+                    p.seq = p.seq.wrapping_add(1);
+                    p.ts = p.ts.wrapping_add(FRAME as u32);
+                    p.next += TICK;
+                }
+                next_due = next_due.min(p.next);
+            }
+        }
+        let wait = next_due.saturating_duration_since(Instant::now());
+        if poll.poll(&mut events, Some(wait)).is_err() {
+            continue;
+        }
+        for ev in events.iter() {
+            let Some(p) = ps.get_mut(ev.token().0) else {
+                continue;
+            };
+            loop {
+                let n = match p.sock.recv_from(&mut buf) {
+                    Ok((n, _)) => n,
+                    Err(_) => break,
+                };
+                let at = Instant::now();
+                if at < window_start || at > end || n < 12 + FRAME {
+                    continue;
+                }
+                let seq = u16::from_be_bytes([buf[2], buf[3]]);
+                // Extend the 16-bit sequence number (RFC 3550 A.1, no reordering check).
+                let ext = match p.first_seq {
+                    None => {
+                        p.first_seq = Some(u32::from(seq));
+                        u32::from(seq)
+                    }
+                    Some(_) => {
+                        let last16 = p.ext_seq as u16;
+                        p.ext_seq.wrapping_add(u32::from(seq.wrapping_sub(last16)))
+                    }
+                };
+                p.ext_seq = ext;
+                p.last_seq = p.last_seq.max(ext);
+                p.received += 1;
+                let since = at.duration_since(window_start).as_micros() as i64;
+                let grid = i64::from(ext.wrapping_sub(p.first_seq.unwrap_or(0))) * 20_000;
+                p.offsets.push(since - grid);
+                if let Some(audio) = p.audio.as_mut()
+                    && audio.len() < CHECK_SAMPLES
+                {
+                    audio.extend(buf[12..12 + FRAME].iter().map(|&b| G711Law::Pcmu.decode(b)));
+                }
+            }
+        }
+    }
+    for p in &ps {
+        if p.relay.is_none() {
+            continue;
+        }
+        res.received += p.received;
+        if let Some(first) = p.first_seq {
+            let span = u64::from(p.last_seq - first) + 1;
+            res.seq_lost += span.saturating_sub(p.received);
+        }
+        if p.received == 0 {
+            res.silent += 1;
+        }
+        if let Some(min) = p.offsets.iter().min() {
+            res.late_us.extend(p.offsets.iter().map(|o| o - min));
+        }
+        if let Some(audio) = &p.audio {
+            res.checked += 1;
+            let k = p.i % a.room;
+            let mut why = Vec::new();
+            if audio.len() < CHECK_SAMPLES / 2 {
+                why.push(format!("only {} samples", audio.len()));
+            } else {
+                // Up to 6 talkers are all mixed: each must be heard. Past that only the
+                // loudest are: some other must be heard.
+                let mut others_heard = 0;
+                for (j, &hz) in room_tones.iter().enumerate() {
+                    let power = goertzel(audio, hz);
+                    if j == k && power >= PRESENT / 100.0 {
+                        why.push(format!("hears itself ({hz} Hz power {power:.0})"));
+                    }
+                    if j != k && power > PRESENT {
+                        others_heard += 1;
+                    } else if j != k && room_tones.len() <= 6 {
+                        why.push(format!("misses {hz} Hz (power {power:.0})"));
+                    }
+                }
+                if others_heard == 0 {
+                    why.push("hears nobody".into());
+                }
+            }
+            if why.is_empty() {
+                res.ok += 1;
+            } else if res.failures.len() < 5 {
+                res.failures.push(format!("participant {}: {}", p.i, why.join(", ")));
+            }
+        }
+    }
+    res
+}
+
+fn pct(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let a = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let out = std::io::stdout();
+    let mut ps = Vec::with_capacity(a.participants);
+    for i in 0..a.participants {
+        let sock = match UdpSocket::bind("127.0.0.1:0".parse().expect("address")) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("conference_load: cannot bind participant {i}'s socket: {e}");
+                std::process::exit(1);
+            }
+        };
+        let port = sock.local_addr().map(|a| a.port()).unwrap_or(0);
+        writeln!(out.lock(), "{}", json!({"i": i, "port": port})).ok();
+        let room = i / a.room;
+        ps.push(Participant {
+            i,
+            sock,
+            relay: None,
+            hz: tone_hz(i % a.room),
+            seq: (i as u16).wrapping_mul(7919),
+            ts: (i as u32).wrapping_mul(104_729),
+            ssrc: 0x5eed_0000 ^ i as u32,
+            next: Instant::now(),
+            received: 0,
+            offsets: Vec::new(),
+            first_seq: None,
+            last_seq: 0,
+            ext_seq: 0,
+            audio: (room % a.sample == 0).then(|| Vec::with_capacity(CHECK_SAMPLES)),
+        });
+    }
+    writeln!(out.lock(), "{}", json!({"ready": a.participants})).ok();
+    out.lock().flush().ok();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if v.get("go").is_some() {
+            break;
+        }
+        if let (Some(i), Some(port)) = (v["i"].as_u64(), v["relay"].as_u64())
+            && let Some(p) = ps.get_mut(i as usize)
+        {
+            p.relay = Some(SocketAddr::from(([127, 0, 0, 1], port as u16)));
+        }
+    }
+    let run = ps.iter().filter(|p| p.relay.is_some()).count();
+    let room_tones: Vec<f64> = (0..a.room).map(tone_hz).collect();
+    let start = Instant::now() + Duration::from_millis(100);
+    let n = ps.len();
+    for p in ps.iter_mut() {
+        p.next = start + TICK.mul_f64(p.i as f64 / n.max(1) as f64);
+    }
+    // Deal whole rooms to threads.
+    let mut shares: Vec<Vec<Participant>> = (0..a.threads).map(|_| Vec::new()).collect();
+    for p in ps {
+        let t = (p.i / a.room) % a.threads;
+        shares[t].push(p);
+    }
+    let results: Vec<Tally> = std::thread::scope(|s| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                let (a, tones) = (&a, &room_tones);
+                s.spawn(move || run_thread(share, a, tones, start))
+            })
+            .collect();
+        std::thread::sleep(
+            (start + Duration::from_secs(a.warmup)).saturating_duration_since(Instant::now()),
+        );
+        writeln!(out.lock(), "{}", json!({"media": "start"})).ok();
+        out.lock().flush().ok();
+        std::thread::sleep(
+            (start + Duration::from_secs(a.warmup + a.seconds))
+                .saturating_duration_since(Instant::now()),
+        );
+        writeln!(out.lock(), "{}", json!({"media": "end"})).ok();
+        out.lock().flush().ok();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut all = Tally::default();
+    for r in results {
+        all.sent += r.sent;
+        all.send_err += r.send_err;
+        all.received += r.received;
+        all.seq_lost += r.seq_lost;
+        all.silent += r.silent;
+        all.late_us.extend(r.late_us);
+        all.checked += r.checked;
+        all.ok += r.ok;
+        all.failures.extend(r.failures);
+    }
+    all.late_us.sort_unstable();
+    let expected = run as u64 * a.seconds * 50;
+    let short = if expected == 0 {
+        0.0
+    } else {
+        100.0 * (1.0 - all.received as f64 / expected as f64)
+    };
+    all.failures.truncate(5);
+    writeln!(
+        out.lock(),
+        "{}",
+        json!({
+            "participants": a.participants,
+            "room_size": a.room,
+            "run": run,
+            "sent": all.sent,
+            "send_err": all.send_err,
+            "received": all.received,
+            "expected": expected,
+            "short_pct": (short * 1000.0).round() / 1000.0,
+            "seq_lost": all.seq_lost,
+            "silent_participants": all.silent,
+            "late_us_p50": pct(&all.late_us, 0.5),
+            "late_us_p99": pct(&all.late_us, 0.99),
+            "late_us_p999": pct(&all.late_us, 0.999),
+            "late_us_max": all.late_us.last().copied().unwrap_or(0),
+            "content": {"checked": all.checked, "ok": all.ok, "failures": all.failures},
+        })
+    )
+    .ok();
+}
