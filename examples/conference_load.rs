@@ -198,11 +198,7 @@ fn run_thread(mut ps: Vec<Participant>, a: &Args, room_tones: &[f64], start: Ins
             let Some(p) = ps.get_mut(ev.token().0) else {
                 continue;
             };
-            loop {
-                let n = match p.sock.recv_from(&mut buf) {
-                    Ok((n, _)) => n,
-                    Err(_) => break,
-                };
+            while let Ok((n, _)) = p.sock.recv_from(&mut buf) {
                 let at = Instant::now();
                 if at < window_start || at > end || n < 12 + FRAME {
                     continue;
