@@ -30,14 +30,18 @@
 //!    (`checked`, `ok`, and the first failures).
 #![allow(clippy::disallowed_methods)] // a load generator reads the real clock
 
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use serde_json::{Value, json};
+use socket2::{Domain, Protocol, Socket, Type};
 use switchboard::media::g711::G711Law;
+use switchboard::media::mmsg::{BATCH, RecvBatch, SendQueue};
 
 const FRAME: usize = 160;
 const TICK: Duration = Duration::from_millis(20);
@@ -79,7 +83,8 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let usage = "conference_load PARTICIPANTS ROOM_SIZE SECONDS [--warmup S] [--threads T] [--sample N]";
+    let usage =
+        "conference_load PARTICIPANTS ROOM_SIZE SECONDS [--warmup S] [--threads T] [--sample N]";
     let mut pos = Vec::new();
     let mut a = Args {
         participants: 0,
@@ -112,7 +117,6 @@ fn parse_args() -> Result<Args, String> {
 
 struct Participant {
     i: usize,
-    sock: UdpSocket,
     relay: Option<SocketAddr>,
     hz: f64,
     seq: u16,
@@ -130,6 +134,58 @@ struct Participant {
     audio: Option<Vec<i16>>,
 }
 
+impl Participant {
+    /// Its next packet, into `out`.
+    fn packet(&mut self, out: &mut [u8; 12 + FRAME]) {
+        let mut pcm = [0i16; FRAME];
+        for (n, s) in pcm.iter_mut().enumerate() {
+            let t = f64::from(self.ts.wrapping_add(n as u32)) / 8000.0;
+            *s = (8000.0 * (2.0 * std::f64::consts::PI * self.hz * t).sin()) as i16;
+        }
+        out[0] = 0x80;
+        out[1] = 0;
+        out[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        out[4..8].copy_from_slice(&self.ts.to_be_bytes());
+        out[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        G711Law::Pcmu.encode_slice(&pcm, &mut out[12..]);
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(FRAME as u32);
+        self.next += TICK;
+    }
+
+    /// A packet of the mix arrived at `at`.
+    fn heard(&mut self, data: &[u8], at: Instant, window_start: Instant) {
+        let seq = u16::from_be_bytes([data[2], data[3]]);
+        // Extend the 16-bit sequence number (RFC 3550 A.1, no reordering check).
+        let ext = match self.first_seq {
+            None => {
+                self.first_seq = Some(u32::from(seq));
+                u32::from(seq)
+            }
+            Some(_) => {
+                let last16 = self.ext_seq as u16;
+                self.ext_seq
+                    .wrapping_add(u32::from(seq.wrapping_sub(last16)))
+            }
+        };
+        self.ext_seq = ext;
+        self.last_seq = self.last_seq.max(ext);
+        self.received += 1;
+        let since = at.duration_since(window_start).as_micros() as i64;
+        let grid = i64::from(ext.wrapping_sub(self.first_seq.unwrap_or(0))) * 20_000;
+        self.offsets.push(since - grid);
+        if let Some(audio) = self.audio.as_mut()
+            && audio.len() < CHECK_SAMPLES
+        {
+            audio.extend(
+                data[12..12 + FRAME]
+                    .iter()
+                    .map(|&b| G711Law::Pcmu.decode(b)),
+            );
+        }
+    }
+}
+
 #[derive(Default)]
 struct Tally {
     sent: u64,
@@ -143,89 +199,96 @@ struct Tally {
     failures: Vec<String>,
 }
 
-fn run_thread(mut ps: Vec<Participant>, a: &Args, room_tones: &[f64], start: Instant) -> Tally {
+/// One thread's participants share one socket (the port in all their offers): sends go out
+/// in `sendmmsg` batches, the mix comes back in `recvmmsg` batches, told apart by the
+/// switch port it came from (each participant's relay port). A socket per participant
+/// would cost the generator a system call per packet each way and starve the switch of
+/// the machine's second core.
+fn run_thread(
+    sock: std::net::UdpSocket,
+    mut ps: Vec<Participant>,
+    a: &Args,
+    room_tones: &[f64],
+    start: Instant,
+) -> Tally {
+    let mut sock = UdpSocket::from_std(sock);
     let mut poll = Poll::new().expect("poll");
-    for (n, p) in ps.iter_mut().enumerate() {
-        poll.registry()
-            .register(&mut p.sock, Token(n), Interest::READABLE)
-            .expect("register");
-    }
+    poll.registry()
+        .register(&mut sock, Token(0), Interest::READABLE)
+        .expect("register");
+    let by_relay: HashMap<SocketAddr, usize> = ps
+        .iter()
+        .enumerate()
+        .filter_map(|(n, p)| p.relay.map(|r| (r, n)))
+        .collect();
+    // Participants in sending order (each keeps its offset within the tick).
+    let mut order: Vec<usize> = (0..ps.len()).filter(|&n| ps[n].relay.is_some()).collect();
+    order.sort_by_key(|&n| ps[n].next);
+    let mut cursor = 0;
     let window_start = start + Duration::from_secs(a.warmup);
     let end = window_start + Duration::from_secs(a.seconds);
     let linger = end + Duration::from_millis(300);
-    let mut events = Events::with_capacity(1024);
+    let mut events = Events::with_capacity(64);
     let mut res = Tally::default();
-    let mut buf = [0u8; 2048];
-    let mut payload = [0u8; 12 + FRAME];
-    let mut pcm = [0i16; FRAME];
+    let mut recv = RecvBatch::new();
+    let mut queue = SendQueue::new();
+    let mut pkts = vec![[0u8; 12 + FRAME]; BATCH];
     loop {
         let now = Instant::now();
         if now >= linger {
             break;
         }
-        // Send whatever is due (each participant has its own offset within the tick).
+        // Send whatever is due, a batch at a time.
         let mut next_due = linger;
-        if now < end {
-            for p in ps.iter_mut() {
-                let Some(relay) = p.relay else { continue };
-                while p.next <= now {
-                    for (n, s) in pcm.iter_mut().enumerate() {
-                        let t = f64::from(p.ts + n as u32) / 8000.0;
-                        *s = (8000.0 * (2.0 * std::f64::consts::PI * p.hz * t).sin()) as i16;
+        if now < end && !order.is_empty() {
+            loop {
+                let mut n = 0;
+                while n < BATCH {
+                    let p = &mut ps[order[cursor]];
+                    if p.next > now {
+                        break;
                     }
-                    payload[0] = 0x80;
-                    payload[1] = 0;
-                    payload[2..4].copy_from_slice(&p.seq.to_be_bytes());
-                    payload[4..8].copy_from_slice(&p.ts.to_be_bytes());
-                    payload[8..12].copy_from_slice(&p.ssrc.to_be_bytes());
-                    G711Law::Pcmu.encode_slice(&pcm, &mut payload[12..]);
-                    match p.sock.send_to(&payload, relay) {
-                        Ok(_) => res.sent += 1,
-                        Err(_) => res.send_err += 1,
-                    }
-                    p.seq = p.seq.wrapping_add(1);
-                    p.ts = p.ts.wrapping_add(FRAME as u32);
-                    p.next += TICK;
+                    p.packet(&mut pkts[n]);
+                    cursor = (cursor + 1) % order.len();
+                    n += 1;
                 }
-                next_due = next_due.min(p.next);
+                if n == 0 {
+                    break;
+                }
+                let mut batch = queue.batch();
+                for (k, pkt) in pkts[..n].iter().enumerate() {
+                    let to = ps[order[(cursor + order.len() - n + k) % order.len()]]
+                        .relay
+                        .expect("only participants with a relay are in order");
+                    batch.push(pkt, to);
+                }
+                let sent = batch.flush(sock.as_fd());
+                res.sent += sent as u64;
+                if n < BATCH {
+                    break;
+                }
             }
+            next_due = ps[order[cursor]].next;
         }
         let wait = next_due.saturating_duration_since(Instant::now());
         if poll.poll(&mut events, Some(wait)).is_err() {
             continue;
         }
-        for ev in events.iter() {
-            let Some(p) = ps.get_mut(ev.token().0) else {
-                continue;
-            };
-            while let Ok((n, _)) = p.sock.recv_from(&mut buf) {
-                let at = Instant::now();
-                if at < window_start || at > end || n < 12 + FRAME {
+        if events.is_empty() {
+            continue;
+        }
+        while let Ok(n) = recv.recv(sock.as_fd()) {
+            let at = Instant::now();
+            for (data, from) in recv.packets() {
+                if at < window_start || at > end || data.len() < 12 + FRAME {
                     continue;
                 }
-                let seq = u16::from_be_bytes([buf[2], buf[3]]);
-                // Extend the 16-bit sequence number (RFC 3550 A.1, no reordering check).
-                let ext = match p.first_seq {
-                    None => {
-                        p.first_seq = Some(u32::from(seq));
-                        u32::from(seq)
-                    }
-                    Some(_) => {
-                        let last16 = p.ext_seq as u16;
-                        p.ext_seq.wrapping_add(u32::from(seq.wrapping_sub(last16)))
-                    }
-                };
-                p.ext_seq = ext;
-                p.last_seq = p.last_seq.max(ext);
-                p.received += 1;
-                let since = at.duration_since(window_start).as_micros() as i64;
-                let grid = i64::from(ext.wrapping_sub(p.first_seq.unwrap_or(0))) * 20_000;
-                p.offsets.push(since - grid);
-                if let Some(audio) = p.audio.as_mut()
-                    && audio.len() < CHECK_SAMPLES
-                {
-                    audio.extend(buf[12..12 + FRAME].iter().map(|&b| G711Law::Pcmu.decode(b)));
+                if let Some(&k) = by_relay.get(&from) {
+                    ps[k].heard(data, at, window_start);
                 }
+            }
+            if n < BATCH {
+                break;
             }
         }
     }
@@ -272,7 +335,8 @@ fn run_thread(mut ps: Vec<Participant>, a: &Args, room_tones: &[f64], start: Ins
             if why.is_empty() {
                 res.ok += 1;
             } else if res.failures.len() < 5 {
-                res.failures.push(format!("participant {}: {}", p.i, why.join(", ")));
+                res.failures
+                    .push(format!("participant {}: {}", p.i, why.join(", ")));
             }
         }
     }
@@ -286,6 +350,16 @@ fn pct(sorted: &[i64], p: f64) -> i64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// A socket with room for a burst of the mix (4 MB each way).
+fn bind() -> std::io::Result<std::net::UdpSocket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_recv_buffer_size(4 << 20)?;
+    s.set_send_buffer_size(4 << 20)?;
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    Ok(s.into())
+}
+
 fn main() {
     let a = match parse_args() {
         Ok(a) => a,
@@ -295,21 +369,24 @@ fn main() {
         }
     };
     let out = std::io::stdout();
-    let mut ps = Vec::with_capacity(a.participants);
-    for i in 0..a.participants {
-        let sock = match UdpSocket::bind("127.0.0.1:0".parse().expect("address")) {
-            Ok(s) => s,
+    let mut socks = Vec::with_capacity(a.threads);
+    for _ in 0..a.threads {
+        match bind() {
+            Ok(s) => socks.push(s),
             Err(e) => {
-                eprintln!("conference_load: cannot bind participant {i}'s socket: {e}");
+                eprintln!("conference_load: cannot bind a socket: {e}");
                 std::process::exit(1);
             }
-        };
+        }
+    }
+    let mut ps = Vec::with_capacity(a.participants);
+    for i in 0..a.participants {
+        let room = i / a.room;
+        let sock = &socks[room % a.threads];
         let port = sock.local_addr().map(|a| a.port()).unwrap_or(0);
         writeln!(out.lock(), "{}", json!({"i": i, "port": port})).ok();
-        let room = i / a.room;
         ps.push(Participant {
             i,
-            sock,
             relay: None,
             hz: tone_hz(i % a.room),
             seq: (i as u16).wrapping_mul(7919),
@@ -356,9 +433,10 @@ fn main() {
     let results: Vec<Tally> = std::thread::scope(|s| {
         let handles: Vec<_> = shares
             .into_iter()
-            .map(|share| {
+            .zip(socks)
+            .map(|(share, sock)| {
                 let (a, tones) = (&a, &room_tones);
-                s.spawn(move || run_thread(share, a, tones, start))
+                s.spawn(move || run_thread(sock, share, a, tones, start))
             })
             .collect();
         std::thread::sleep(

@@ -94,24 +94,24 @@ timeout_secs = 600
 def scrape(http):
     with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as r:
         text = r.read().decode()
-    out, buckets = {}, []
+    out = {"lateness_buckets": [], "duration_buckets": []}
     for line in text.splitlines():
-        m = re.match(r'^conference_mix_tick_lateness_seconds_bucket\{le="([^"]+)"\} (\d+)$', line)
+        m = re.match(r'^conference_mix_tick_(lateness|duration)_seconds_bucket\{le="([^"]+)"\} (\d+)$', line)
         if m:
-            buckets.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), int(m.group(2))))
+            le = float("inf") if m.group(2) == "+Inf" else float(m.group(2))
+            out[f"{m.group(1)}_buckets"].append((le, int(m.group(3))))
             continue
         m = re.match(r"^(conference_\w+|rtp_port_pairs_free) (\S+)$", line)
         if m:
             out[m.group(1)] = float(m.group(2))
-    out["lateness_buckets"] = buckets
     return out
 
 
-def lateness_between(before, after):
-    """The window's tick-lateness histogram: (bound_s, count) per bucket, and the bound under
-    which 50 / 99 / 99.9 % of its ticks fell."""
-    b0 = dict(before["lateness_buckets"])
-    hist = [(le, n - b0.get(le, 0)) for le, n in after["lateness_buckets"]]
+def histogram_between(before, after, key):
+    """The window's histogram (`key`: lateness or duration of the ticks): count per bucket,
+    and the bound under which 50 / 99 / 99.9 % of its ticks fell."""
+    b0 = dict(before[f"{key}_buckets"])
+    hist = [(le, n - b0.get(le, 0)) for le, n in after[f"{key}_buckets"]]
     total = hist[-1][1] if hist else 0
     res = dict(ticks=total)
     for name, q in (("p50", 0.5), ("p99", 0.99), ("p999", 0.999)):
@@ -123,9 +123,9 @@ def lateness_between(before, after):
 
 
 class Gen:
-    def __init__(self, run_dir, participants, room, seconds, threads, sample, tag):
+    def __init__(self, run_dir, participants, room, seconds, threads, sample, tag, cpus=None):
         self.errf = os.path.join(run_dir, f"{tag}.gen.err")
-        cmd = [GEN, str(participants), str(room), str(seconds), "--warmup", str(WARMUP),
+        cmd = (["taskset", "-c", cpus] if cpus else []) + [GEN, str(participants), str(room), str(seconds), "--warmup", str(WARMUP),
                "--threads", str(threads), "--sample", str(sample)]
         with open(self.errf, "w") as err:
             self.p = media.start(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
@@ -173,8 +173,10 @@ def step(ctx, participants, room, seconds):
     env = dict(os.environ)
     env.setdefault("RUST_LOG", "warn")
     out_p, err_p = os.path.join(d, f"{tag}-switch.out"), os.path.join(d, f"{tag}-switch.err")
+    pin = ctx["pin"]
     with open(out_p, "w") as out, open(err_p, "w") as err:
-        sw = media.start([media.BIN, "run", "-c", cfg], cwd=d, env=env, stdout=out, stderr=err)
+        sw = media.start((["taskset", "-c", pin[0]] if pin else []) + [media.BIN, "run", "-c", cfg],
+                         cwd=d, env=env, stdout=out, stderr=err)
     res = dict(participants=participants, room_size=room, rooms=rooms, seconds=seconds)
     sip = gen = None
     try:
@@ -182,7 +184,8 @@ def step(ctx, participants, room, seconds):
         host, port = media.wait_line(out_p, r"^listening sip/udp (\S+):(\d+)$", sw, 1,
                                      "switchboard").groups()
         http = media.wait_line(out_p, r"^listening http (\S+)$", sw, 1, "switchboard").group(1)
-        gen = Gen(d, participants, room, seconds, ctx["gen_threads"], ctx["sample"], tag)
+        gen = Gen(d, participants, room, seconds, ctx["gen_threads"], ctx["sample"], tag,
+                  pin[1] if pin else None)
 
         def sdp(i):
             return ("v=0\r\n"
@@ -224,10 +227,10 @@ def step(ctx, participants, room, seconds):
                 continue
             if o.get("media") == "start":
                 m0, cpu_a, marks["t0"] = scrape(http), media.proc_cpu(sw.pid), time.time()
-                marks["busy0"] = media.machine_busy_s()
+                marks["busy0"], marks["gen0"] = media.machine_busy_s(), media.proc_cpu(gen.p.pid)
             elif o.get("media") == "end":
                 m1, cpu_b, marks["t1"] = scrape(http), media.proc_cpu(sw.pid), time.time()
-                marks["busy1"] = media.machine_busy_s()
+                marks["busy1"], marks["gen1"] = media.machine_busy_s(), media.proc_cpu(gen.p.pid)
             elif "received" in o:
                 result = o
                 break
@@ -244,7 +247,9 @@ def step(ctx, participants, room, seconds):
             res["cpu_us_per_participant_frame"] = round(1e6 * (cpu_b - cpu_a) / frames, 2) if frames else None
             res["ticks_skipped"] = int(m1.get("conference_mix_ticks_skipped_total", 0)
                                        - m0.get("conference_mix_ticks_skipped_total", 0))
-            res["tick_lateness"] = lateness_between(m0, m1)
+            res["tick_lateness"] = histogram_between(m0, m1, "lateness")
+            res["tick_duration"] = histogram_between(m0, m1, "duration")
+            res["gen_cpu_pct"] = round(100 * (marks["gen1"] - marks["gen0"]) / wall, 1)
         g = result
         offered = g["run"] * (WARMUP + seconds) * 50
         sent_ok = offered and g["sent"] >= MIN_SENT_SHARE * offered
@@ -292,6 +297,9 @@ def main():
     ap.add_argument("--media-threads", type=int, default=0, help="our [media] threads (default 0 = one per core)")
     ap.add_argument("--gen-threads", type=int, default=1, help="generator threads (default 1)")
     ap.add_argument("--sample", type=int, default=10, help="check the audio of every Nth room (default 10)")
+    ap.add_argument("--pin", metavar="SWITCH_CPUS:GEN_CPUS",
+                    help="taskset the switch and the generator apart, e.g. 1:0 (with --media-threads 1: "
+                         "what one core of the switch mixes while the generator has the other)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--json-out", help="also write the report to this file")
     a = ap.parse_args()
@@ -312,14 +320,18 @@ def main():
     run_dir = tempfile.mkdtemp(prefix="swb-confbench-")
     # Each participant's call holds one RTP port pair; port_ranges sizes for 2 legs a call.
     rtp_ports, _, _ = media.port_ranges(max(ladder + [a.big]))
-    ctx = dict(run_dir=run_dir, rtp_ports=rtp_ports, media_threads=a.media_threads,
+    pin = a.pin.split(":") if a.pin else None
+    if pin and len(pin) != 2:
+        raise SystemExit("--pin SWITCH_CPUS:GEN_CPUS, e.g. 1:0")
+    ctx = dict(run_dir=run_dir, pin=pin, rtp_ports=rtp_ports, media_threads=a.media_threads,
                setup_rate=a.setup_rate, gen_threads=a.gen_threads, sample=a.sample)
     log("cargo bench --bench mixer -- --kernel")
     costs = kernel_cost_us()
     kernel = costs[3]
     cores = os.cpu_count() or 1
     limit = cores * 20_000 / kernel
-    report = dict(date=time.strftime("%Y-%m-%d %H:%M %Z"), cores=cores, seconds=seconds,
+    report = dict(date=time.strftime("%Y-%m-%d %H:%M %Z"), cores=cores, seconds=seconds, pin=a.pin,
+                  media_threads=a.media_threads,
                   commit=subprocess.run(["git", "log", "--oneline", "-1"], cwd=REPO,
                                         capture_output=True, text=True).stdout.strip(),
                   kernel_us_per_participant_frame={str(n): round(c, 3) for n, c in costs.items()},
@@ -334,11 +346,12 @@ def main():
             r = step(ctx, participants, room, seconds)
         except Exception as e:
             r = dict(participants=participants, room_size=room, clean=False, error=str(e)[:800])
-        summary = {k: r.get(k) for k in ("clean", "switch_cpu_pct", "machine_busy_pct",
+        summary = {k: r.get(k) for k in ("clean", "switch_cpu_pct", "gen_cpu_pct", "machine_busy_pct",
                                          "cpu_us_per_participant_frame", "rss_kb_per_participant",
                                          "ticks_skipped", "error") if k in r}
         if "tick_lateness" in r:
-            summary["tick_p99_ms_le"] = r["tick_lateness"]["p99_ms_le"]
+            summary["tick_late_p99_ms_le"] = r["tick_lateness"]["p99_ms_le"]
+            summary["tick_took_p99_ms_le"] = r["tick_duration"]["p99_ms_le"]
         if "gen" in r:
             g = r["gen"]
             summary.update(short_pct=g["short_pct"], seq_lost=g["seq_lost"],

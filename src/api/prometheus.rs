@@ -96,26 +96,37 @@ fn media_gauges(out: &mut String, media: &crate::media::MediaEngine) {
          # HELP conference_mix_ticks_skipped_total Mixer ticks skipped: a relay thread fell over 100 ms behind.\n\
          # TYPE conference_mix_ticks_skipped_total counter\nconference_mix_ticks_skipped_total {}\n\
          # HELP conference_participant_frames_total Participant-frames (20 ms) mixed.\n\
-         # TYPE conference_participant_frames_total counter\nconference_participant_frames_total {}\n\
-         # HELP conference_mix_tick_lateness_seconds How late each mixer tick's last frame left.\n\
-         # TYPE conference_mix_tick_lateness_seconds histogram\n",
+         # TYPE conference_participant_frames_total counter\nconference_participant_frames_total {}\n",
         s.mix_ticks, s.mix_ticks_skipped, s.mix_frames
     );
+    histogram(
+        out,
+        "conference_mix_tick_lateness_seconds",
+        "How late each mixer tick started against its 20 ms schedule.",
+        &s.mix_lateness,
+    );
+    histogram(
+        out,
+        "conference_mix_tick_duration_seconds",
+        "How long each mixer tick took: reading, mixing and sending for every conference of a relay thread.",
+        &s.mix_duration,
+    );
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &crate::media::LatenessSnapshot) {
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} histogram\n");
     let mut cumulative = 0;
-    for (i, n) in s.mix_lateness.buckets.iter().enumerate() {
+    for (i, n) in h.buckets.iter().enumerate() {
         cumulative += n;
         let le = crate::media::lateness::BOUNDS_US
             .get(i)
             .map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
-        let _ = writeln!(
-            out,
-            "conference_mix_tick_lateness_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-        );
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
     }
     let _ = write!(
         out,
-        "conference_mix_tick_lateness_seconds_sum {}\nconference_mix_tick_lateness_seconds_count {}\n",
-        s.mix_lateness.sum_us as f64 / 1e6,
-        s.mix_lateness.count()
+        "{name}_sum {}\n{name}_count {}\n",
+        h.sum_us as f64 / 1e6,
+        h.count()
     );
 }

@@ -160,6 +160,7 @@ impl MediaEngine {
             s.mix_ticks_skipped += t.stats.mix_ticks_skipped.load(Ordering::Relaxed);
             s.mix_frames += t.stats.mix_frames.load(Ordering::Relaxed);
             s.mix_lateness.add(&t.stats.mix_lateness.snapshot());
+            s.mix_duration.add(&t.stats.mix_duration.snapshot());
         }
         s
     }
@@ -363,6 +364,7 @@ pub struct MediaStats {
     pub mix_ticks_skipped: u64,
     pub mix_frames: u64,
     pub mix_lateness: LatenessSnapshot,
+    pub mix_duration: LatenessSnapshot,
 }
 
 /// An open endpoint; closing it (drop) frees its ports.

@@ -71,14 +71,17 @@ impl SampleFifo {
 
     /// Appends `samples`, dropping the oldest when full.
     pub fn push(&mut self, samples: &[i16]) {
-        for &s in samples {
-            if self.len == FIFO_SAMPLES {
-                self.head = (self.head + 1) % FIFO_SAMPLES;
-                self.len -= 1;
-            }
-            self.buf[(self.head + self.len) % FIFO_SAMPLES] = s;
-            self.len += 1;
-        }
+        // Only the newest FIFO_SAMPLES can stay.
+        let samples = &samples[samples.len().saturating_sub(FIFO_SAMPLES)..];
+        let overflow = (self.len + samples.len()).saturating_sub(FIFO_SAMPLES);
+        self.head = (self.head + overflow) % FIFO_SAMPLES;
+        self.len -= overflow;
+        // Copy in at most two runs (the ring wraps once at most).
+        let tail = (self.head + self.len) % FIFO_SAMPLES;
+        let first = samples.len().min(FIFO_SAMPLES - tail);
+        self.buf[tail..tail + first].copy_from_slice(&samples[..first]);
+        self.buf[..samples.len() - first].copy_from_slice(&samples[first..]);
+        self.len += samples.len();
     }
 
     /// Drops the oldest samples until at most `keep` are left.
@@ -94,13 +97,10 @@ impl SampleFifo {
     /// were real.
     pub fn pop_frame(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> usize {
         let n = self.len.min(FRAME_SAMPLES);
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = if i < n {
-                self.buf[(self.head + i) % FIFO_SAMPLES]
-            } else {
-                0
-            };
-        }
+        let first = n.min(FIFO_SAMPLES - self.head);
+        out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
+        out[first..n].copy_from_slice(&self.buf[..n - first]);
+        out[n..].fill(0);
         self.head = (self.head + n) % FIFO_SAMPLES;
         self.len -= n;
         n
@@ -164,6 +164,10 @@ impl Mixer {
 
     pub fn is_empty(&self) -> bool {
         self.participants.is_empty()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = usize> + '_ {
+        self.participants.iter().map(|p| p.key)
     }
 
     pub fn contains(&self, key: usize) -> bool {

@@ -280,3 +280,52 @@ fn a_coach_is_heard_by_the_one_it_coaches_alone_and_hears_everyone() {
     assert_eq!(heard[&1], add(&b, &c));
     assert_eq!(heard[&2], add(&a, &c));
 }
+
+#[test]
+fn the_sample_fifo_keeps_the_newest_samples_in_order_across_the_wrap() {
+    // Against a VecDeque model: pushes of every size (past the capacity too), pops and
+    // trims, with the ring's head at every offset.
+    let mut fifo = SampleFifo::default();
+    let mut model = std::collections::VecDeque::new();
+    let mut next = 0i16;
+    let mut rng = 0x2545_f491_u32;
+    for _ in 0..5000 {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        match rng % 4 {
+            0 | 1 => {
+                let n = (rng >> 8) as usize % (FIFO_SAMPLES + 400);
+                let samples: Vec<i16> = (0..n)
+                    .map(|_| {
+                        next = next.wrapping_add(1);
+                        next
+                    })
+                    .collect();
+                fifo.push(&samples);
+                model.extend(samples);
+                while model.len() > FIFO_SAMPLES {
+                    model.pop_front();
+                }
+            }
+            2 => {
+                let mut out = [7i16; FRAME_SAMPLES];
+                let expect_real = model.len().min(FRAME_SAMPLES);
+                let real = fifo.pop_frame(&mut out);
+                let want: Vec<i16> = (0..FRAME_SAMPLES)
+                    .map(|_| model.pop_front().unwrap_or(0))
+                    .collect();
+                assert_eq!(real, expect_real);
+                assert_eq!(out.to_vec(), want);
+            }
+            _ => {
+                let keep = (rng >> 8) as usize % FIFO_SAMPLES;
+                fifo.trim_to(keep);
+                while model.len() > keep {
+                    model.pop_front();
+                }
+            }
+        }
+        assert_eq!(fifo.len(), model.len());
+    }
+}

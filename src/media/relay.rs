@@ -75,11 +75,15 @@ pub struct RelayStats {
     pub rtcp_relayed: AtomicU64,
     pub endpoints: AtomicU64,
     /// Conference mixing: ticks run, ticks skipped (the thread fell more than `MAX_LAG`
-    /// behind), participant-frames mixed, and how late each tick's last frame left.
+    /// behind), participant-frames mixed, how late each tick started, and how long it took
+    /// (reading, mixing and sending for every conference of the thread: the last
+    /// conference's frames leave that much after the first's, at the same offset every
+    /// tick while the load is steady).
     pub mix_ticks: AtomicU64,
     pub mix_ticks_skipped: AtomicU64,
     pub mix_frames: AtomicU64,
     pub mix_lateness: super::LatenessHistogram,
+    pub mix_duration: super::LatenessHistogram,
 }
 
 pub struct RelayThread {
@@ -111,6 +115,8 @@ pub struct RelayThread {
     conference_recordings: HashMap<super::command::ConferenceId, (Recording, EventSink)>,
     /// Who started or stopped talking in this tick (reused: no allocation per tick).
     speaker_changes: Vec<super::mixer::SpeakerChange>,
+    /// The slots whose RTP a mixer tick reads (reused: no allocation per tick).
+    tick_slots: Vec<usize>,
     /// Endpoints this thread handed off, and where to: their commands follow them.
     forward: HashMap<EndpointId, usize>,
     /// Every relay thread's command channel (set once all are started).
@@ -148,6 +154,7 @@ impl RelayThread {
             conferences: HashMap::new(),
             next_mix: clock(),
             speaker_changes: Vec::with_capacity(256),
+            tick_slots: Vec::with_capacity(256),
             conference_recordings: HashMap::new(),
             forward: HashMap::new(),
             links,

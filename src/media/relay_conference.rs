@@ -7,8 +7,12 @@
 //! passes its commands on (a channel delivers one sender's messages in order, so they
 //! arrive after the endpoint).
 //!
-//! A participant's RTP is decoded into the conference's [`Mixer`] instead of being relayed;
-//! every 20 ms the mixer gives each participant its N−1 mix, which goes out on the
+//! A participant's RTP is decoded into the conference's [`Mixer`] instead of being relayed,
+//! and read when the mixer ticks rather than as it arrives: its socket leaves the poll
+//! while it is in the conference (a browser leg's stays, for ICE and DTLS). The mix only
+//! takes audio at the tick anyway, and a thread woken for every packet of thousands of
+//! participants spent more on the wake-ups (its own and its senders') than on mixing.
+//! Every 20 ms the mixer gives each participant its N−1 mix, which goes out on the
 //! participant's own stream (one SSRC and continuous sequence numbers across whatever fed
 //! it before: prompts, a bridge, the wait music). A participant being played to (the wait
 //! music, an announcement for it alone) hears the player, not the mix.
@@ -126,6 +130,10 @@ impl RelayThread {
             return;
         };
         port.conference = Some(conference);
+        if port.secure.is_none() {
+            // Read at the tick from now on (see the module's comment).
+            let _ = self.poll.registry().deregister(&mut port.rtp);
+        }
         if self.conferences.is_empty() {
             self.next_mix = super::clock();
         }
@@ -183,12 +191,21 @@ impl RelayThread {
 
     /// Takes the slot's endpoint out of its conference (which ends with its last one).
     pub(super) fn leave_slot(&mut self, slot: usize) {
-        let Some(conference) = self.slots[slot].as_mut().and_then(|p| {
-            p.heard_by = HeardBy::All;
-            p.conference.take()
-        }) else {
+        let Some(port) = self.slots[slot].as_mut() else {
             return;
         };
+        port.heard_by = HeardBy::All;
+        let Some(conference) = port.conference.take() else {
+            return;
+        };
+        if port.secure.is_none()
+            && let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut port.rtp, Token(slot << 1), Interest::READABLE)
+        {
+            tracing::error!(error = %e, "cannot poll an RTP socket leaving a conference");
+        }
         if let Some(m) = self.conferences.get_mut(&conference) {
             m.remove(slot);
             if m.is_empty() {
@@ -252,6 +269,24 @@ impl RelayThread {
         while self.next_mix <= now {
             let due = self.next_mix;
             self.next_mix += TICK;
+            let started = super::clock();
+            self.stats
+                .mix_lateness
+                .record(started.saturating_duration_since(due));
+            // What every participant sent since the last tick.
+            self.tick_slots.clear();
+            for mixer in self.conferences.values() {
+                self.tick_slots.extend(mixer.keys());
+            }
+            for i in 0..self.tick_slots.len() {
+                let slot = self.tick_slots[i];
+                if self.slots[slot]
+                    .as_ref()
+                    .is_some_and(|p| p.secure.is_none())
+                {
+                    self.on_rtp_readable(slot);
+                }
+            }
             let (slots, stats, changes) = (&mut self.slots, &self.stats, &mut self.speaker_changes);
             for (id, mixer) in self.conferences.iter_mut() {
                 stats
@@ -272,10 +307,9 @@ impl RelayThread {
                     }
                 }
             }
-            // How late the tick's last frame left: the pacing every participant hears.
             self.stats
-                .mix_lateness
-                .record(super::clock().saturating_duration_since(due));
+                .mix_duration
+                .record(super::clock().saturating_duration_since(started));
             self.stats.mix_ticks.fetch_add(1, Ordering::Relaxed);
             for change in self.speaker_changes.drain(..) {
                 if let Some(port) = self.slots.get(change.key).and_then(Option::as_ref) {
