@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example conference_load -- PARTICIPANTS ROOM_SIZE SECONDS \
-//!     [--warmup S] [--threads T] [--sample N]
+//!     [--warmup S] [--threads T] [--sample N] [--talkers K]
 //! ```
 //!
 //! Protocol (JSON lines; everything on 127.0.0.1):
@@ -12,7 +12,9 @@
 //! 1. Phase 1, stdout: one line per participant, `{"i":i,"port":P}` (its RTP socket, for
 //!    the SDP offer of its call), then `{"ready":PARTICIPANTS}`. Participant `i` is in room
 //!    `i / ROOM_SIZE`, at position `k = i % ROOM_SIZE`, and sends the tone
-//!    `tone_hz(k)`.
+//!    `tone_hz(k)` if `k < K` (`--talkers`, default all), silence otherwise. Every
+//!    participant of a generator thread shares that thread's socket (its port is in all
+//!    their offers).
 //! 2. Phase 2, stdin: `{"i":i,"relay":PA}` for each participant whose call was answered
 //!    (PA: the switch's port from its answer), then `{"go":true}` (or end of input).
 //! 3. Every participant with a relay port sends for WARMUP + SECONDS; what arrives in the
@@ -25,8 +27,8 @@
 //!    nothing at all), `late_us_p50/p99/p999/max` (each packet's arrival against its
 //!    participant's 20 ms grid, anchored at its earliest packet: the pacing a listener
 //!    hears, this process's own scheduling included), and `content`: for every SAMPLE-th
-//!    room, whether each participant heard every other tone (rooms of up to 6: all are
-//!    mixed; larger ones: at least one, the loudest being mixed) and never its own
+//!    room, whether each participant heard every other talker's tone (up to 6 talkers:
+//!    all are mixed; more: at least one, the loudest being mixed) and never its own
 //!    (`checked`, `ok`, and the first failures).
 #![allow(clippy::disallowed_methods)] // a load generator reads the real clock
 
@@ -80,11 +82,12 @@ struct Args {
     warmup: u64,
     threads: usize,
     sample: usize,
+    /// Participants of each room that talk (the first ones); the others send silence.
+    talkers: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let usage =
-        "conference_load PARTICIPANTS ROOM_SIZE SECONDS [--warmup S] [--threads T] [--sample N]";
+    let usage = "conference_load PARTICIPANTS ROOM_SIZE SECONDS [--warmup S] [--threads T] [--sample N] [--talkers K]";
     let mut pos = Vec::new();
     let mut a = Args {
         participants: 0,
@@ -93,6 +96,7 @@ fn parse_args() -> Result<Args, String> {
         warmup: 2,
         threads: 1,
         sample: 10,
+        talkers: usize::MAX,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -105,6 +109,7 @@ fn parse_args() -> Result<Args, String> {
             "--warmup" => a.warmup = val("--warmup")?,
             "--threads" => a.threads = val("--threads")?.max(1) as usize,
             "--sample" => a.sample = val("--sample")?.max(1) as usize,
+            "--talkers" => a.talkers = val("--talkers")? as usize,
             _ => pos.push(arg.parse::<u64>().map_err(|_| usage.to_string())?),
         }
     }
@@ -388,7 +393,11 @@ fn main() {
         ps.push(Participant {
             i,
             relay: None,
-            hz: tone_hz(i % a.room),
+            hz: if i % a.room < a.talkers {
+                tone_hz(i % a.room)
+            } else {
+                0.0
+            },
             seq: (i as u16).wrapping_mul(7919),
             ts: (i as u32).wrapping_mul(104_729),
             ssrc: 0x5eed_0000 ^ i as u32,
@@ -418,7 +427,7 @@ fn main() {
         }
     }
     let run = ps.iter().filter(|p| p.relay.is_some()).count();
-    let room_tones: Vec<f64> = (0..a.room).map(tone_hz).collect();
+    let room_tones: Vec<f64> = (0..a.room.min(a.talkers)).map(tone_hz).collect();
     let start = Instant::now() + Duration::from_millis(100);
     let n = ps.len();
     for p in ps.iter_mut() {

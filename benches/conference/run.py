@@ -10,7 +10,8 @@ See README.md beside this file. In short, each step of P participants:
   2. examples/conference_load.rs binds P RTP sockets; this script places P carrier calls over
      SIP (benches/media/run.py's SipBench: INVITE with the participant's port, 200, ACK),
      participant i dialling room i / ROOM_SIZE;
-  3. every participant sends its tone (PCMU, 20 ms) for WARMUP + SECONDS; the generator
+  3. every participant sends its tone (PCMU, 20 ms; in the large room only the first 3 talk,
+     the others send silence) for WARMUP + SECONDS; the generator
      measures what it hears in the last SECONDS: frames that never came, sequence gaps,
      arrival against each stream's 20 ms grid, and (a sample of rooms) that each hears the
      others' tones and never its own;
@@ -46,6 +47,9 @@ GEN = os.path.join(REPO, "target", "release", "examples", "conference_load")
 LADDER = [300, 1500, 3000]
 QUICK_PARTICIPANTS, QUICK_SECONDS = 60, 4
 ROOM_SIZE = 3
+# In the large room a few talk and the rest listen (as in a town hall); each listener
+# must hear every talker, each talker the others and never itself.
+BIG_ROOM_TALKERS = 3
 WARMUP = 3
 CLEAN_SHORT_PCT = 0.1
 MIN_SENT_SHARE = 0.99
@@ -123,10 +127,13 @@ def histogram_between(before, after, key):
 
 
 class Gen:
-    def __init__(self, run_dir, participants, room, seconds, threads, sample, tag, cpus=None):
+    def __init__(self, run_dir, participants, room, seconds, threads, sample, tag, cpus=None,
+                 talkers=None):
         self.errf = os.path.join(run_dir, f"{tag}.gen.err")
         cmd = (["taskset", "-c", cpus] if cpus else []) + [GEN, str(participants), str(room), str(seconds), "--warmup", str(WARMUP),
                "--threads", str(threads), "--sample", str(sample)]
+        if talkers:
+            cmd += ["--talkers", str(talkers)]
         with open(self.errf, "w") as err:
             self.p = media.start(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
         self.ports = {}
@@ -185,7 +192,7 @@ def step(ctx, participants, room, seconds):
                                      "switchboard").groups()
         http = media.wait_line(out_p, r"^listening http (\S+)$", sw, 1, "switchboard").group(1)
         gen = Gen(d, participants, room, seconds, ctx["gen_threads"], ctx["sample"], tag,
-                  pin[1] if pin else None)
+                  pin[1] if pin else None, talkers=BIG_ROOM_TALKERS if room > ROOM_SIZE else None)
 
         def sdp(i):
             return ("v=0\r\n"
