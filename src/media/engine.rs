@@ -49,6 +49,9 @@ pub struct MediaEngine {
     pool: Arc<PortPool>,
     bind_ip: IpAddr,
     serial: AtomicU64,
+    /// Conferences created: they take the relay threads in turn. (Not `serial`: a call
+    /// opening one endpoint per conference would then put every conference on one thread.)
+    conferences: AtomicU64,
     identity: DtlsIdentity,
 }
 
@@ -127,6 +130,7 @@ impl MediaEngine {
             pool: PortPool::new(range),
             bind_ip,
             serial: AtomicU64::new(1),
+            conferences: AtomicU64::new(0),
             identity,
         }))
     }
@@ -271,7 +275,8 @@ impl MediaEngine {
     /// A new conference, mixed on a relay thread of its own choosing.
     pub fn new_conference(&self) -> ConferenceId {
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
-        ConferenceId::new((serial % self.threads.len() as u64) as usize, serial)
+        let turn = self.conferences.fetch_add(1, Ordering::Relaxed);
+        ConferenceId::new((turn % self.threads.len() as u64) as usize, serial)
     }
 
     /// Mixes the endpoint into `conference` (it moves to the conference's thread; its

@@ -176,3 +176,17 @@ fn a_participant_goes_home_and_is_bridged_again_and_ports_come_back() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn conferences_take_the_relay_threads_in_turn_whatever_else_is_opened() {
+    let r = room(&[1000], 45_100);
+    // A call opens its endpoint, then its conference: one each, over and over.
+    let (tx, _events) = unbounded_channel();
+    let mut threads = Vec::new();
+    let mut held = Vec::new();
+    for g in 0..4 {
+        held.push(r.engine.open(100 + g, tx.clone()).unwrap());
+        threads.push(r.engine.new_conference().thread());
+    }
+    assert_eq!(threads, [0, 1, 0, 1]);
+}
