@@ -9,34 +9,13 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use harness::customer_app::CustomerApp;
-use harness::rtp::{Codec, RtpPhone, SdpAudio, linear_to_ulaw, ulaw_to_linear};
-use harness::ua::{call_id_of, carrier_invite, in_dialog};
+use harness::phones::{Caller, call_sids, caller, talk};
+use harness::rtp::{Codec, RtpPhone, SdpAudio, ulaw_to_linear};
+use harness::tones::{assert_hears, assert_not_hears, goertzel, tone};
+use harness::ua::in_dialog;
 use harness::{Switch, Udp};
 
 const AUTH_TOKEN: &str = "demo-auth-token-change-me";
-const NUMBER: &str = "+15550100001";
-
-fn goertzel(x: &[i16], hz: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
-    let c = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &v in x {
-        let s = f64::from(v) + c * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    (s1 * s1 + s2 * s2 - c * s1 * s2) / (x.len() as f64).powi(2)
-}
-
-/// A tone frame for phone `k` at time step `i`.
-fn tone(hz: f64, i: usize) -> Vec<u8> {
-    (0..160)
-        .map(|n| {
-            let t = (i * 160 + n) as f64 / 8000.0;
-            linear_to_ulaw((8000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16)
-        })
-        .collect()
-}
 
 #[test]
 fn a_queued_caller_hears_hold_music_then_talks_with_the_agent_and_its_action_says_bridged() {
@@ -141,100 +120,6 @@ body = '<Response><Hangup/></Response>'
 }
 
 const ACCOUNT: &str = "AC00000000000000000000000000000001";
-
-/// A carrier call into the switch, answered: its SIP socket, RTP phone, the relay address
-/// to send to, the INVITE and the 200.
-struct Caller {
-    sip: Udp,
-    phone: RtpPhone,
-    relay: std::net::SocketAddr,
-    invite: String,
-    ok: harness::Msg,
-}
-
-fn caller(sw: &Switch) -> Caller {
-    let sip: Udp = sw.udp();
-    let phone = RtpPhone::new();
-    let invite = carrier_invite(sw, &sip, NUMBER, &phone.offer(&[Codec::Pcmu]));
-    sip.send(&invite);
-    let (ok, _) = sip
-        .recv_final(&call_id_of(&invite), Duration::from_secs(5))
-        .expect("an answer");
-    assert_eq!(ok.status(), Some(200));
-    sip.send(in_dialog("ACK", &invite, &ok, &sip, 1));
-    let relay = SdpAudio::parse(&ok.body).rtp;
-    Caller {
-        sip,
-        phone,
-        relay,
-        invite,
-        ok,
-    }
-}
-
-impl Caller {
-    fn hang_up(&self) {
-        self.sip
-            .send(in_dialog("BYE", &self.invite, &self.ok, &self.sip, 2));
-    }
-}
-
-/// Every caller sends its tone for `secs`; what each heard after the first second.
-fn talk(callers: &mut [Caller], tones: &[f64], secs: u64) -> Vec<Vec<i16>> {
-    let mut heard = vec![Vec::new(); callers.len()];
-    let start = Instant::now();
-    let mut next = start;
-    let mut i = 0;
-    while start.elapsed() < Duration::from_secs(secs) {
-        if Instant::now() >= next {
-            for (k, c) in callers.iter_mut().enumerate() {
-                if tones[k] > 0.0 {
-                    c.phone.send(c.relay, 0, &tone(tones[k], i));
-                }
-            }
-            i += 1;
-            next += Duration::from_millis(20);
-        }
-        for (k, c) in callers.iter().enumerate() {
-            while let Some((rtp, _)) = c.phone.try_recv() {
-                if start.elapsed() > Duration::from_secs(1) {
-                    heard[k].extend(rtp.payload.iter().map(|&b| ulaw_to_linear(b)));
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    heard
-}
-
-/// A tone counts as heard above this Goertzel power (a −12 dBFS tone gives ~1.3e7).
-const PRESENT: f64 = 1e5;
-
-fn assert_hears(heard: &[i16], hz: f64, what: &str) {
-    let p = goertzel(heard, hz);
-    assert!(
-        p > PRESENT,
-        "{what}: {hz} Hz missing (power {p:.0}, {} samples)",
-        heard.len()
-    );
-}
-
-fn assert_not_hears(heard: &[i16], hz: f64, what: &str) {
-    let p = goertzel(heard, hz);
-    assert!(
-        p < PRESENT / 100.0,
-        "{what}: {hz} Hz present (power {p:.0})"
-    );
-}
-
-/// The CallSids of the /voice requests, in arrival order.
-fn call_sids(app: &CustomerApp, n: usize) -> Vec<String> {
-    app.wait_requests(n, Duration::from_secs(5))
-        .iter()
-        .filter(|r| r["path"] == "/voice")
-        .map(|r| r["params"]["CallSid"].as_str().unwrap_or("").to_string())
-        .collect()
-}
 
 #[test]
 fn rest_mutes_and_kicks_and_the_callbacks_tell_it_in_order() {

@@ -9,9 +9,11 @@
 
 pub mod cluster;
 pub mod customer_app;
+pub mod phones;
 pub mod redis;
 pub mod rest;
 pub mod rtp;
+pub mod tones;
 pub mod ua;
 pub mod ws;
 

@@ -78,6 +78,16 @@ impl Call {
                     method,
                 })) => break Ok((conference, agent_sid, url, method)),
                 Some(Ev::Queue(QueueCommand::Redirect { url, method })) => {
+                    // REST dequeued it (already out of the queue): the action is told at
+                    // once, as Twilio's is, and the call runs `url`.
+                    if let Some(Next::Fetch {
+                        url: action_url,
+                        method: action_method,
+                        extra,
+                    }) = action("redirected", &queue.sid, since.elapsed().as_secs())
+                    {
+                        self.notify_fetch(action_url, action_method, extra);
+                    }
                     break Err(Err(Stop::Command(CallCommand::Redirect { url, method })));
                 }
                 Some(Ev::Media(LegRef::Main, EventKind::PlayDone)) => {
@@ -97,6 +107,13 @@ impl Call {
                 }
                 Some(Ev::Command(c)) => {
                     queue.remove(&sid);
+                    // REST gave the call other instructions: redirected out of the queue.
+                    if matches!(c, CallCommand::Redirect { .. } | CallCommand::Twiml(_))
+                        && let Some(Next::Fetch { url, method, extra }) =
+                            action("redirected", &queue.sid, since.elapsed().as_secs())
+                    {
+                        self.notify_fetch(url, method, extra);
+                    }
                     break Err(Err(Stop::Command(c)));
                 }
                 _ => {}
