@@ -83,6 +83,11 @@ inbound_cidrs = ["127.0.0.1/32"]
 keep_finished = 1000
 max_concurrent = 100000
 
+# Every call is the bench account's: past its default cap (80 % of the port pairs) the last
+# ones would get 503.
+[limits]
+account_max_calls = 1000000
+
 [media]
 threads = {media_threads}
 timeout_secs = 600

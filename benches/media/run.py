@@ -734,6 +734,11 @@ default_expires = 3600
 [calls]
 keep_finished = 1000
 max_concurrent = 100000
+
+# One account holds every call of the bench: its default cap (80 % of the port pairs) would
+# refuse the last calls of the top step with 503.
+[limits]
+account_max_calls = 1000000
 """
     if with_media:
         text += f"""
