@@ -216,6 +216,14 @@ fn run(args: RunArgs) -> ExitCode {
         .with_ansi(ansi)
         .init();
 
+    // Every call leg holds two RTP sockets and every TCP/TLS/WS client or HTTP connection
+    // one descriptor: the usual soft limit of 1,024 ran out long before the hard one (then
+    // REST, SIP over TCP and new calls all stopped). Raise the soft limit to the hard one.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(nofile = n, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
+
     let workers = match cfg.server.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,

@@ -41,7 +41,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::call::recordings::Recordings;
@@ -57,6 +57,16 @@ pub type Body = Full<Bytes>;
 /// Largest request body read. Twilio's biggest form (`POST Calls.json` with a 4000-char
 /// `Twiml`, percent-encoded) fits several times over.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// A client has this long from connecting (or, on a kept-alive connection, from its first
+/// byte) to finish a request head; then the connection is closed. Without it a client
+/// trickling a head byte by byte, or never finishing it, held its connection forever
+/// (slow-loris).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP connections open at once, in all and from one address: past either, a new
+/// connection gets 503 with Retry-After and is closed, so one source cannot take every
+/// descriptor the process has.
+pub const MAX_CONNECTIONS: usize = 1024;
+pub const MAX_CONNECTIONS_PER_SOURCE: usize = 128;
 
 /// What the HTTP side reads: the same instances the SIP side writes.
 pub struct ApiState {
@@ -102,6 +112,7 @@ impl std::fmt::Debug for ApiState {
 /// short pause, because it passes once other connections close and a dead API would be
 /// worse. The `Result` leaves room for startup work that can fail.
 pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Result<()> {
+    let open = Arc::new(OpenConnections::default());
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -112,8 +123,13 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Resu
                 continue;
             }
         };
+        let Some(slot) = OpenConnections::take(&open, peer.ip()) else {
+            tokio::spawn(refuse(stream));
+            continue;
+        };
         let state = Arc::clone(&state);
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |req: Request<Incoming>| {
                 let state = Arc::clone(&state);
                 async move {
@@ -125,6 +141,8 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Resu
                 }
             });
             if let Err(e) = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -132,6 +150,59 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Resu
             }
         });
     }
+}
+
+/// The HTTP connections open now, in all and per source address.
+#[derive(Default)]
+struct OpenConnections {
+    per_source: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One open connection's place; given back when dropped.
+struct ConnectionSlot {
+    open: Arc<OpenConnections>,
+    source: std::net::IpAddr,
+}
+
+impl OpenConnections {
+    fn take(open: &Arc<OpenConnections>, source: std::net::IpAddr) -> Option<ConnectionSlot> {
+        let mut map = open.per_source.lock().unwrap_or_else(|p| p.into_inner());
+        let total: usize = map.values().sum();
+        let mine = map.entry(source).or_insert(0);
+        if total >= MAX_CONNECTIONS || *mine >= MAX_CONNECTIONS_PER_SOURCE {
+            return None;
+        }
+        *mine += 1;
+        Some(ConnectionSlot {
+            open: Arc::clone(open),
+            source,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .open
+            .per_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// A connection past the caps: 503 with Retry-After, then closed (within a second even if
+/// the client does not read).
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt as _;
+    const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+        Content-Length: 0\r\nConnection: close\r\n\r\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(REFUSAL)).await;
 }
 
 /// The request with its whole body, at most `MAX_BODY_BYTES`; `Err` is the answer when

@@ -191,6 +191,14 @@ impl RelayThread {
 
     /// Takes the slot's endpoint out of its conference (which ends with its last one).
     pub(super) fn leave_slot(&mut self, slot: usize) {
+        // What it sent since the last tick was for the conference: take it in now, so it
+        // is not relayed to whatever the endpoint is bridged with next.
+        if self.slots[slot]
+            .as_ref()
+            .is_some_and(|p| p.conference.is_some() && p.secure.is_none())
+        {
+            self.on_rtp_readable(slot);
+        }
         let Some(port) = self.slots[slot].as_mut() else {
             return;
         };

@@ -1,0 +1,110 @@
+//! Black-box slow and greedy HTTP clients (issue 16): a connection that never finishes its
+//! request head is closed at the header deadline, one source cannot hold more than its share
+//! of connections (the rest get 503 with Retry-After at once), and another source is served
+//! throughout.
+#![allow(clippy::disallowed_methods)]
+
+mod harness;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use harness::Switch;
+
+/// `api::MAX_CONNECTIONS_PER_SOURCE` and `api::HEADER_READ_TIMEOUT`, as README states them.
+const PER_SOURCE: usize = 128;
+const HEADER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What the server said on `s` within `wait`, and whether it then closed the connection.
+fn read_what_comes(s: &mut TcpStream, wait: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while Instant::now() < deadline {
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if !got.is_empty() {
+                    continue;
+                }
+                return (got, false);
+            }
+            // Reset by the server: closed too.
+            Err(_) => return (got, true),
+        }
+    }
+    (got, false)
+}
+
+/// A GET /health from `source` (a loopback address of its own), with its status line.
+fn health_from(source: &str, http: SocketAddr) -> String {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&format!("{source}:0").parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.connect_timeout(&http.into(), Duration::from_secs(5))
+        .unwrap();
+    let mut s: TcpStream = sock.into();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: switch\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (got, _) = read_what_comes(&mut s, Duration::from_secs(5));
+    String::from_utf8_lossy(&got)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn unfinished_request_heads_are_closed_at_the_deadline_and_one_source_cannot_take_every_connection()
+{
+    let sw = Switch::start();
+    let http = sw.http_addr();
+    // 300 connections from 127.0.0.1, each with a request head it never finishes.
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut s = TcpStream::connect(http).expect("connect");
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: switch\r\nX-Slow: ")
+            .expect("write");
+        slow.push(s);
+    }
+    let opened = Instant::now();
+    // Past the per-source cap the switch answered 503 with Retry-After and closed.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for mut s in slow {
+        let (got, closed) = read_what_comes(&mut s, Duration::from_millis(300));
+        let text = String::from_utf8_lossy(&got).to_string();
+        if text.starts_with("HTTP/1.1 503") {
+            assert!(text.contains("Retry-After: 1"), "{text}");
+            assert!(closed, "a refused connection is closed");
+            refused += 1;
+        } else {
+            assert!(got.is_empty() && !closed, "a held connection: {text:?}");
+            held.push(s);
+        }
+    }
+    assert_eq!(held.len(), PER_SOURCE, "held from one source");
+    assert_eq!(refused, 300 - PER_SOURCE);
+    // The same source is refused while it holds its share; another one is served.
+    assert!(health_from("127.0.0.1", http).starts_with("HTTP/1.1 503"));
+    assert_eq!(health_from("127.0.0.2", http), "HTTP/1.1 200 OK");
+    // At the header deadline every held connection is closed, though it never went quiet
+    // on its own part (nothing more to send).
+    let mut open = held;
+    let limit = opened + HEADER_DEADLINE + Duration::from_secs(10);
+    while !open.is_empty() {
+        assert!(
+            Instant::now() < limit,
+            "{} slow connections still open {:?} after they connected",
+            open.len(),
+            opened.elapsed()
+        );
+        open.retain_mut(|s| !read_what_comes(s, Duration::from_millis(10)).1);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // And the source is served again once its connections are gone.
+    assert_eq!(health_from("127.0.0.1", http), "HTTP/1.1 200 OK");
+}
