@@ -1,7 +1,8 @@
-//! Black-box slow and greedy HTTP clients (issue 16): a connection that never finishes its
+//! Black-box slow and greedy clients (issue 16). HTTP: a connection that never finishes its
 //! request head is closed at the header deadline, one source cannot hold more than its share
 //! of connections (the rest get 503 with Retry-After at once), and another source is served
-//! throughout.
+//! throughout. SIP over TCP: connections that trickle bytes without finishing a message, or
+//! say nothing, are closed at their deadlines while real clients register.
 #![allow(clippy::disallowed_methods)]
 
 mod harness;
@@ -11,6 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use harness::Switch;
+use harness::ua::{REALM, token};
 
 /// `api::MAX_CONNECTIONS_PER_SOURCE` and `api::HEADER_READ_TIMEOUT`, as README states them.
 const PER_SOURCE: usize = 128;
@@ -107,4 +109,110 @@ fn unfinished_request_heads_are_closed_at_the_deadline_and_one_source_cannot_tak
     }
     // And the source is served again once its connections are gone.
     assert_eq!(health_from("127.0.0.1", http), "HTTP/1.1 200 OK");
+}
+
+/// `transport::tcp::FIRST_MESSAGE_TIMEOUT` and `MESSAGE_TIMEOUT`, as README states them.
+const MESSAGE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A client's REGISTER over TCP with a token, answered on its connection.
+fn register_over_tcp(sw: &Switch, identity: &str) -> Option<u16> {
+    let mut conn = sw.tcp();
+    let to = format!("<sip:{identity}@{REALM}>");
+    let from = format!("{to};tag={}", harness::unique("f"));
+    let auth = format!("Bearer {}", token(identity));
+    let reg = harness::request(
+        "REGISTER",
+        &format!("sip:{REALM}"),
+        conn.local_addr(),
+        "TCP",
+        &[("To", &to), ("From", &from), ("Authorization", &auth)],
+        "",
+    );
+    conn.send(&reg);
+    conn.recv_msg(Duration::from_secs(5))
+        .and_then(|m| m.status())
+}
+
+#[test]
+fn sip_connections_that_trickle_or_stall_are_closed_at_their_deadlines_while_clients_register() {
+    let sw = Switch::start();
+    let tcp = sw.tcp_addr();
+    // 60 connections trickle a REGISTER one byte every 250 ms (never finishing it within
+    // the deadline), 20 connect and say nothing, and one sends a complete OPTIONS (answered)
+    // and then only the start of the next message.
+    let head = b"REGISTER sip:switchboard.local SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-slow\r\n";
+    let mut trickling: Vec<TcpStream> = (0..60).map(|_| TcpStream::connect(tcp).unwrap()).collect();
+    let silent: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(tcp).unwrap()).collect();
+    let mut half = sw.tcp();
+    let options = harness::request(
+        "OPTIONS",
+        &format!("sip:switch@{tcp};transport=tcp"),
+        half.local_addr(),
+        "TCP",
+        &[],
+        "",
+    );
+    half.send(&options);
+    assert_eq!(
+        half.recv_msg(Duration::from_secs(5))
+            .and_then(|m| m.status()),
+        Some(200)
+    );
+    half.send(b"OPTIONS sip:switch SIP/2.0\r\nVia: SIP/2.0/TCP");
+    let opened = Instant::now();
+    let mut at = 0;
+    let mut registered = 0;
+    let mut alive_trickling = trickling.len();
+    // While they trickle, real clients register over TCP, once a second.
+    while opened.elapsed() < MESSAGE_DEADLINE + Duration::from_secs(8) {
+        if at < head.len() {
+            for s in &mut trickling {
+                let _ = s.write_all(&head[at..at + 1]);
+            }
+            at += 1;
+        }
+        if registered < (opened.elapsed().as_secs() as usize).min(12) {
+            assert_eq!(
+                register_over_tcp(&sw, &format!("client{registered}")),
+                Some(200),
+                "a real client registers during the trickle\n{}",
+                sw.stderr()
+            );
+            registered += 1;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        if opened.elapsed() > MESSAGE_DEADLINE + Duration::from_secs(3) {
+            alive_trickling = trickling
+                .iter_mut()
+                .map(|s| read_what_comes(s, Duration::from_millis(5)).1)
+                .filter(|closed| !closed)
+                .count();
+            if alive_trickling == 0 {
+                break;
+            }
+        }
+    }
+    assert!(at < head.len(), "the trickle outlasted the deadline");
+    assert_eq!(alive_trickling, 0, "trickling connections still open");
+    for mut s in silent {
+        assert!(
+            read_what_comes(&mut s, Duration::from_secs(2)).1,
+            "a silent connection still open"
+        );
+    }
+    // The one whose second message stalled is closed too; its first was answered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match half.try_send(b"x") {
+            Err(_) => break,
+            Ok(()) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "a stalled message's connection still open"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    assert!(registered >= 10, "{registered} clients registered");
 }

@@ -4,8 +4,11 @@
 //! the connection's task under a deadline.
 //!
 //! A framing error closes the connection (RFC 4475 §3.1.2.3: once a length is wrong,
-//! nothing after it can be found). A connection idle for `idle_timeout` is closed, which
-//! also ends slow-loris peers that never finish a message.
+//! nothing after it can be found). Deadlines that bytes trickling in do not extend end
+//! slow-loris peers: the first complete message (or keep-alive) within
+//! [`FIRST_MESSAGE_TIMEOUT`] of the connection, each message within
+//! [`MESSAGE_TIMEOUT`] of its first byte; between messages a connection may stay quiet
+//! for `idle_timeout` (a registered phone's flow, kept by its keep-alives).
 
 use std::io;
 use std::net::SocketAddr;
@@ -35,6 +38,11 @@ pub struct TcpSettings {
     /// Message size caps.
     pub limits: Limits,
 }
+
+/// A new connection's first complete message (or CRLF keep-alive) is due within this.
+pub const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A message is due complete this long after its first byte arrived.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a connection whose peer stopped sending still delivers queued replies.
 const LINGER: Duration = Duration::from_millis(500);
@@ -178,10 +186,17 @@ async fn connection<S>(
     };
     let read = async move {
         let mut framer = StreamFramer::new(settings.limits);
+        let connected = tokio::time::Instant::now();
+        // The last complete frame (message or keep-alive), and when the one being read
+        // started arriving.
+        let mut last_frame: Option<tokio::time::Instant> = None;
+        let mut partial_since: Option<tokio::time::Instant> = None;
         loop {
             loop {
                 match framer.next_frame() {
                     Ok(Some(Frame::Message(msg))) => {
+                        last_frame = Some(tokio::time::Instant::now());
+                        partial_since = None;
                         if shard
                             .send(Inbound {
                                 parsed: Ok(msg),
@@ -195,6 +210,8 @@ async fn connection<S>(
                     }
                     // RFC 5626 §4.4.1: answer a CRLFCRLF ping with a CRLF pong.
                     Ok(Some(Frame::KeepAlive)) => {
+                        last_frame = Some(tokio::time::Instant::now());
+                        partial_since = None;
                         let _ = pong_tx.try_send(());
                     }
                     Ok(None) => break,
@@ -205,12 +222,22 @@ async fn connection<S>(
                 }
             }
             let buf = framer.buffer();
+            if buf.is_empty() {
+                partial_since = None;
+            } else if partial_since.is_none() {
+                partial_since = Some(tokio::time::Instant::now());
+            }
+            let (deadline, why) = match (last_frame, partial_since) {
+                (None, _) => (connected + FIRST_MESSAGE_TIMEOUT, "no complete message"),
+                (Some(_), Some(started)) => (started + MESSAGE_TIMEOUT, "a message unfinished"),
+                (Some(last), None) => (last + settings.idle_timeout, "idle"),
+            };
             buf.reserve(4096);
-            match tokio::time::timeout(settings.idle_timeout, reader.read_buf(buf)).await {
+            match tokio::time::timeout_at(deadline, reader.read_buf(buf)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(_)) => {}
                 Err(_) => {
-                    tracing::debug!(peer = %addr, "closing idle tcp connection");
+                    tracing::debug!(peer = %addr, why, "closing tcp connection at its deadline");
                     return;
                 }
             }

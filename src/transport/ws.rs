@@ -203,8 +203,12 @@ async fn connection<S>(
         let _ = sink.close().await;
     };
     let read = async move {
+        // The first SIP message is due soon after the handshake (as on TCP); then the flow
+        // may stay quiet for `idle_timeout`. A frame trickling in does not count until it
+        // is whole.
+        let mut quiet_allowed = super::tcp::FIRST_MESSAGE_TIMEOUT;
         loop {
-            let next = tokio::time::timeout(settings.idle_timeout, stream.next()).await;
+            let next = tokio::time::timeout(quiet_allowed, stream.next()).await;
             let frame = match next {
                 Ok(Some(Ok(m))) => m,
                 Ok(Some(Err(e))) => {
@@ -213,7 +217,7 @@ async fn connection<S>(
                 }
                 Ok(None) => return,
                 Err(_) => {
-                    tracing::debug!(peer = %addr, "closing idle websocket");
+                    tracing::debug!(peer = %addr, "closing websocket at its deadline");
                     return;
                 }
             };
@@ -235,6 +239,7 @@ async fn connection<S>(
                     .await;
                 return;
             }
+            quiet_allowed = settings.idle_timeout;
             if shard.send(Inbound { parsed, from: peer }).await.is_err() {
                 return;
             }
