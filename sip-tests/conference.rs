@@ -292,10 +292,8 @@ after_body = '<Response><Dial><Conference endConferenceOnExit="true" beep="false
     assert!(bye.text().starts_with("BYE"));
 }
 
-/// REST dials a number into a running conference (by its FriendlyName): the callee, on
-/// the trunk, talks with the caller already in it.
-#[test]
-fn rest_dials_a_participant_into_the_conference() {
+/// A switch whose callers join `room` and whose trunk is a UDP socket of the test's.
+fn room_with_trunk() -> (CustomerApp, Switch, Udp) {
     let app = CustomerApp::start(
         AUTH_TOKEN,
         "[[route]]\npath = \"/voice\"\nbody = '<Response><Dial><Conference beep=\"false\">room</Conference></Dial></Response>'\n",
@@ -308,6 +306,33 @@ fn rest_dials_a_participant_into_the_conference() {
     std::fs::write(&path, text).unwrap();
     let sw = Switch::start_with_config(&path);
     trunk.set_peer(sw.udp_addr());
+    (app, sw, trunk)
+}
+
+/// Answers the INVITE the switch sends the trunk with an RTP phone: the INVITE, the phone,
+/// and the relay port the phone talks to.
+fn answer_on_trunk(trunk: &Udp) -> (harness::Msg, RtpPhone, std::net::SocketAddr) {
+    let out = harness::ua::expect_request(trunk, "INVITE", Duration::from_secs(5));
+    let phone = RtpPhone::new();
+    let offer = SdpAudio::parse(&out.body);
+    let answer = phone.answer(&offer, &[Codec::Pcmu]);
+    trunk.send(harness::ua::reply(
+        &out,
+        200,
+        "OK",
+        "trunk1",
+        trunk.local_addr(),
+        Some(&answer),
+    ));
+    let _ack = harness::ua::expect_request(trunk, "ACK", Duration::from_secs(5));
+    (out, phone, offer.rtp)
+}
+
+/// REST dials a number into a running conference (by its FriendlyName): the callee, on
+/// the trunk, talks with the caller already in it.
+#[test]
+fn rest_dials_a_participant_into_the_conference() {
+    let (_app, sw, trunk) = room_with_trunk();
     let first = caller(&sw);
     let (status, p, _) = harness::rest::call_as(
         &sw,
@@ -322,21 +347,8 @@ fn rest_dials_a_participant_into_the_conference() {
         p["call_sid"].as_str().unwrap_or("").starts_with("CA"),
         "{p}"
     );
-    let out = harness::ua::expect_request(&trunk, "INVITE", Duration::from_secs(5));
+    let (out, mut phone, relay) = answer_on_trunk(&trunk);
     assert!(out.start_line.contains("+15551230000"), "{}", out.text());
-    let mut phone = RtpPhone::new();
-    let offer = SdpAudio::parse(&out.body);
-    let answer = phone.answer(&offer, &[Codec::Pcmu]);
-    trunk.send(harness::ua::reply(
-        &out,
-        200,
-        "OK",
-        "trunk1",
-        trunk.local_addr(),
-        Some(&answer),
-    ));
-    let _ack = harness::ua::expect_request(&trunk, "ACK", Duration::from_secs(5));
-    let relay = offer.rtp;
     let mut callers = [first];
     // The callee's phone talks through the relay port the switch offered it.
     let mut heard = [Vec::new(), Vec::new()];
@@ -509,18 +521,7 @@ body = ""
 /// heard by the agent alone and hears both; `Coaching=false` lets the customer hear it.
 #[test]
 fn a_coach_is_heard_by_the_agent_alone_until_coaching_ends() {
-    let app = CustomerApp::start(
-        AUTH_TOKEN,
-        "[[route]]\npath = \"/voice\"\nbody = '<Response><Dial><Conference beep=\"false\">room</Conference></Dial></Response>'\n",
-    );
-    let mut trunk = Udp::new("127.0.0.1:9".parse().unwrap());
-    let path = harness::config_with_voice_url(&app.url("/voice"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("sip:127.0.0.1:5080", &format!("sip:{}", trunk.local_addr()));
-    std::fs::write(&path, text).unwrap();
-    let sw = Switch::start_with_config(&path);
-    trunk.set_peer(sw.udp_addr());
+    let (app, sw, trunk) = room_with_trunk();
     let agent = caller(&sw);
     let customer = caller(&sw);
     let sids = call_sids(&app, 2);
@@ -538,24 +539,12 @@ fn a_coach_is_heard_by_the_agent_alone_until_coaching_ends() {
     assert_eq!(status, 201, "{p}");
     assert_eq!(p["call_sid_to_coach"], sids[0].as_str(), "{p}");
     let coach_sid = p["call_sid"].as_str().unwrap_or("").to_string();
-    let out = harness::ua::expect_request(&trunk, "INVITE", Duration::from_secs(5));
-    let phone = RtpPhone::new();
-    let offer = SdpAudio::parse(&out.body);
-    let answer = phone.answer(&offer, &[Codec::Pcmu]);
-    trunk.send(harness::ua::reply(
-        &out,
-        200,
-        "OK",
-        "trunk1",
-        trunk.local_addr(),
-        Some(&answer),
-    ));
-    let _ack = harness::ua::expect_request(&trunk, "ACK", Duration::from_secs(5));
+    let (out, phone, relay) = answer_on_trunk(&trunk);
     // The supervisor talks through the relay port the switch offered it.
     let supervisor = Caller {
         sip: trunk,
         phone,
-        relay: offer.rtp,
+        relay,
         invite: out.text(),
         ok: out,
     };

@@ -95,6 +95,24 @@ fn conference_with(sw: &Switch, n: usize) -> String {
     }
 }
 
+/// A switch whose `/voice` is `app`'s, three callers in its conference hearing each other
+/// (each its tone of [`TONES`]), their CallSids and the conference's sid.
+fn three_in_the_room(app: &CustomerApp) -> (Switch, Vec<Caller>, Vec<String>, String) {
+    let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
+    let mut callers: Vec<Caller> = Vec::new();
+    for n in 1..=3 {
+        callers.push(caller(&sw));
+        assert_eq!(call_sids(app, n).len(), n);
+    }
+    let sids = call_sids(app, 3);
+    let conf = conference_with(&sw, 3);
+    assert!(
+        talk_until(&mut callers, &TONES, WAIT, full_mix),
+        "the three never heard each other"
+    );
+    (sw, callers, sids, conf)
+}
+
 /// The queue `support` once it has `n` callers waiting.
 fn queue_with(sw: &Switch, n: u64) -> Value {
     let deadline = Instant::now() + WAIT;
@@ -210,18 +228,7 @@ body = ""
             wavs.routes
         ),
     );
-    let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
-    let mut callers: Vec<Caller> = Vec::new();
-    for n in 1..=3 {
-        callers.push(caller(&sw));
-        assert_eq!(call_sids(&app, n).len(), n);
-    }
-    let sids = call_sids(&app, 3);
-    let conf = conference_with(&sw, 3);
-    assert!(
-        talk_until(&mut callers, &TONES, WAIT, full_mix),
-        "the three never heard each other"
-    );
+    let (sw, mut callers, sids, conf) = three_in_the_room(&app);
     let participant = |k: usize| format!("Conferences/{conf}/Participants/{}.json", sids[k]);
 
     // Caller 1 (700 Hz) on hold with its HoldUrl.
@@ -364,18 +371,7 @@ body = '<Response><Play>/one.wav</Play></Response>'
             wavs.routes
         ),
     );
-    let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
-    let mut callers: Vec<Caller> = Vec::new();
-    for n in 1..=3 {
-        callers.push(caller(&sw));
-        assert_eq!(call_sids(&app, n).len(), n);
-    }
-    let sids = call_sids(&app, 3);
-    let conf = conference_with(&sw, 3);
-    assert!(
-        talk_until(&mut callers, &TONES, WAIT, full_mix),
-        "the three never heard each other"
-    );
+    let (sw, mut callers, sids, conf) = three_in_the_room(&app);
 
     // To the conference: all three hear it, and when it is over, each other again.
     let (status, c) = rest(

@@ -155,7 +155,13 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Resu
 /// The HTTP connections open now, in all and per source address.
 #[derive(Default)]
 struct OpenConnections {
-    per_source: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    counts: std::sync::Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_source: std::collections::HashMap<std::net::IpAddr, usize>,
 }
 
 /// One open connection's place; given back when dropped.
@@ -166,13 +172,16 @@ struct ConnectionSlot {
 
 impl OpenConnections {
     fn take(open: &Arc<OpenConnections>, source: std::net::IpAddr) -> Option<ConnectionSlot> {
-        let mut map = open.per_source.lock().unwrap_or_else(|p| p.into_inner());
-        let total: usize = map.values().sum();
-        let mine = map.entry(source).or_insert(0);
-        if total >= MAX_CONNECTIONS || *mine >= MAX_CONNECTIONS_PER_SOURCE {
+        let mut counts = open.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.total >= MAX_CONNECTIONS {
+            return None;
+        }
+        let mine = counts.per_source.entry(source).or_insert(0);
+        if *mine >= MAX_CONNECTIONS_PER_SOURCE {
             return None;
         }
         *mine += 1;
+        counts.total += 1;
         Some(ConnectionSlot {
             open: Arc::clone(open),
             source,
@@ -182,15 +191,12 @@ impl OpenConnections {
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        let mut map = self
-            .open
-            .per_source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = map.get_mut(&self.source) {
+        let mut counts = self.open.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.total -= 1;
+        if let Some(n) = counts.per_source.get_mut(&self.source) {
             *n -= 1;
             if *n == 0 {
-                map.remove(&self.source);
+                counts.per_source.remove(&self.source);
             }
         }
     }

@@ -49,7 +49,6 @@ enum Leave {
     Done,
 }
 
-/// How waiting for the conference to start ended.
 /// What REST asked to change of a participant (`ConferenceCommand::Update`).
 struct ParticipantChange {
     muted: Option<bool>,
@@ -58,6 +57,7 @@ struct ParticipantChange {
     coach: Option<Option<String>>,
 }
 
+/// How waiting for the conference to start ended.
 enum Waited {
     Started,
     Left(Leave),

@@ -137,10 +137,11 @@ impl RelayThread {
         if self.conferences.is_empty() {
             self.next_mix = super::clock();
         }
-        let coach = port.heard_by != HeardBy::All;
+        // (`leave_slot` above made it heard by all: a coach is named after it joins.)
         let mixer = self.conferences.entry(conference).or_default();
         mixer.add(slot, muted);
-        if coach || mixer.has_coaches() {
+        if mixer.has_coaches() {
+            // The one joining may be the one a coach waited for.
             self.resolve_coaching(conference);
         }
     }
@@ -164,8 +165,11 @@ impl RelayThread {
         let Some(mixer) = self.conferences.get_mut(&conference) else {
             return;
         };
-        for (slot, port) in self.slots.iter().enumerate() {
-            let Some(port) = port.as_ref().filter(|p| p.conference == Some(conference)) else {
+        // Its participants are the slots it mixes.
+        self.tick_slots.clear();
+        self.tick_slots.extend(mixer.keys());
+        for &slot in &self.tick_slots {
+            let Some(port) = self.slots[slot].as_ref() else {
                 continue;
             };
             let coached = match port.heard_by {
@@ -296,10 +300,9 @@ impl RelayThread {
                 }
             }
             let (slots, stats, changes) = (&mut self.slots, &self.stats, &mut self.speaker_changes);
+            let mut frames = 0;
             for (id, mixer) in self.conferences.iter_mut() {
-                stats
-                    .mix_frames
-                    .fetch_add(mixer.len() as u64, Ordering::Relaxed);
+                frames += mixer.len() as u64;
                 mixer.tick(
                     |slot, frame| {
                         if let Some(port) = slots.get_mut(slot).and_then(Option::as_mut) {
@@ -315,6 +318,7 @@ impl RelayThread {
                     }
                 }
             }
+            self.stats.mix_frames.fetch_add(frames, Ordering::Relaxed);
             self.stats
                 .mix_duration
                 .record(super::clock().saturating_duration_since(started));
