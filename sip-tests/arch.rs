@@ -494,7 +494,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("webhook", &["registrar", "instructions", "config"]),
     // `metrics` for the REGISTER outcome labels.
     ("registrar", &["metrics", "config", "sip"]),
-    ("transport", &["sip"]),
+    // `metrics` to count refused connections.
+    ("transport", &["metrics", "sip"]),
     // `config` for PortRange.
     ("media", &["config"]),
     ("metrics", &["sip"]),

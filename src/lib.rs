@@ -23,7 +23,7 @@
 //!  webhook       signed, SSRF-guarded HTTP: voice fetch,         -> registrar, instructions,
 //!                status and presence callbacks                      config
 //!  registrar     tokens, Digest, location store, presence        -> metrics, config, sip
-//!  transport     UDP (SO_REUSEPORT) and TCP sockets, SipSender   -> sip
+//!  transport     UDP (SO_REUSEPORT) and TCP sockets, SipSender   -> metrics, sip
 //!  media         RTP relay threads: latching, transcoding,       -> config
 //!                play, record, DTMF
 //!  metrics       counters, Prometheus text                       -> sip

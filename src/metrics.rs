@@ -9,6 +9,8 @@
 //! | `sip_messages_received_total` | counter | `transport` = udp, tcp |
 //! | `sip_messages_dropped_total` | counter | `class` = [`DropClass`] |
 //! | `sip_register_total` | counter | `outcome` = [`RegisterOutcomeLabel`] |
+//! | `sip_requests_shed_total` | counter | `reason` = [`Shed`] |
+//! | `connections_refused_total` | counter | `listener` = sip, http; `reason` = [`ConnectionRefusal`] |
 //! | `registrar_bindings` | gauge | (from `LocationStore::binding_count`) |
 //! | `registrar_aors_available`, `_busy`, `_offline` | gauge | (from `Presence::counts`) |
 //! | `calls_active` | gauge | (from `CallRegistry::live_count`: every leg counts) |
@@ -101,11 +103,15 @@ pub enum DropClass {
     Amplification,
     /// The call owning the Call-ID has a full inbox.
     CallInboxFull,
+    /// The source sent requests faster than `[server.limits]` allows it.
+    RateLimited,
+    /// The shard a message's Call-ID hashes to had a full queue.
+    ShardQueueFull,
     Other,
 }
 
 impl DropClass {
-    pub const ALL: [DropClass; 12] = [
+    pub const ALL: [DropClass; 14] = [
         DropClass::StartLine,
         DropClass::HeaderSyntax,
         DropClass::Unterminated,
@@ -117,6 +123,8 @@ impl DropClass {
         DropClass::BadAck,
         DropClass::Amplification,
         DropClass::CallInboxFull,
+        DropClass::RateLimited,
+        DropClass::ShardQueueFull,
         DropClass::Other,
     ];
 
@@ -133,6 +141,8 @@ impl DropClass {
             DropClass::BadAck => "bad_ack",
             DropClass::Amplification => "amplification",
             DropClass::CallInboxFull => "call_inbox_full",
+            DropClass::RateLimited => "rate_limited",
+            DropClass::ShardQueueFull => "shard_queue_full",
             DropClass::Other => "other",
         }
     }
@@ -143,6 +153,79 @@ impl DropClass {
             .into_iter()
             .find(|c| c.as_str() == class)
             .unwrap_or(DropClass::Other)
+    }
+}
+
+/// Why a request was answered 503 with Retry-After before any work was done on it, for
+/// `sip_requests_shed_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shed {
+    /// The shard holds `[server.limits] max_server_transactions` (its share) already.
+    ServerTransactions,
+    /// Too many REGISTERs wait on the shared location store.
+    StoreBacklog,
+}
+
+impl Shed {
+    pub const ALL: [Shed; 2] = [Shed::ServerTransactions, Shed::StoreBacklog];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Shed::ServerTransactions => "server_transactions",
+            Shed::StoreBacklog => "store_backlog",
+        }
+    }
+}
+
+/// Which listener turned a connection away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listener {
+    /// SIP over TCP, TLS, WS or WSS.
+    Sip,
+    /// The HTTP API.
+    Http,
+}
+
+impl Listener {
+    pub const ALL: [Listener; 2] = [Listener::Sip, Listener::Http];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Listener::Sip => "sip",
+            Listener::Http => "http",
+        }
+    }
+}
+
+/// Why a stream connection was refused, or closed before it had done its part, for
+/// `connections_refused_total{listener, reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionRefusal {
+    /// The listener's total cap was reached.
+    Total,
+    /// The cap for one source address was reached.
+    PerSource,
+    /// No complete message within the first-message deadline (SIP streams).
+    FirstMessageDeadline,
+    /// A message started but not finished within its deadline (SIP streams).
+    MessageDeadline,
+}
+
+impl ConnectionRefusal {
+    pub const ALL: [ConnectionRefusal; 4] = [
+        ConnectionRefusal::Total,
+        ConnectionRefusal::PerSource,
+        ConnectionRefusal::FirstMessageDeadline,
+        ConnectionRefusal::MessageDeadline,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConnectionRefusal::Total => "total",
+            ConnectionRefusal::PerSource => "per_source",
+            ConnectionRefusal::FirstMessageDeadline => "first_message_deadline",
+            ConnectionRefusal::MessageDeadline => "message_deadline",
+        }
     }
 }
 
@@ -193,6 +276,8 @@ pub struct Metrics {
     received: [AtomicU64; TRANSPORTS.len()],
     dropped: [AtomicU64; DropClass::ALL.len()],
     register: [AtomicU64; RegisterOutcomeLabel::ALL.len()],
+    shed: [AtomicU64; Shed::ALL.len()],
+    connections_refused: [[AtomicU64; ConnectionRefusal::ALL.len()]; Listener::ALL.len()],
 }
 
 impl Metrics {
@@ -213,6 +298,16 @@ impl Metrics {
     /// One REGISTER answered.
     pub fn register_outcome(&self, outcome: RegisterOutcomeLabel) {
         self.register[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One request answered 503 + Retry-After to shed load.
+    pub fn request_shed(&self, why: Shed) {
+        self.shed[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One connection refused or closed early.
+    pub fn connection_refused(&self, listener: Listener, why: ConnectionRefusal) {
+        self.connections_refused[listener as usize][why as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Everything, in the Prometheus text format 0.0.4 (serve as [`CONTENT_TYPE`]).
@@ -258,6 +353,41 @@ impl Metrics {
         for o in RegisterOutcomeLabel::ALL {
             let v = load(&self.register[o as usize]);
             sample(&mut out, "sip_register_total", ("outcome", o.as_str()), v);
+        }
+        let shed = "sip_requests_shed_total";
+        header(
+            &mut out,
+            shed,
+            "counter",
+            "SIP requests answered 503 with Retry-After before any work, by reason.",
+        );
+        for r in Shed::ALL {
+            sample(
+                &mut out,
+                shed,
+                ("reason", r.as_str()),
+                load(&self.shed[r as usize]),
+            );
+        }
+        let refused = "connections_refused_total";
+        header(
+            &mut out,
+            refused,
+            "counter",
+            "Stream connections refused at a cap, or closed at a deadline, by listener and reason.",
+        );
+        for l in Listener::ALL {
+            for r in ConnectionRefusal::ALL {
+                // HTTP deadlines are hyper's: only its caps are counted.
+                if l == Listener::Http
+                    && !matches!(r, ConnectionRefusal::Total | ConnectionRefusal::PerSource)
+                {
+                    continue;
+                }
+                let v = load(&self.connections_refused[l as usize][r as usize]);
+                let (l, r) = (l.as_str(), r.as_str());
+                let _ = writeln!(out, "{refused}{{listener=\"{l}\",reason=\"{r}\"}} {v}");
+            }
         }
         let levels = [
             (
@@ -370,6 +500,9 @@ mod tests {
         m.message_received(Transport::Udp);
         m.message_received(Transport::Udp);
         m.message_received(Transport::Tcp);
+        m.request_shed(Shed::ServerTransactions);
+        m.connection_refused(Listener::Http, ConnectionRefusal::PerSource);
+        m.connection_refused(Listener::Sip, ConnectionRefusal::MessageDeadline);
         m.message_dropped("header_syntax");
         m.message_dropped("something we never heard of");
         m.register_outcome(RegisterOutcomeLabel::Ok);
@@ -405,6 +538,11 @@ mod tests {
             "sip_messages_received_total{transport=\"udp\"} 2",
             "sip_messages_received_total{transport=\"tcp\"} 1",
             "sip_messages_dropped_total{class=\"header_syntax\"} 1",
+            "sip_requests_shed_total{reason=\"server_transactions\"} 1",
+            "sip_requests_shed_total{reason=\"store_backlog\"} 0",
+            "connections_refused_total{listener=\"http\",reason=\"per_source\"} 1",
+            "connections_refused_total{listener=\"http\",reason=\"total\"} 0",
+            "connections_refused_total{listener=\"sip\",reason=\"message_deadline\"} 1",
             "sip_messages_dropped_total{class=\"other\"} 1",
             "sip_messages_dropped_total{class=\"framing\"} 0",
             "sip_register_total{outcome=\"ok\"} 1",
@@ -457,6 +595,10 @@ mod tests {
             Transport::ALL.len()
                 + DropClass::ALL.len()
                 + RegisterOutcomeLabel::ALL.len()
+                + Shed::ALL.len()
+                // SIP: every refusal reason; HTTP: its two caps.
+                + ConnectionRefusal::ALL.len()
+                + 2
                 + 4
                 + 2
                 + 5

@@ -72,7 +72,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| cfg.cluster.node_id.clone());
     let shared = Shared::new(&cfg, &node_id)?;
-    let shard_config = shard_config(&cfg, &shared);
+    let shard_config = shard_config(&cfg, &shared, shards_per_addr);
     let limits = Limits {
         max_message_bytes: cfg.server.limits.max_message_bytes,
         ..Limits::default()
@@ -83,7 +83,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         max_connections_per_ip: cfg.server.tcp.max_connections_per_ip,
         limits,
     };
-    let conns = Arc::new(Connections::default());
+    let conns = Arc::new(Connections::new(shared.metrics.clone()));
     // Tasks the switch cannot work without. None of them ends on its own; if one does (a
     // panic, a listener failure), the process exits non-zero so a supervisor restarts it,
     // rather than running on with a dead shard that TCP connections are still handed to.
@@ -190,16 +190,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Stream listeners beyond TCP hand their connections to the first address's shards.
     let mut stream_shards: Vec<mpsc::Sender<crate::transport::Inbound>> = Vec::new();
     for (_, sockets, listener) in bound_sets {
-        let mut senders = Vec::with_capacity(sockets.len());
-        for socket in sockets {
-            let (tx, rx) = mpsc::channel(SHARD_QUEUE);
-            senders.push(tx);
+        // Every shard of the set can reach every other: datagrams go on to the shard
+        // their Call-ID hashes to.
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            sockets.iter().map(|_| mpsc::channel(SHARD_QUEUE)).unzip();
+        let siblings: Arc<[_]> = senders.clone().into();
+        for (index, (socket, rx)) in sockets.into_iter().zip(receivers).enumerate() {
             let receiver = UdpReceiver::new(socket.clone(), limits);
             let sender = SipSender {
                 udp: socket,
                 conns: conns.clone(),
             };
-            essential.spawn(Shard::new(receiver, sender, rx, shard_config.clone()).run());
+            let shard = Shard::new(
+                (index, siblings.clone()),
+                receiver,
+                sender,
+                rx,
+                shard_config.clone(),
+            );
+            essential.spawn(shard.run());
         }
         if stream_shards.is_empty() {
             stream_shards = senders.clone();
@@ -434,8 +443,12 @@ impl Shared {
     }
 }
 
-fn shard_config(cfg: &Config, shared: &Shared) -> ShardConfig {
+fn shard_config(cfg: &Config, shared: &Shared, shards: usize) -> ShardConfig {
     let t = &cfg.server.timers;
+    let l = &cfg.server.limits;
+    let rate = |per_second, burst| crate::sip::rate_limit::Rate { per_second, burst };
+    #[allow(clippy::disallowed_methods)] // the limiter's epoch; the shards pass it the time
+    let started = std::time::Instant::now();
     ShardConfig {
         timers: Timers {
             t1: Duration::from_millis(t.t1_ms),
@@ -446,12 +459,17 @@ fn shard_config(cfg: &Config, shared: &Shared) -> ShardConfig {
         registrar: shared.registrar.clone(),
         metrics: shared.metrics.clone(),
         calls: None,
+        limiter: Arc::new(crate::sip::rate_limit::SourceLimiter::new(started)),
+        source_rate: rate(l.requests_per_second_per_source, l.request_burst_per_source),
+        trunk_rate: rate(l.trunk_requests_per_second, l.trunk_request_burst),
+        max_server_transactions: l.max_server_transactions.div_ceil(shards.max(1)),
+        spread: foldhash::fast::RandomState::default(),
     }
 }
 
 /// Binds UDP and TCP on the same address. With port 0 the kernel picks the UDP port and
 /// TCP takes the same one; if that TCP port is busy we try again with another.
-fn bind_pair(want: SocketAddr) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+fn bind_pair(want: SocketAddr) -> anyhow::Result<(udp::SipSocket, tokio::net::TcpListener)> {
     let attempts = if want.port() == 0 { 16 } else { 1 };
     let mut last_err = None;
     for _ in 0..attempts {

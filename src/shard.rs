@@ -1,16 +1,26 @@
 //! The SIP shards: one per UDP socket, each a task that drives its own sans-IO
 //! [`TransactionLayer`] with parsed messages from the transport (its own
 //! [`UdpReceiver`], and TCP messages through a channel) and with the clock, and executes
-//! what it asks for. Shards share nothing but the TCP connection table, so they scale with
-//! cores.
+//! what it asks for. Shards share the TCP connection table and the per-source rate
+//! limiter, nothing else, so they scale with cores.
+//!
+//! The kernel hands each datagram to a shard by its 4-tuple, so one busy peer (a trunk,
+//! a proxy, a load generator) would keep one shard busy and leave the others idle. So the
+//! shard that receives a datagram hands it on to the shard its Call-ID hashes to (with one
+//! randomly keyed hash for all shards): every transaction and retransmission of a call
+//! still meets in one shard, and a busy flow uses every core.
 //!
 //! This is the one place that reads the clock for the SIP core.
 //!
 //! What a shard does with a message, in order:
+//! - a request over its source's rate (`[server.limits]`) is dropped (UDP) or answered 503
+//!   (streams) before anything else;
 //! - malformed or unacceptable ones are refused statelessly or dropped (`sip::screen`);
 //! - every message whose Call-ID a call owns goes to that call's task, and a new INVITE to
 //!   the call service ([`CallService::on_new_invite`]), which starts a call task or refuses
 //!   it; a refusal is answered here, through a server transaction;
+//! - a new request beyond the shard's share of `max_server_transactions` gets 503 with
+//!   Retry-After, statelessly;
 //! - the rest are the shard's own transaction user (`Shard::on_request`): OPTIONS is
 //!   answered, REGISTER goes to the [`Registrar`], requests of a dialog no call owns get
 //!   481, anything else 405.
@@ -28,12 +38,13 @@ use tokio::sync::mpsc;
 
 use crate::call::router::CallInput;
 use crate::call::service::{CallService, Refusal};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Shed};
 use crate::registrar::register::{Registrar, Reply};
 use crate::sip::msg::{Rejected, ResponseBuilder, SipMessage};
+use crate::sip::rate_limit::{Admission, Rate, SourceLimiter};
 use crate::sip::screen::{self, ACCEPTED_BODIES, SUPPORTED_EXTENSIONS, Verdict};
 use crate::sip::transaction::{Input, Output, Timers, TransactionKey, TransactionLayer, TuEvent};
-use crate::sip::{ALLOW, Method, Peer, peer::response_destination};
+use crate::sip::{ALLOW, Method, Peer, Transport, peer::response_destination};
 use crate::time::unix_now;
 use crate::transport::Inbound;
 use crate::transport::sender::SipSender;
@@ -52,10 +63,24 @@ pub struct ShardConfig {
     pub metrics: Arc<Metrics>,
     /// Calls: new INVITEs go here, and every message whose Call-ID a call owns.
     pub calls: Option<Arc<CallService>>,
+    /// The rate limiter all shards share, and the rates for sources in general and for
+    /// addresses inside a trunk's `inbound_cidrs`.
+    pub limiter: Arc<SourceLimiter>,
+    pub source_rate: Rate,
+    pub trunk_rate: Rate,
+    /// Server transactions this shard holds at most (its share of the configured cap).
+    pub max_server_transactions: usize,
+    /// Which shard of a set owns a Call-ID; clones hash alike, so every shard agrees.
+    pub spread: foldhash::fast::RandomState,
 }
 
 /// One SIP shard.
 pub struct Shard {
+    /// This shard's place among `siblings`.
+    index: usize,
+    /// Every shard of this address's set (this one included), by index: a datagram whose
+    /// Call-ID hashes to another goes there.
+    siblings: Arc<[mpsc::Sender<Inbound>]>,
     layer: TransactionLayer,
     udp: UdpReceiver,
     sender: SipSender,
@@ -103,6 +128,7 @@ impl Shard {
     /// A shard receiving datagrams from `udp` and stream messages on `inbound`, sending
     /// with `sender` (its own UDP socket, so answers leave from the port they came to).
     pub fn new(
+        (index, siblings): (usize, Arc<[mpsc::Sender<Inbound>]>),
         udp: UdpReceiver,
         sender: SipSender,
         inbound: mpsc::Receiver<Inbound>,
@@ -110,6 +136,8 @@ impl Shard {
     ) -> Self {
         let (stored_tx, stored_rx) = mpsc::unbounded_channel();
         Shard {
+            index,
+            siblings,
             layer: TransactionLayer::new(config.timers),
             sender,
             udp,
@@ -131,9 +159,17 @@ impl Shard {
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
-                Inbound { parsed, from } = self.udp.recv() => self.on_message(parsed, from),
+                inbound = self.udp.recv() => self.on_datagram(inbound),
                 inbound = self.inbound.recv() => match inbound {
-                    Some(Inbound { parsed, from }) => self.on_message(parsed, from),
+                    // Handed on by another shard: already admitted there.
+                    Some(Inbound { parsed, from }) if from.transport == Transport::Udp => {
+                        self.on_message(parsed, from)
+                    }
+                    Some(Inbound { parsed, from }) => {
+                        if self.admit(&parsed, &from) {
+                            self.on_message(parsed, from);
+                        }
+                    }
                     None => return,
                 },
                 Some(done) = self.stored_rx.recv() => {
@@ -146,11 +182,64 @@ impl Shard {
         }
     }
 
+    /// A datagram off this shard's socket: admitted under its source's rate, then handled
+    /// here or handed to the shard its Call-ID belongs to.
+    fn on_datagram(&mut self, inbound: Inbound) {
+        if !self.admit(&inbound.parsed, &inbound.from) {
+            return;
+        }
+        let owner = match &inbound.parsed {
+            Ok(msg) if self.siblings.len() > 1 => msg.call_id().ok().map(|id| {
+                (self.config.spread.hash_one(id.as_bytes()) % self.siblings.len() as u64) as usize
+            }),
+            _ => None,
+        };
+        match owner {
+            Some(owner) if owner != self.index => {
+                if self.siblings[owner].try_send(inbound).is_err() {
+                    self.config.metrics.message_dropped("shard_queue_full");
+                }
+            }
+            _ => self.on_message(inbound.parsed, inbound.from),
+        }
+    }
+
+    /// Whether a message may go on under its source's rate. Responses always may (they
+    /// end our own transactions, and a stray one costs a lookup). Over the rate, a
+    /// datagram is dropped, as a full network would, and retransmission paces a real
+    /// client; a request on a stream, which is never retransmitted, is answered 503.
+    fn admit(&mut self, parsed: &Result<SipMessage, Rejected>, from: &Peer) -> bool {
+        if parsed.as_ref().is_ok_and(|m| !m.is_request()) {
+            return true;
+        }
+        let rate = if self.is_trunk(from) {
+            self.config.trunk_rate
+        } else {
+            self.config.source_rate
+        };
+        if self.config.limiter.admit(from.addr.ip(), rate, now()) == Admission::Allowed {
+            return true;
+        }
+        self.config.metrics.message_dropped("rate_limited");
+        if let (Ok(request), false) = (parsed, from.transport == Transport::Udp)
+            && request.method() != Some(Method::Ack)
+        {
+            let headers = [("Retry-After", "1".to_owned())];
+            self.answer_statelessly(request, from, 503, "Rate Limited", &headers);
+        }
+        false
+    }
+
     fn on_message(&mut self, parsed: Result<SipMessage, Rejected>, from: Peer) {
         self.config.metrics.message_received(from.transport);
         match screen::judge(parsed) {
             Verdict::Deliver(msg) => match self.route(msg, from) {
                 Route::Call => {}
+                Route::Layer(msg) if self.over_transaction_cap(&msg) => {
+                    self.config.metrics.request_shed(Shed::ServerTransactions);
+                    let headers = [("Retry-After", "2".to_owned())];
+                    self.answer_statelessly(&msg, &from, 503, "", &headers);
+                }
                 Route::Layer(msg) => self.layer.handle(now(), Input::Received { msg, from }),
                 Route::Refused(_, r) if r.silent => {
                     tracing::debug!(peer = %from.addr, "banned source: INVITE not answered");
@@ -187,6 +276,16 @@ impl Shard {
                 tracing::debug!(peer = %from.addr, class, "dropping message");
             }
         }
+    }
+
+    /// Whether `msg` is a request that would start a server transaction while this shard
+    /// holds its share of `max_server_transactions` already (retransmissions of one it
+    /// holds, responses and ACKs go on).
+    fn over_transaction_cap(&self, msg: &SipMessage) -> bool {
+        self.layer.server_count() >= self.config.max_server_transactions
+            && msg.is_request()
+            && msg.method() != Some(Method::Ack)
+            && TransactionKey::server(msg).is_some_and(|key| !self.layer.has_server(&key))
     }
 
     /// Hands a message to the call that owns its Call-ID, or a new INVITE to the call
@@ -291,6 +390,7 @@ impl Shard {
             Err(reply) => return self.answer_register(key, request, from, reply),
         };
         if self.storing >= MAX_STORING {
+            self.config.metrics.request_shed(Shed::StoreBacklog);
             let reply = Reply::store_unavailable();
             return self.answer_register(key, request, from, reply);
         }

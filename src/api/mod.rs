@@ -47,7 +47,7 @@ use tokio::net::TcpListener;
 use crate::call::recordings::Recordings;
 use crate::call::registry::CallRegistry;
 use crate::config::Live;
-use crate::metrics::Metrics;
+use crate::metrics::{ConnectionRefusal, Metrics};
 use crate::registrar::location::LocationStore;
 use crate::registrar::presence::Presence;
 
@@ -123,9 +123,14 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) -> std::io::Resu
                 continue;
             }
         };
-        let Some(slot) = OpenConnections::take(&open, peer.ip()) else {
-            tokio::spawn(refuse(stream));
-            continue;
+        let slot = match OpenConnections::take(&open, peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                let listener = crate::metrics::Listener::Http;
+                state.metrics.connection_refused(listener, why);
+                tokio::spawn(refuse(stream));
+                continue;
+            }
         };
         let state = Arc::clone(&state);
         tokio::spawn(async move {
@@ -171,18 +176,25 @@ struct ConnectionSlot {
 }
 
 impl OpenConnections {
-    fn take(open: &Arc<OpenConnections>, source: std::net::IpAddr) -> Option<ConnectionSlot> {
+    fn take(
+        open: &Arc<OpenConnections>,
+        source: std::net::IpAddr,
+    ) -> Result<ConnectionSlot, ConnectionRefusal> {
         let mut counts = open.counts.lock().unwrap_or_else(|p| p.into_inner());
         if counts.total >= MAX_CONNECTIONS {
-            return None;
+            return Err(ConnectionRefusal::Total);
         }
-        let mine = counts.per_source.entry(source).or_insert(0);
-        if *mine >= MAX_CONNECTIONS_PER_SOURCE {
-            return None;
+        // Checked before the entry is made, so a refusal leaves no empty entry behind.
+        if counts
+            .per_source
+            .get(&source)
+            .is_some_and(|&n| n >= MAX_CONNECTIONS_PER_SOURCE)
+        {
+            return Err(ConnectionRefusal::PerSource);
         }
-        *mine += 1;
+        *counts.per_source.entry(source).or_insert(0) += 1;
         counts.total += 1;
-        Some(ConnectionSlot {
+        Ok(ConnectionSlot {
             open: Arc::clone(open),
             source,
         })

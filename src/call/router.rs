@@ -29,7 +29,8 @@ pub const CALL_INBOX: usize = 256;
 /// Call-ID → call inbox.
 #[derive(Debug, Default)]
 pub struct CallRouter {
-    map: DashMap<Box<str>, mpsc::Sender<CallInput>>,
+    /// Keyed by Call-IDs peers choose: a randomly seeded fast hash (foldhash).
+    map: DashMap<Box<str>, mpsc::Sender<CallInput>, foldhash::fast::RandomState>,
 }
 
 impl CallRouter {

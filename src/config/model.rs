@@ -174,12 +174,28 @@ impl Default for TcpConfig {
 pub struct LimitsConfig {
     /// Largest SIP message accepted (UDP datagram or TCP frame), in bytes.
     pub max_message_bytes: usize,
+    /// SIP requests a second one source address may send, sustained; beyond it they are
+    /// dropped (UDP) or answered 503 (streams) before any work. 0: no limit.
+    pub requests_per_second_per_source: u32,
+    /// Requests one source may send at once above that rate.
+    pub request_burst_per_source: u32,
+    /// The same for each address inside a trunk's `inbound_cidrs`.
+    pub trunk_requests_per_second: u32,
+    pub trunk_request_burst: u32,
+    /// Server transactions held at once (each keeps its last response for up to 32 s
+    /// over UDP); beyond it new requests get 503 with Retry-After.
+    pub max_server_transactions: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_message_bytes: 65535,
+            requests_per_second_per_source: 400,
+            request_burst_per_source: 800,
+            trunk_requests_per_second: 5000,
+            trunk_request_burst: 10000,
+            max_server_transactions: 1_000_000,
         }
     }
 }

@@ -179,7 +179,49 @@ fn server(cfg: &mut Config, p: &mut Problems) {
             format!("max_message_bytes must be {MESSAGE_BYTES_MIN}..={MESSAGE_BYTES_MAX}, not {m}"),
         );
     }
+    let l = &s.limits;
+    for (rate, burst, rate_key, burst_key) in [
+        (
+            l.requests_per_second_per_source,
+            l.request_burst_per_source,
+            "requests_per_second_per_source",
+            "request_burst_per_source",
+        ),
+        (
+            l.trunk_requests_per_second,
+            l.trunk_request_burst,
+            "trunk_requests_per_second",
+            "trunk_request_burst",
+        ),
+    ] {
+        if rate > RATE_MAX {
+            p.push(
+                key_path!["server", "limits", rate_key],
+                format!("{rate_key} must be 0 (no limit) ..= {RATE_MAX}, not {rate}"),
+            );
+        }
+        if rate > 0 && !(1..=BURST_MAX).contains(&burst) {
+            p.push(
+                key_path!["server", "limits", burst_key],
+                format!("{burst_key} must be 1..={BURST_MAX} when {rate_key} is set, not {burst}"),
+            );
+        }
+    }
+    if l.max_server_transactions < 1024 {
+        p.push(
+            key_path!["server", "limits", "max_server_transactions"],
+            format!(
+                "max_server_transactions must be at least 1024, not {}",
+                l.max_server_transactions
+            ),
+        );
+    }
 }
+
+/// Largest per-source request rate and burst: the bucket packs thousandths of a token in
+/// 32 bits (`sip::rate_limit`).
+const RATE_MAX: u32 = 1_000_000;
+const BURST_MAX: u32 = 1_000_000;
 
 fn store(cfg: &Config, p: &mut Problems) {
     match (&cfg.store.kind, &cfg.store.url) {

@@ -10,6 +10,7 @@ pub mod digest_client;
 pub mod method;
 pub mod msg;
 pub mod peer;
+pub mod rate_limit;
 pub mod screen;
 pub mod sdp;
 pub mod transaction;

@@ -1,7 +1,7 @@
 //! Where a message came from or goes to. Plain data: the transport layer owns the sockets.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::msg::typed::Via;
 
@@ -91,6 +91,9 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// The stream connection, when known (responses go back on it, RFC 3261 §18.2.2).
     pub conn: Option<ConnectionId>,
+    /// Our address the peer sent to, when the socket is bound to a wildcard (UDP): what
+    /// we send this peer leaves from it, as the peer expects (RFC 3261 §18.2.2).
+    pub local: Option<IpAddr>,
 }
 
 impl Peer {
@@ -100,7 +103,13 @@ impl Peer {
             transport: Transport::Udp,
             addr,
             conn: None,
+            local: None,
         }
+    }
+
+    /// The same peer, known to have sent to our address `local`.
+    pub fn arrived_at(self, local: Option<IpAddr>) -> Self {
+        Peer { local, ..self }
     }
 
     /// A TCP peer on a known connection.
@@ -114,6 +123,7 @@ impl Peer {
             transport,
             addr,
             conn: Some(conn),
+            local: None,
         }
     }
 }

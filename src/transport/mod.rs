@@ -11,11 +11,12 @@ pub mod ws;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::metrics::{ConnectionRefusal, Listener, Metrics};
 use crate::sip::ConnectionId;
 use crate::sip::Peer;
 use crate::sip::msg::{Rejected, SipMessage};
@@ -30,10 +31,12 @@ pub struct Inbound {
 }
 
 /// The open stream connections, so a shard can answer on the connection a request came in
-/// on. Holds only channel handles; the lock is never held across an `.await`.
-#[derive(Debug, Default)]
+/// on. Holds only channel handles; the lock is never held across an `.await`. Refusals
+/// and closes at a deadline are counted in `metrics`.
+#[derive(Debug)]
 pub struct Connections {
     inner: Mutex<ConnTable>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug)]
@@ -70,7 +73,21 @@ pub enum Refused {
 }
 
 impl Connections {
-    /// Admits a connection from `ip` under the caps, returning its id.
+    /// An empty table counting into `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Connections {
+            inner: Mutex::default(),
+            metrics,
+        }
+    }
+
+    /// Counts a connection closed at one of its deadlines.
+    pub fn closed_at_deadline(&self, why: ConnectionRefusal) {
+        self.metrics.connection_refused(Listener::Sip, why);
+    }
+
+    /// Admits a connection from `ip` under the caps, returning its id (a refusal is
+    /// counted).
     pub fn admit(
         &self,
         ip: IpAddr,
@@ -80,13 +97,16 @@ impl Connections {
     ) -> Result<ConnectionId, Refused> {
         let mut t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if t.writers.len() >= max_total {
+            self.metrics
+                .connection_refused(Listener::Sip, ConnectionRefusal::Total);
             return Err(Refused::Total);
         }
-        let n = t.per_ip.entry(ip).or_insert(0);
-        if *n >= max_per_ip {
+        if t.per_ip.get(&ip).is_some_and(|&n| n >= max_per_ip) {
+            self.metrics
+                .connection_refused(Listener::Sip, ConnectionRefusal::PerSource);
             return Err(Refused::PerIp);
         }
-        *n += 1;
+        *t.per_ip.entry(ip).or_insert(0) += 1;
         t.next_id += 1;
         let id = t.next_id;
         t.writers.insert(id, writer);

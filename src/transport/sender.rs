@@ -1,6 +1,6 @@
 //! Putting SIP bytes on the wire.
 //!
-//! [`SipSender::send`] never blocks: UDP uses `try_send_to` (a full socket buffer drops the
+//! [`SipSender::send`] never blocks: UDP sends only when the socket has room (a full socket buffer drops the
 //! datagram, which retransmission recovers, as the network would) and TCP queues on the
 //! connection's writer. So a call task never awaits mid-way through handling a message,
 //! and its event loop stays cancel-safe. A shard uses [`SipSender::send_waiting`], which
@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
+use super::udp::SipSocket;
 use bytes::Bytes;
-use tokio::net::UdpSocket;
 
 use super::Connections;
 use crate::sip::{Peer, Transport};
@@ -18,7 +18,7 @@ use crate::sip::{Peer, Transport};
 /// the switch's source port) and the TCP connection table.
 #[derive(Debug, Clone)]
 pub struct SipSender {
-    pub udp: Arc<UdpSocket>,
+    pub udp: Arc<SipSocket>,
     pub conns: Arc<Connections>,
 }
 
@@ -26,8 +26,8 @@ impl SipSender {
     /// Sends one message; false if it was dropped (logged at debug).
     pub fn send(&self, to: &Peer, bytes: &Bytes) -> bool {
         match to.transport {
-            Transport::Udp => match self.udp.try_send_to(bytes, to.addr) {
-                Ok(_) => true,
+            Transport::Udp => match self.udp.try_send(to.addr, to.local, bytes) {
+                Ok(()) => true,
                 Err(e) => {
                     tracing::debug!(peer = %to.addr, error = %e, "udp send failed");
                     false
@@ -53,7 +53,7 @@ impl SipSender {
     pub async fn send_waiting(&self, to: &Peer, bytes: &Bytes) {
         match to.transport {
             Transport::Udp => {
-                if let Err(e) = self.udp.send_to(bytes, to.addr).await {
+                if let Err(e) = self.udp.send(to.addr, to.local, bytes).await {
                     tracing::debug!(peer = %to.addr, error = %e, "udp send failed");
                 }
             }

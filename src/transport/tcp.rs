@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
 use super::{Connections, Inbound};
+use crate::metrics::ConnectionRefusal;
 use crate::sip::msg::{Frame, Limits, StreamFramer};
 use crate::sip::{ConnectionId, Peer, Transport};
 
@@ -105,7 +106,8 @@ pub(super) async fn accept_admitted(
                     outgoing,
                 };
             }
-            Err(why) => tracing::warn!(peer = %addr, ?why, "connection refused by cap"),
+            // Counted, and logged at debug only: a flood of refusals must not flood the log.
+            Err(why) => tracing::debug!(peer = %addr, ?why, "connection refused by cap"),
         }
     }
 }
@@ -131,12 +133,15 @@ pub async fn accept_loop(
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => connection(stream, Peer::tcp(addr, id), shard, rx, settings).await,
+                None => {
+                    let peer = Peer::tcp(addr, id);
+                    connection(stream, peer, shard, rx, settings, conns.clone()).await
+                }
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let peer = Peer::stream(Transport::Tls, addr, id);
-                            connection(tls, peer, shard, rx, settings).await;
+                            connection(tls, peer, shard, rx, settings, conns.clone()).await;
                         }
                         Ok(Err(e)) => {
                             tracing::info!(peer = %addr, error = %e, "tls handshake failed")
@@ -157,6 +162,7 @@ async fn connection<S>(
     shard: mpsc::Sender<Inbound>,
     mut outgoing: mpsc::Receiver<Bytes>,
     settings: TcpSettings,
+    conns: Arc<Connections>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -228,16 +234,25 @@ async fn connection<S>(
                 partial_since = Some(tokio::time::Instant::now());
             }
             let (deadline, why) = match (last_frame, partial_since) {
-                (None, _) => (connected + FIRST_MESSAGE_TIMEOUT, "no complete message"),
-                (Some(_), Some(started)) => (started + MESSAGE_TIMEOUT, "a message unfinished"),
-                (Some(last), None) => (last + settings.idle_timeout, "idle"),
+                (None, _) => (
+                    connected + FIRST_MESSAGE_TIMEOUT,
+                    Some(ConnectionRefusal::FirstMessageDeadline),
+                ),
+                (Some(_), Some(started)) => (
+                    started + MESSAGE_TIMEOUT,
+                    Some(ConnectionRefusal::MessageDeadline),
+                ),
+                (Some(last), None) => (last + settings.idle_timeout, None),
             };
             buf.reserve(4096);
             match tokio::time::timeout_at(deadline, reader.read_buf(buf)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(_)) => {}
                 Err(_) => {
-                    tracing::debug!(peer = %addr, why, "closing tcp connection at its deadline");
+                    tracing::debug!(peer = %addr, ?why, "closing tcp connection at its deadline (none: idle)");
+                    if let Some(why) = why {
+                        conns.closed_at_deadline(why);
+                    }
                     return;
                 }
             }

@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::tcp::{Admitted, HANDSHAKE_TIMEOUT, TcpSettings, accept_admitted};
 use super::{Connections, Inbound};
+use crate::metrics::ConnectionRefusal;
 use crate::sip::msg::parse_datagram;
 use crate::sip::{Peer, Transport};
 
@@ -61,13 +62,13 @@ pub async fn accept_loop(
             match tls {
                 None => {
                     let peer = Peer::stream(Transport::Ws, addr, id);
-                    upgrade(stream, peer, shard, rx, settings, &policy).await;
+                    upgrade(stream, peer, shard, rx, settings, &policy, &conns).await;
                 }
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let peer = Peer::stream(Transport::Wss, addr, id);
-                            upgrade(tls, peer, shard, rx, settings, &policy).await;
+                            upgrade(tls, peer, shard, rx, settings, &policy, &conns).await;
                         }
                         Ok(Err(e)) => {
                             tracing::info!(peer = %addr, error = %e, "wss: tls handshake failed")
@@ -138,6 +139,7 @@ async fn upgrade<S>(
     outgoing: mpsc::Receiver<Bytes>,
     settings: TcpSettings,
     policy: &WsPolicy,
+    conns: &Arc<Connections>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -156,7 +158,7 @@ async fn upgrade<S>(
         Some(config),
     );
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
-        Ok(Ok(ws)) => connection(ws, peer, shard, outgoing, settings).await,
+        Ok(Ok(ws)) => connection(ws, peer, shard, outgoing, settings, conns.clone()).await,
         Ok(Err(e)) => tracing::debug!(peer = %peer.addr, error = %e, "websocket upgrade failed"),
         Err(_) => tracing::info!(peer = %peer.addr, "websocket upgrade timed out"),
     }
@@ -175,6 +177,7 @@ async fn connection<S>(
     shard: mpsc::Sender<Inbound>,
     mut outgoing: mpsc::Receiver<Bytes>,
     settings: TcpSettings,
+    conns: Arc<Connections>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -207,6 +210,7 @@ async fn connection<S>(
         // may stay quiet for `idle_timeout`. A frame trickling in does not count until it
         // is whole.
         let mut quiet_allowed = super::tcp::FIRST_MESSAGE_TIMEOUT;
+        let mut first = true;
         loop {
             let next = tokio::time::timeout(quiet_allowed, stream.next()).await;
             let frame = match next {
@@ -218,6 +222,9 @@ async fn connection<S>(
                 Ok(None) => return,
                 Err(_) => {
                     tracing::debug!(peer = %addr, "closing websocket at its deadline");
+                    if first {
+                        conns.closed_at_deadline(ConnectionRefusal::FirstMessageDeadline);
+                    }
                     return;
                 }
             };
@@ -240,6 +247,7 @@ async fn connection<S>(
                 return;
             }
             quiet_allowed = settings.idle_timeout;
+            first = false;
             if shard.send(Inbound { parsed, from: peer }).await.is_err() {
                 return;
             }

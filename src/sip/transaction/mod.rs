@@ -43,7 +43,7 @@ mod timers;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Instant;
 
@@ -209,6 +209,10 @@ struct Transaction {
     legacy_ack_key: Option<TransactionKey>,
 }
 
+// Keyed by branches and Call-IDs that peers choose: foldhash is fast and randomly seeded
+// per process, so nobody can precompute colliding keys.
+type HashMap<K, V> = foldhash::HashMap<K, V>;
+
 /// The transaction layer: every client and server transaction of one SIP endpoint, their
 /// timers, and the queue of outputs.
 #[derive(Debug)]
@@ -229,10 +233,10 @@ impl TransactionLayer {
     pub fn new(timers: Timers) -> Self {
         TransactionLayer {
             timers,
-            transactions: HashMap::new(),
-            servers: HashMap::new(),
-            clients: HashMap::new(),
-            legacy_acks: HashMap::new(),
+            transactions: HashMap::default(),
+            servers: HashMap::default(),
+            clients: HashMap::default(),
+            legacy_acks: HashMap::default(),
             queue: TimerQueue::default(),
             out: VecDeque::new(),
             next_id: 0,
