@@ -95,6 +95,9 @@ pub struct Shard {
     stored_rx: mpsc::UnboundedReceiver<Stored>,
     /// How many are out; past `MAX_STORING` a REGISTER gets 503 at once.
     storing: usize,
+    /// The update of the REGISTER that just entered the layer, authenticated on the way
+    /// in (`on_new_register`), until its transaction hands it to `on_register`.
+    prepared: Option<(TransactionKey, crate::registrar::register::Update)>,
 }
 
 /// REGISTERs a shard may have waiting on the shared store before it sheds more: a
@@ -148,6 +151,7 @@ impl Shard {
             stored_tx,
             stored_rx,
             storing: 0,
+            prepared: None,
         }
     }
 
@@ -239,6 +243,9 @@ impl Shard {
                     self.config.metrics.request_shed(Shed::ServerTransactions);
                     let headers = [("Retry-After", "2".to_owned())];
                     self.answer_statelessly(&msg, &from, 503, "", &headers);
+                }
+                Route::Layer(msg) if msg.method() == Some(Method::Register) => {
+                    self.on_new_register(msg, from)
                 }
                 Route::Layer(msg) => self.layer.handle(now(), Input::Received { msg, from }),
                 Route::Refused(_, r) if r.silent => {
@@ -380,12 +387,43 @@ impl Shard {
         self.answer(key, request, from, code, reason, &[]);
     }
 
+    /// A REGISTER that may start a server transaction. It is authenticated first, and one
+    /// refused (a challenge, a bad token, 403, 423...) is answered statelessly, as RFC 3261
+    /// §8.2.7 suggests for challenges: a source that never authenticates (a scanner, a
+    /// flood) costs no transaction and no memory. Only an accepted REGISTER enters the
+    /// layer, its prepared update kept for [`Self::on_register`].
+    fn on_new_register(&mut self, msg: SipMessage, from: Peer) {
+        let new = TransactionKey::server(&msg).filter(|key| !self.layer.has_server(key));
+        let Some(key) = new else {
+            // A retransmission (the transaction answers it) or no usable Via (dropped).
+            return self.layer.handle(now(), Input::Received { msg, from });
+        };
+        match self.config.registrar.prepare(&msg, &from, unix_now()) {
+            Ok(update) => {
+                self.prepared = Some((key, update));
+                self.layer.handle(now(), Input::Received { msg, from });
+            }
+            Err(reply) => {
+                self.config.metrics.register_outcome(reply.outcome);
+                tracing::debug!(peer = %from.addr, code = reply.code, outcome = ?reply.outcome, "REGISTER refused");
+                if !reply.silent {
+                    self.answer_statelessly(&msg, &from, reply.code, reply.reason, &reply.headers);
+                }
+            }
+        }
+    }
+
     /// REGISTER: authenticated here; the binding stored at once (the memory store) or by
     /// a task that waits for the shared store and hands the answer back to this shard.
     /// Meanwhile the server transaction absorbs retransmissions.
     fn on_register(&mut self, key: TransactionKey, request: &SipMessage, from: &Peer) {
         let registrar = &self.config.registrar;
-        let update = match registrar.prepare(request, from, unix_now()) {
+        let prepared = match self.prepared.take() {
+            Some((k, update)) if k == key => Ok(update),
+            // Not prepared on the way in (cannot happen today; kept correct anyway).
+            _ => registrar.prepare(request, from, unix_now()),
+        };
+        let update = match prepared {
             Ok(update) => update,
             Err(reply) => return self.answer_register(key, request, from, reply),
         };
@@ -477,9 +515,10 @@ impl Shard {
     }
 
     /// Answers `request` once, with no transaction (RFC 3261 §8.2.7): nothing is resent
-    /// and a retransmitted request is simply answered again. The sender is not verified,
-    /// so the answer is never larger than the request (see [`Self::fitted`]); one that
-    /// cannot be made to fit is not sent (counted as `amplification` drops).
+    /// and a retransmitted request is simply answered again. Unless a trunk sent it, the
+    /// sender is not verified, so the answer is never larger than the request (see
+    /// [`Self::fitted`]); one that cannot be made to fit is not sent (counted as
+    /// `amplification` drops).
     fn answer_statelessly(
         &mut self,
         request: &SipMessage,
@@ -491,7 +530,19 @@ impl Shard {
         let to = request
             .top_via()
             .map_or(*from, |v| response_destination(&v, from));
-        match self.fitted(request, from, code, reason, headers) {
+        let answer = if self.is_trunk(from) {
+            // A trunk is vouched for by config: it gets the full answer.
+            let tag = self.stateless_tag(request);
+            let answer = Answer {
+                code,
+                reason,
+                headers,
+            };
+            Some(self.response_with(request, from, &answer, &tag, Trim::FULL))
+        } else {
+            self.fitted(request, from, code, reason, headers)
+        };
+        match answer {
             Some(bytes) => self.stateless.push_back((to, bytes)),
             None => {
                 self.config.metrics.message_dropped("amplification");

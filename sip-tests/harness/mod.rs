@@ -133,7 +133,13 @@ impl Switch {
             .arg("run")
             .arg("-c")
             .arg(&path)
-            .args(["--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["--http", "127.0.0.1:0"])
+            // `--sip` in `extra` (a wildcard bind, say) replaces the default.
+            .args(if extra.contains(&"--sip") {
+                &[][..]
+            } else {
+                &["--sip", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
