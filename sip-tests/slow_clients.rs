@@ -216,3 +216,102 @@ fn sip_connections_that_trickle_or_stall_are_closed_at_their_deadlines_while_cli
     }
     assert!(registered >= 10, "{registered} clients registered");
 }
+
+/// A TCP connection to `to` from `source` (a loopback address of its own).
+fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&format!("{source}:0").parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.connect_timeout(&to.into(), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect from {source} to {to}: {e}"));
+    sock.into()
+}
+
+/// How many of `conns` the server has closed (end of stream or reset), without waiting.
+fn closed_count(conns: &mut [TcpStream]) -> usize {
+    let mut buf = [0u8; 512];
+    conns
+        .iter_mut()
+        .filter(|s| {
+            s.set_nonblocking(true).unwrap();
+            loop {
+                match (&**s).read(&mut buf) {
+                    Ok(0) => return true,
+                    // Whatever was said before closing (an HTTP 408, say): read on.
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                    Err(_) => return true,
+                }
+            }
+        })
+        .count()
+}
+
+#[test]
+fn a_thousand_trickling_sip_connections_and_a_thousand_stalled_http_ones_leave_room_for_real_clients()
+ {
+    let sw = Switch::start();
+    let (tcp, http) = (sw.tcp_addr(), sw.http_addr());
+    // 1,000 SIP connections from 4 addresses (250 each, under the per-address cap of 256),
+    // each sending one byte of a REGISTER a second; 1,000 HTTP connections from 8 addresses
+    // (125 each, under 128) that send the start of a request head and stall.
+    let head = b"REGISTER sip:switchboard.local SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-slow\r\n";
+    let mut sip: Vec<TcpStream> = (0..1000)
+        .map(|i| connect_from(&format!("127.0.1.{}", 10 + i % 4), tcp))
+        .collect();
+    let mut web: Vec<TcpStream> = (0..1000)
+        .map(|i| {
+            let mut s = connect_from(&format!("127.0.2.{}", 10 + i % 8), http);
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: switch\r\nX-Slow: ")
+                .unwrap();
+            s
+        })
+        .collect();
+    let opened = Instant::now();
+    let (mut at, mut registered, mut answered) = (0, 0, 0);
+    let (mut sip_closed, mut web_closed) = (0, 0);
+    // Once a second: every SIP connection gets its next byte, a real client registers over
+    // TCP and REST answers another address; until the slow ones are all closed.
+    while opened.elapsed() < HEADER_DEADLINE.max(MESSAGE_DEADLINE) + Duration::from_secs(15) {
+        let second = Instant::now();
+        for s in &mut sip {
+            let _ = s.write_all(&head[at % head.len()..at % head.len() + 1]);
+        }
+        at += 1;
+        assert_eq!(
+            register_over_tcp(&sw, &format!("real{registered}")),
+            Some(200),
+            "a real client registers among 1,000 trickling connections\n{}",
+            sw.stderr()
+        );
+        registered += 1;
+        assert_eq!(health_from("127.0.0.2", http), "HTTP/1.1 200 OK");
+        answered += 1;
+        sip_closed = closed_count(&mut sip);
+        web_closed = closed_count(&mut web);
+        eprintln!(
+            "{:?}: sip closed {sip_closed}, http closed {web_closed}",
+            opened.elapsed()
+        );
+        if sip_closed == sip.len() && web_closed == web.len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(second.elapsed()));
+    }
+    assert_eq!(sip_closed, 1000, "trickling SIP connections closed");
+    assert_eq!(web_closed, 1000, "stalled HTTP connections closed");
+    // They went at their deadlines, not at the idle timeout, and were counted as such.
+    assert!(
+        opened.elapsed() < Duration::from_secs(60),
+        "closed only after {:?}",
+        opened.elapsed()
+    );
+    let counted =
+        sw.metric(r#"connections_refused_total{listener="sip",reason="first_message_deadline"}"#);
+    assert!(
+        counted >= 1000,
+        "{counted} counted at the first-message deadline"
+    );
+    // Served throughout, not just once: a round a second until the deadlines.
+    assert!(registered >= 5 && answered >= 5, "{registered} {answered}");
+}
