@@ -393,6 +393,10 @@ impl Call {
                 Verb::Other { name, .. } => {
                     tracing::warn!(call = %self.info.sid, verb = %name, "verb not supported; skipped");
                 }
+                // Media streams (issue 17): parsed, not executed yet.
+                Verb::Connect(_) | Verb::Start { .. } | Verb::Stop { .. } => {
+                    tracing::warn!(call = %self.info.sid, "media streams are not supported yet; verb skipped");
+                }
             }
             if self.main_gone() {
                 return Err(Stop::MainGone);

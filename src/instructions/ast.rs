@@ -105,13 +105,61 @@ pub enum Verb {
     Reject {
         reason: RejectReason,
     },
-    /// A Twilio voice verb we recognise but do not execute (Enqueue, Leave, Connect, Start, ...).
+    /// `<Connect><Stream>`: the call's audio to and from the app's WebSocket until it
+    /// closes; then `action`, or the next verb.
+    Connect(Connect),
+    /// `<Start><Stream>`: forks of the call's audio to WebSockets; the next verb runs at
+    /// once. Other `<Start>` nouns (`<Siprec>`, `<Transcription>`) are warned about.
+    Start {
+        streams: Vec<Stream>,
+    },
+    /// `<Stop><Stream name>`: ends the forks of those names.
+    Stop {
+        stream_names: Vec<String>,
+    },
+    /// A Twilio voice verb we recognise but do not execute (Leave, Pay, Refer, ...).
     /// Child elements are not kept.
     Other {
         name: String,
         attributes: Vec<(String, String)>,
         text: String,
     },
+}
+
+/// `<Connect>` with its `<Stream>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connect {
+    /// Requested when the stream ends; without it the next verb runs.
+    pub action: Option<String>,
+    pub method: Method,
+    pub stream: Stream,
+}
+
+/// A `<Stream>` noun (of `<Connect>` or `<Start>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    /// The app's WebSocket (`wss://`; no query string: parameters go in `parameters`).
+    pub url: String,
+    /// Names the stream for `<Stop>` and the REST API; the StreamSid when absent.
+    pub name: Option<String>,
+    /// Which audio goes to the app [`StreamTrack::Inbound`].
+    pub track: StreamTrack,
+    pub status_callback: Option<String>,
+    pub status_callback_method: Method,
+    /// `<Parameter name value>` children: the `start` message's `customParameters`.
+    pub parameters: Vec<(String, String)>,
+}
+
+/// `<Stream track>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamTrack {
+    /// What the caller says (`inbound_track`, the default).
+    #[default]
+    Inbound,
+    /// What the caller hears (`outbound_track`).
+    Outbound,
+    /// Both, as separate `inbound` and `outbound` media messages (`both_tracks`).
+    Both,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,10 +25,10 @@ mod tree;
 mod tests;
 
 pub use ast::{
-    Beep, ClientNoun, ConferenceNoun, Dial, DialNoun, DialRecord, DialTarget, Document, Enqueue,
-    Gather, GatherInput, GatherNested, MAX_SPEECH_BREAK, Method, NounCallbacks, NumberNoun,
-    QueueNoun, Record, RecordTrim, RejectReason, SipNoun, SpeechPart, SpeechRate, SpeechTimeout,
-    Verb, Warning, WarningKind,
+    Beep, ClientNoun, ConferenceNoun, Connect, Dial, DialNoun, DialRecord, DialTarget, Document,
+    Enqueue, Gather, GatherInput, GatherNested, MAX_SPEECH_BREAK, Method, NounCallbacks,
+    NumberNoun, QueueNoun, Record, RecordTrim, RejectReason, SipNoun, SpeechPart, SpeechRate,
+    SpeechTimeout, Stream, StreamTrack, Verb, Warning, WarningKind,
 };
 pub use error::{ErrorClass, InstructionError, Position};
 pub use parse::parse;

@@ -5,7 +5,8 @@ use super::Limits;
 use super::ast::{
     Beep, ClientNoun, ConferenceNoun, Dial, DialNoun, DialRecord, DialTarget, Document, Enqueue,
     Gather, GatherInput, GatherNested, Method, NounCallbacks, NumberNoun, QueueNoun, Record,
-    RecordTrim, RejectReason, SipNoun, SpeechTimeout, Verb, Warning, WarningKind,
+    RecordTrim, RejectReason, SipNoun, SpeechTimeout, Stream, StreamTrack, Verb, Warning,
+    WarningKind,
 };
 use super::error::InstructionError;
 use super::tree::{self, Element};
@@ -14,13 +15,10 @@ use super::tree::{self, Element};
 const OTHER_VERBS: &[&str] = &[
     "Leave",
     "Refer",
-    "Connect",
     "Pay",
     "Prompt",
     "Sms",
     "Message",
-    "Start",
-    "Stop",
     "Echo",
     "Siprec",
     "Stream",
@@ -109,6 +107,63 @@ fn verb(el: &Element, w: &mut Vec<Warning>) -> R<Option<Verb>> {
             no_text(el, w);
             Verb::Reject { reason }
         }
+        "Connect" => {
+            let mut a = Attrs::new(el);
+            let action = a.string("action");
+            let method = a.method("method")?;
+            a.finish(w);
+            no_text(el, w);
+            let mut stream = None;
+            for child in &el.children {
+                match child.name.as_str() {
+                    "Stream" if stream.is_none() => stream = Some(stream_noun(child, w)?),
+                    // A second <Stream>, or <Room>, <ConversationRelay>, <VirtualAgent>.
+                    _ => unexpected_child(el, child, w),
+                }
+            }
+            match stream {
+                Some(stream) => Verb::Connect(super::ast::Connect {
+                    action,
+                    method,
+                    stream,
+                }),
+                // Nothing we can connect to: the verb is skipped (warned above).
+                None => return Ok(None),
+            }
+        }
+        "Start" => {
+            Attrs::new(el).finish(w);
+            no_text(el, w);
+            let mut streams = Vec::new();
+            for child in &el.children {
+                match child.name.as_str() {
+                    "Stream" => streams.push(stream_noun(child, w)?),
+                    _ => unexpected_child(el, child, w),
+                }
+            }
+            Verb::Start { streams }
+        }
+        "Stop" => {
+            Attrs::new(el).finish(w);
+            no_text(el, w);
+            let mut stream_names = Vec::new();
+            for child in &el.children {
+                match child.name.as_str() {
+                    "Stream" => {
+                        let mut a = Attrs::new(child);
+                        let name = a.string("name");
+                        a.finish(w);
+                        no_children(child, w);
+                        match name {
+                            Some(n) if !n.trim().is_empty() => stream_names.push(n),
+                            _ => return Err(missing(child, "name")),
+                        }
+                    }
+                    _ => unexpected_child(el, child, w),
+                }
+            }
+            Verb::Stop { stream_names }
+        }
         name if OTHER_VERBS.contains(&name) => Verb::Other {
             name: el.name.clone(),
             attributes: el.attrs.clone(),
@@ -125,6 +180,62 @@ fn verb(el: &Element, w: &mut Vec<Warning>) -> R<Option<Verb>> {
         }
     };
     Ok(Some(verb))
+}
+
+/// A required attribute that is absent (or empty).
+fn missing(el: &Element, attribute: &str) -> InstructionError {
+    InstructionError::InvalidAttribute {
+        element: el.name.clone(),
+        attribute: attribute.to_string(),
+        value: String::new(),
+        reason: "required",
+        pos: el.pos,
+    }
+}
+
+/// `<Stream>` of `<Connect>` or `<Start>`: `url` is required; `<Parameter>` children
+/// become the `start` message's `customParameters`.
+fn stream_noun(el: &Element, w: &mut Vec<Warning>) -> R<Stream> {
+    let mut a = Attrs::new(el);
+    let url = match a.string("url") {
+        Some(u) if !u.trim().is_empty() => u.trim().to_string(),
+        _ => return Err(missing(el, "url")),
+    };
+    let stream = Stream {
+        url,
+        name: a.string("name"),
+        track: a.parse("track", StreamTrack::Inbound, |v| match v {
+            "inbound_track" => Some(StreamTrack::Inbound),
+            "outbound_track" => Some(StreamTrack::Outbound),
+            "both_tracks" => Some(StreamTrack::Both),
+            _ => None,
+        })?,
+        status_callback: a.string("statusCallback"),
+        status_callback_method: a.method("statusCallbackMethod")?,
+        parameters: parameters(el, w),
+    };
+    a.finish(w);
+    no_text(el, w);
+    Ok(stream)
+}
+
+/// `<Parameter name value>` children as pairs; any other child is warned about.
+fn parameters(el: &Element, w: &mut Vec<Warning>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for child in &el.children {
+        if child.name != "Parameter" {
+            unexpected_child(el, child, w);
+            continue;
+        }
+        let mut p = Attrs::new(child);
+        let name = p.string("name").unwrap_or_default();
+        let value = p.string("value").unwrap_or_default();
+        p.finish(w);
+        no_children(child, w);
+        no_text(child, w);
+        out.push((name, value));
+    }
+    out
 }
 
 fn say(el: &Element, w: &mut Vec<Warning>) -> R<Verb> {

@@ -256,8 +256,8 @@ fn redirect_hangup_reject_and_other_verbs() {
   <Redirect>https://x/next</Redirect>
   <Redirect method="GET">/b</Redirect>
   <Enqueue waitUrl="/w">q1</Enqueue>
-  <Leave/><Refer/><Connect><Stream url="wss://x"/></Connect><Pay/><Sms>hi</Sms><Message>m</Message>
-  <Start><Stream url="wss://y"/></Start><Stop/><Echo/><Prompt/>
+  <Leave/><Refer/><Pay/><Sms>hi</Sms><Message>m</Message>
+  <Echo/><Prompt/>
   <Hangup/>
 </Response>"#);
     assert!(doc.warnings.is_empty(), "{:?}", doc.warnings);
@@ -308,10 +308,113 @@ fn redirect_hangup_reject_and_other_verbs() {
     assert_eq!(
         names,
         [
-            "Leave", "Refer", "Connect", "Pay", "Sms", "Message", "Start", "Stop", "Echo",
-            "Prompt", "Hangup"
+            "Leave", "Refer", "Pay", "Sms", "Message", "Echo", "Prompt", "Hangup"
         ]
     );
+}
+
+#[test]
+fn connect_start_and_stop_stream() {
+    let doc = ok(r#"<Response>
+  <Start>
+    <Stream url="wss://fork.example/a" name="fork1" track="both_tracks"
+            statusCallback="https://app.example/s" statusCallbackMethod="GET">
+      <Parameter name="agent" value="sales"/>
+      <Parameter name="empty"/>
+    </Stream>
+    <Stream url=" wss://fork.example/b "/>
+  </Start>
+  <Connect action="/after" method="GET">
+    <Stream url="wss://agent.example/ws" track="inbound_track">
+      <Parameter name="customer" value="42"/>
+    </Stream>
+  </Connect>
+  <Stop><Stream name="fork1"/></Stop>
+</Response>"#);
+    assert!(doc.warnings.is_empty(), "{:?}", doc.warnings);
+    let fork1 = Stream {
+        url: "wss://fork.example/a".into(),
+        name: Some("fork1".into()),
+        track: StreamTrack::Both,
+        status_callback: Some("https://app.example/s".into()),
+        status_callback_method: Method::Get,
+        parameters: vec![
+            ("agent".into(), "sales".into()),
+            ("empty".into(), String::new()),
+        ],
+    };
+    let plain = Stream {
+        url: "wss://fork.example/b".into(),
+        name: None,
+        track: StreamTrack::Inbound,
+        status_callback: None,
+        status_callback_method: Method::Post,
+        parameters: vec![],
+    };
+    assert_eq!(
+        doc.verbs,
+        vec![
+            Verb::Start {
+                streams: vec![fork1, plain]
+            },
+            Verb::Connect(Connect {
+                action: Some("/after".into()),
+                method: Method::Get,
+                stream: Stream {
+                    url: "wss://agent.example/ws".into(),
+                    name: None,
+                    track: StreamTrack::Inbound,
+                    status_callback: None,
+                    status_callback_method: Method::Post,
+                    parameters: vec![("customer".into(), "42".into())],
+                },
+            }),
+            Verb::Stop {
+                stream_names: vec!["fork1".into()]
+            },
+        ]
+    );
+}
+
+#[test]
+fn streams_without_their_required_attributes_or_with_foreign_nouns() {
+    for (xml, attribute) in [
+        (
+            r#"<Response><Connect><Stream/></Connect></Response>"#,
+            "url",
+        ),
+        (
+            r#"<Response><Start><Stream url=" "/></Start></Response>"#,
+            "url",
+        ),
+        (r#"<Response><Stop><Stream/></Stop></Response>"#, "name"),
+    ] {
+        match err(xml) {
+            InstructionError::InvalidAttribute { attribute: a, .. } => assert_eq!(a, attribute),
+            e => panic!("{xml}: {e:?}"),
+        }
+    }
+    match err(r#"<Response><Start><Stream url="wss://x" track="left"/></Start></Response>"#) {
+        InstructionError::InvalidAttribute { attribute, .. } => assert_eq!(attribute, "track"),
+        e => panic!("{e:?}"),
+    }
+    // <Connect><Room> (not ours) is warned about and the verb skipped; a second <Stream>
+    // and <Start><Siprec> are warned about and left out.
+    let doc = ok(r#"<Response><Connect><Room>r</Room></Connect>
+<Connect><Stream url="wss://a"/><Stream url="wss://b"/></Connect>
+<Start><Siprec connectorName="c"/></Start></Response>"#);
+    assert_eq!(doc.verbs.len(), 2, "{:?}", doc.verbs);
+    assert!(matches!(&doc.verbs[0], Verb::Connect(c) if c.stream.url == "wss://a"));
+    assert_eq!(doc.verbs[1], Verb::Start { streams: vec![] });
+    let unexpected: Vec<_> = doc
+        .warnings
+        .iter()
+        .filter_map(|w| match &w.kind {
+            WarningKind::UnexpectedChild { child, .. } => Some(child.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unexpected, ["Room", "Stream", "Siprec"]);
 }
 
 #[test]
