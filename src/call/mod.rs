@@ -27,6 +27,7 @@ pub mod driver;
 pub mod fetch_budget;
 pub mod hop;
 pub mod interpret;
+pub mod media_stream;
 pub mod model;
 pub mod queue;
 pub mod queues;
