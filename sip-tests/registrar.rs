@@ -207,6 +207,72 @@ fn token_register_over_tcp_is_remembered_with_its_transport() {
     assert_eq!(c["contacts"][0]["source"], conn.local_addr().to_string());
 }
 
+/// A REGISTER for `user` over TCP on `conn`, with a bearer token; returns once it got 200.
+fn register_tcp(sw: &Switch, conn: &mut harness::Tcp, user: &str) {
+    let tok = token(user, &["--incoming"]);
+    let req = register(
+        conn.local_addr(),
+        "TCP",
+        user,
+        &[("Authorization", &format!("Bearer {tok}"))],
+    );
+    conn.send(&req);
+    let r = conn
+        .recv_msg(REPLY)
+        .unwrap_or_else(|| panic!("no answer over TCP\nstderr:\n{}", sw.stderr()));
+    assert_eq!(r.status(), Some(200), "{}", r.text());
+}
+
+/// RFC 5626 §5.3: a binding made over a stream connection is that connection's flow and
+/// ends with it; the client goes offline when it closes, not when the registration
+/// would have expired (an hour).
+#[test]
+fn closing_the_tcp_connection_ends_its_binding_at_once() {
+    let sw = Switch::start();
+    let mut conn = sw.tcp();
+    register_tcp(&sw, &mut conn, "dave");
+    let c = wait_status(&sw, "dave", "available", REPLY);
+    assert_eq!(c["contacts"][0]["transport"], "tcp");
+    sw.wait_metric("registrar_bindings", 1, REPLY);
+
+    drop(conn);
+    let c = wait_status(&sw, "dave", "offline", REPLY);
+    assert_eq!(c["contacts"], serde_json::json!([]), "{c}");
+    sw.wait_metric("registrar_bindings", 0, REPLY);
+}
+
+/// Only what was registered over the closed connection ends: the same identity's UDP
+/// binding, and another client's, stay.
+#[test]
+fn a_closed_tcp_connection_leaves_udp_bindings_alone() {
+    let sw = Switch::start();
+    let ua = sw.udp();
+    let erin = format!("Bearer {}", token("erin", &["--incoming"]));
+    let r = register_udp(&sw, &ua, "erin", &[("Authorization", &erin)]);
+    assert_eq!(r.status(), Some(200), "{}", r.text());
+    let other = sw.udp();
+    let frank = format!("Bearer {}", token("frank", &["--incoming"]));
+    let r = register_udp(&sw, &other, "frank", &[("Authorization", &frank)]);
+    assert_eq!(r.status(), Some(200), "{}", r.text());
+    // erin also registers a second contact over TCP.
+    let mut conn = sw.tcp();
+    register_tcp(&sw, &mut conn, "erin");
+    sw.wait_metric("registrar_bindings", 3, REPLY);
+    let c = wait_status(&sw, "erin", "available", REPLY);
+    assert_eq!(c["contacts"].as_array().map(Vec::len), Some(2), "{c}");
+
+    drop(conn);
+    // The close is handled once erin's TCP contact is gone; her UDP one is all that's left.
+    sw.wait_metric("registrar_bindings", 2, REPLY);
+    let c = client(&sw, "erin");
+    assert_eq!(c["status"], "available", "{c}");
+    let contacts = c["contacts"].as_array().expect("contacts");
+    assert_eq!(contacts.len(), 1, "{c}");
+    assert_eq!(contacts[0]["transport"], "udp");
+    assert_eq!(contacts[0]["source"], ua.local_addr().to_string());
+    assert_eq!(client(&sw, "frank")["status"], "available");
+}
+
 #[test]
 fn the_binding_lapses_when_the_token_expires() {
     let sw = Switch::start();

@@ -83,7 +83,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         max_connections_per_ip: cfg.server.tcp.max_connections_per_ip,
         limits,
     };
-    let conns = Arc::new(Connections::new(shared.metrics.clone()));
+    // A binding registered over a stream connection ends when the connection closes (RFC
+    // 5626 §5.3): the transport names each closed connection, the registrar removes what
+    // was registered over it. The probe covers a REGISTER stored after its connection
+    // closed.
+    let (closed_tx, mut closed_rx) = mpsc::unbounded_channel();
+    let conns = Arc::new(Connections::new(shared.metrics.clone()).notifying(closed_tx));
+    let probe = conns.clone();
+    shared
+        .registrar
+        .set_flow_probe(move |conn| probe.is_open(conn));
     // Tasks the switch cannot work without. None of them ends on its own; if one does (a
     // panic, a listener failure), the process exits non-zero so a supervisor restarts it,
     // rather than running on with a dead shard that TCP connections are still handed to.
@@ -330,6 +339,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         SWEEP_EVERY,
         crate::time::unix_now,
     ));
+    // Each close in its own task: one waiting on the shared store holds up no other.
+    let registrar = shared.registrar.clone();
+    essential.spawn(async move {
+        while let Some(conn) = closed_rx.recv().await {
+            let registrar = registrar.clone();
+            tokio::spawn(async move {
+                registrar
+                    .connection_closed(conn, crate::time::unix_now())
+                    .await
+            });
+        }
+    });
     // Handlers go in before `ready`: a SIGHUP that arrives earlier would otherwise take the
     // default action and end the process.
     let mut hup = signal(SignalKind::hangup())?;

@@ -13,24 +13,30 @@
 //! | more contacts than allowed | 403 |
 //! | otherwise | 200 with every binding and its remaining `expires`, never past the token's `exp` |
 //!
+//! A binding made over a stream connection (TCP, TLS, WS, WSS) lives only as long as that
+//! connection, the client's flow (RFC 5626 §5.3): [`Registrar::connection_closed`] removes
+//! it when the connection closes, as the client's own un-REGISTER would.
+//!
 //! Sans-IO in spirit: the caller passes `now` (unix seconds) and gets a [`Reply`] to send.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 
 use super::bans::AuthGuard;
 use super::digest::{DigestAuth, DigestError};
 use super::location::{
-    AorKey, Binding, ContactUpdate, Edge, LocationStore, RegisterError, RegisterRequest,
+    AorKey, Binding, ContactUpdate, Edge, Flow, LocationStore, RegisterError, RegisterOutcome,
+    RegisterRequest,
 };
 use super::presence::Presence;
 use super::token::{Grant, TokenVerifier};
 use crate::config::{BanReply, ChallengeScheme, Config, RegistrarConfig};
 use crate::metrics::RegisterOutcomeLabel as Outcome;
-use crate::sip::Peer;
 use crate::sip::msg::typed::{Credentials, parse_delta_seconds};
 use crate::sip::msg::{HeaderName, SipMessage};
+use crate::sip::{ConnectionId, Peer};
 
 /// What to answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,8 +115,22 @@ pub struct Registrar {
     /// Failed credentials and bans (`[security]`).
     guard: Arc<AuthGuard>,
     /// In a cluster: this node, stamped on every binding it stores (it holds the flow).
-    edge: std::sync::OnceLock<Edge>,
+    edge: OnceLock<Edge>,
+    /// The AORs with a binding registered over each open stream connection, so the
+    /// connection's close can end them. Only stream REGISTERs add to it; an entry goes when
+    /// its connection closes (or its last binding over the connection is removed).
+    flows: Mutex<HashMap<ConnectionId, HashSet<AorKey>>>,
+    /// Whether a stream connection is still open (the transport's table, set by the
+    /// server): a REGISTER stored after its connection closed must end its own flow.
+    flow_open: OnceLock<FlowProbe>,
 }
+
+/// See `Registrar::set_flow_probe`.
+type FlowProbe = Box<dyn Fn(ConnectionId) -> bool + Send + Sync>;
+
+/// Attempts at ending one AOR's bindings over a closed flow when a REGISTER read from the
+/// connection before it closed keeps refreshing them (each refresh is an `OutOfOrder`).
+const FLOW_END_ROUNDS: usize = 4;
 
 impl std::fmt::Debug for Registrar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -149,7 +169,9 @@ impl Registrar {
             store,
             presence,
             guard: Arc::new(AuthGuard::new(cfg.security)),
-            edge: std::sync::OnceLock::new(),
+            edge: OnceLock::new(),
+            flows: Mutex::default(),
+            flow_open: OnceLock::new(),
         })
     }
 
@@ -182,6 +204,21 @@ impl Registrar {
     /// This node of a cluster (`None` with the memory store).
     pub fn edge(&self) -> Option<&Edge> {
         self.edge.get()
+    }
+
+    /// How to tell whether a stream connection is still open (set once, at start). Without
+    /// it, a REGISTER whose connection closed while its binding was being stored keeps
+    /// that binding until it expires.
+    pub fn set_flow_probe(&self, open: impl Fn(ConnectionId) -> bool + Send + Sync + 'static) {
+        let _ = self.flow_open.set(Box::new(open));
+    }
+
+    /// Stream connection `conn` of this node, as bindings name it.
+    fn flow(&self, conn: ConnectionId) -> Flow {
+        Flow {
+            conn,
+            node: self.edge.get().map(|e| e.node.clone()),
+        }
     }
 
     /// Failed credentials and bans, for `/metrics` and the bans listing.
@@ -391,6 +428,7 @@ impl Registrar {
                     reg_id,
                     call_id: call_id.into(),
                     cseq: cseq.seq,
+                    flow: None,
                 });
                 continue;
             }
@@ -431,17 +469,28 @@ impl Registrar {
             max_contacts: auth.limits.max_contacts,
             now,
         };
-        Ok(Update { request, path })
+        Ok(Update {
+            request,
+            path,
+            // The flow it arrived on: its stream connection (none for UDP).
+            flow: from.conn.map(|conn| self.flow(conn)),
+        })
     }
 
     /// Stores a prepared REGISTER and answers it: 200 with every binding only once the
     /// store holds them.
     pub async fn store_update(&self, update: Update) -> Reply {
-        let Update { request, path } = update;
+        let Update {
+            request,
+            path,
+            flow,
+        } = update;
         let (key, now) = (request.key.clone(), request.now);
-        match self.store.register(request).await {
+        match self.apply(request).await {
             Ok(outcome) => {
-                self.presence.sync(&key, self.store.as_ref(), now);
+                if let Some(flow) = &flow {
+                    self.track_flow(flow, &key, &outcome.bindings, now).await;
+                }
                 let mut r = if outcome.bindings.is_empty() {
                     Reply::new(200, "OK", Outcome::Unregistered)
                 } else {
@@ -465,6 +514,134 @@ impl Registrar {
             Err(RegisterError::Unavailable) => Reply::store_unavailable(),
         }
     }
+
+    /// Applies one change to the store and, once stored, brings presence in line (its
+    /// callbacks and a cluster hear of it through `Presence`): what every REGISTER does.
+    async fn apply(&self, request: RegisterRequest) -> Result<RegisterOutcome, RegisterError> {
+        let (key, now) = (request.key.clone(), request.now);
+        let outcome = self.store.register(request).await?;
+        self.presence.sync(&key, self.store.as_ref(), now);
+        Ok(outcome)
+    }
+
+    /// Keeps `flows` in step with what a stream REGISTER for `key` left (`bindings`, every
+    /// live binding of the AOR).
+    async fn track_flow(&self, flow: &Flow, key: &AorKey, bindings: &[Binding], now: u64) {
+        let over = bindings.iter().any(|b| b.is_over(flow));
+        {
+            let mut flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
+            if over {
+                flows.entry(flow.conn).or_default().insert(key.clone());
+            } else if let Some(keys) = flows.get_mut(&flow.conn)
+                // Read again under the lock: `bindings` may be older than what another
+                // REGISTER over this connection has since stored and listed here.
+                && !self
+                    .store
+                    .lookup(key, now)
+                    .iter()
+                    .any(|b| b.is_over(flow))
+            {
+                keys.remove(key);
+                if keys.is_empty() {
+                    flows.remove(&flow.conn);
+                }
+            }
+        }
+        // The connection may have closed while the binding was being stored, and its close
+        // found nothing listed then: end the flow now. (A close after this check finds the
+        // entry made above.)
+        if over && self.flow_open.get().is_some_and(|open| !open(flow.conn)) {
+            self.connection_closed(flow.conn, now).await;
+        }
+    }
+
+    /// The stream connection `conn` closed, and with it the flow (RFC 5626 §5.3): every
+    /// binding still registered over it is removed as the client's un-REGISTER (`Expires:
+    /// 0`) of that contact would remove it, and presence follows. A binding since
+    /// refreshed over another connection or over UDP stays. Returns how many were removed.
+    pub async fn connection_closed(&self, conn: ConnectionId, now: u64) -> usize {
+        let keys = self
+            .flows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&conn);
+        let Some(keys) = keys else {
+            return 0;
+        };
+        let flow = self.flow(conn);
+        let mut removed = 0;
+        for key in keys {
+            removed += self.end_flow(&key, &flow, now).await;
+        }
+        removed
+    }
+
+    /// Removes `key`'s bindings over the closed `flow`.
+    async fn end_flow(&self, key: &AorKey, flow: &Flow, now: u64) -> usize {
+        for _ in 0..FLOW_END_ROUNDS {
+            let over: Vec<Binding> = self
+                .store
+                .lookup(key, now)
+                .into_iter()
+                .filter(|b| b.is_over(flow))
+                .collect();
+            if over.is_empty() {
+                return 0;
+            }
+            let updates: Vec<ContactUpdate> = over
+                .iter()
+                .map(|b| {
+                    let (call_id, cseq) = removal_order(b, flow);
+                    ContactUpdate::Remove {
+                        contact: b.contact.clone(),
+                        instance: b.instance.clone(),
+                        reg_id: b.reg_id,
+                        call_id,
+                        cseq,
+                        // Matched in the store's own update, so a binding re-registered
+                        // over another connection since the lookup is not touched.
+                        flow: Some(flow.clone()),
+                    }
+                })
+                .collect();
+            let (call_id, cseq) = removal_order(&over[0], flow);
+            let request = RegisterRequest {
+                key: key.clone(),
+                call_id,
+                cseq,
+                wildcard_remove: false,
+                updates,
+                max_contacts: self.auth.load().limits.max_contacts,
+                now,
+            };
+            match self.apply(request).await {
+                Ok(_) => {
+                    tracing::debug!(account = %key.account, identity = %key.identity, conn = flow.conn, bindings = over.len(), "flow closed: bindings removed");
+                    return over.len();
+                }
+                // Refreshed over this same flow since the lookup (a REGISTER read before
+                // the close): look again.
+                Err(RegisterError::OutOfOrder) => continue,
+                Err(e) => {
+                    tracing::warn!(account = %key.account, identity = %key.identity, error = %e, "flow closed but its bindings could not be removed; they lapse at their expiry");
+                    return 0;
+                }
+            }
+        }
+        tracing::warn!(account = %key.account, identity = %key.identity, "flow closed but its bindings kept being refreshed; they lapse at their expiry");
+        0
+    }
+}
+
+/// The Call-ID and CSeq of a removal of `b` that RFC 3261 §10.3 step 7 orders after the
+/// REGISTER that stored it: its own Call-ID, one CSeq higher. A CSeq already at the top of
+/// its range has no successor, so that removal takes a Call-ID of its own instead (a
+/// binding from another Call-ID is replaced unconditionally).
+fn removal_order(b: &Binding, flow: &Flow) -> (Box<str>, u32) {
+    match b.cseq.checked_add(1) {
+        Some(cseq) => (b.call_id.clone(), cseq),
+        None => (format!("flow-closed-{:x}", flow.conn).into(), 1),
+    }
 }
 
 /// Seconds a client waits after a 503 for a store that is down.
@@ -476,6 +653,8 @@ pub struct Update {
     request: RegisterRequest,
     /// The Path the 200 echoes (RFC 3327 §5.3).
     path: Box<[Box<str>]>,
+    /// The stream connection it came over (`None` for UDP): its bindings end with it.
+    flow: Option<Flow>,
 }
 
 /// Whether an AOR host is ours (RFC 3261 §10.3 step 3). Ours are the realm, and the host

@@ -134,10 +134,15 @@ impl Fixture {
     }
 
     fn send(&self, req: &Reg, now: u64) -> Reply {
+        self.send_from(req, &peer(), now)
+    }
+
+    /// `send` as if `req` arrived from `from` (a stream connection, say).
+    fn send_from(&self, req: &Reg, from: &Peer, now: u64) -> Reply {
         let text = req.text();
         let msg = SipMessage::parse(text.clone().into_bytes())
             .unwrap_or_else(|e| panic!("test REGISTER does not parse ({e:?}):\n{text}"));
-        crate::registrar::location::ready(self.registrar.handle(&msg, &peer(), now))
+        crate::registrar::location::ready(self.registrar.handle(&msg, from, now))
     }
 
     /// Everything the store holds for both accounts, to prove a refused REGISTER changed
@@ -1788,4 +1793,187 @@ fn aor_domain_must_be_served_here() {
         ),
     ];
     run(cases);
+}
+
+// ---------------------------------------------------------------------------------------
+// RFC 5626 §5.3: a binding made over a stream connection ends when the connection closes
+// ---------------------------------------------------------------------------------------
+
+fn over(transport: Transport, conn: u64) -> Peer {
+    Peer::stream(transport, ua_addr(), conn)
+}
+
+impl Fixture {
+    /// `Registrar::connection_closed`, which never waits with the memory store.
+    fn close(&self, conn: u64, now: u64) -> usize {
+        crate::registrar::location::ready(self.registrar.connection_closed(conn, now))
+    }
+
+    /// Connections the registrar still lists bindings under.
+    fn flows_listed(&self) -> Vec<u64> {
+        let flows = self.registrar.flows.lock().unwrap();
+        let mut conns: Vec<u64> = flows.keys().copied().collect();
+        conns.sort_unstable();
+        conns
+    }
+}
+
+#[test]
+fn a_closed_connection_ends_its_bindings_and_presence_goes_offline() {
+    let f = Fixture::new();
+    let ws = over(Transport::Ws, 7);
+    let reply = f.send_from(&Reg::bearer("alice", &token("alice")), &ws, NOW);
+    assert_eq!((reply.code, reply.outcome), (200, Outcome::Ok), "{reply:?}");
+    assert_eq!(f.lookup(AC_A, "alice")[0].conn, Some(7));
+    // Over UDP: no connection, nothing listed, untouched by any close.
+    let reply = f.send(&Reg::bearer("bob", &token("bob")), NOW);
+    assert_eq!((reply.code, reply.outcome), (200, Outcome::Ok), "{reply:?}");
+    assert_eq!(f.flows_listed(), vec![7]);
+    assert_eq!(
+        f.presence_of(AC_A, "alice").status,
+        PresenceStatus::Available
+    );
+
+    let mut changes = f.presence.subscribe();
+    assert_eq!(f.close(7, NOW + 10), 1);
+    assert!(f.lookup(AC_A, "alice").is_empty());
+    assert_eq!(
+        f.presence_of(AC_A, "alice"),
+        PresenceState {
+            status: PresenceStatus::Offline,
+            changed_at: Some(NOW + 10)
+        }
+    );
+    // Broadcast like any un-REGISTER's change, so presence callbacks hear of it.
+    let change = changes.try_recv().expect("a presence change");
+    assert_eq!(
+        (&*change.identity, change.status, change.at),
+        ("alice", PresenceStatus::Offline, NOW + 10)
+    );
+    assert!(changes.try_recv().is_err(), "one change only");
+    assert_eq!(f.lookup(AC_A, "bob").len(), 1);
+    assert_eq!(f.presence_of(AC_A, "bob").status, PresenceStatus::Available);
+    assert_eq!(f.store.binding_count(), 1);
+    // The entry went with the connection; a second close finds nothing.
+    assert!(f.flows_listed().is_empty());
+    assert_eq!(f.close(7, NOW + 11), 0);
+
+    // Nothing of the removal stays behind: the client, reconnected, registers again with
+    // the next CSeq of its Call-ID.
+    let reply = f.send_from(
+        &Reg::bearer("alice", &token("alice")).cseq(2),
+        &over(Transport::Ws, 8),
+        NOW + 20,
+    );
+    assert_eq!((reply.code, reply.outcome), (200, Outcome::Ok), "{reply:?}");
+    assert_eq!(
+        f.presence_of(AC_A, "alice").status,
+        PresenceStatus::Available
+    );
+}
+
+#[test]
+fn a_binding_moved_to_another_flow_survives_the_old_connection_closing() {
+    let f = Fixture::new();
+    let reg = |cseq| Reg::bearer("alice", &token("alice")).cseq(cseq);
+    // Registered over connection 1, then refreshed over connection 2 (the client
+    // reconnected before the server saw the first connection close).
+    assert_eq!(
+        f.send_from(&reg(1), &over(Transport::Tcp, 1), NOW).code,
+        200
+    );
+    assert_eq!(
+        f.send_from(&reg(2), &over(Transport::Tcp, 2), NOW + 1).code,
+        200
+    );
+    assert_eq!(f.flows_listed(), vec![1, 2]);
+    assert_eq!(f.close(1, NOW + 2), 0);
+    let left = f.lookup(AC_A, "alice");
+    assert_eq!((left.len(), left[0].conn), (1, Some(2)));
+    assert_eq!(
+        f.presence_of(AC_A, "alice").status,
+        PresenceStatus::Available
+    );
+
+    // Then refreshed over UDP: closing connection 2 leaves it too.
+    assert_eq!(f.send(&reg(3), NOW + 3).code, 200);
+    assert_eq!(f.close(2, NOW + 4), 0);
+    assert_eq!(f.lookup(AC_A, "alice")[0].transport, Transport::Udp);
+    assert_eq!(
+        f.presence_of(AC_A, "alice").status,
+        PresenceStatus::Available
+    );
+    assert!(f.flows_listed().is_empty());
+}
+
+#[test]
+fn each_flow_of_an_instance_ends_with_its_own_connection() {
+    let f = Fixture::new();
+    let instance = "\"<urn:uuid:00000000-0000-4000-8000-000000000001>\"";
+    let flow = |reg_id: u32| {
+        Reg::bearer("alice", &token("alice"))
+            .call_id(&format!("flow-{reg_id}@192.0.2.10"))
+            .contacts(&[format!(
+                "{};+sip.instance={instance};reg-id={reg_id}",
+                contact_uri(1)
+            )])
+    };
+    assert_eq!(
+        f.send_from(&flow(1), &over(Transport::Tls, 11), NOW).code,
+        200
+    );
+    assert_eq!(
+        f.send_from(&flow(2), &over(Transport::Tls, 12), NOW).code,
+        200
+    );
+    assert_eq!(f.lookup(AC_A, "alice").len(), 2);
+
+    assert_eq!(f.close(11, NOW + 1), 1);
+    let left = f.lookup(AC_A, "alice");
+    assert_eq!((left.len(), left[0].reg_id), (1, Some(2)));
+    assert_eq!(
+        f.presence_of(AC_A, "alice").status,
+        PresenceStatus::Available,
+        "the other flow still reaches the client"
+    );
+    assert_eq!(f.close(12, NOW + 2), 1);
+    assert_eq!(f.presence_of(AC_A, "alice").status, PresenceStatus::Offline);
+}
+
+#[test]
+fn an_unregister_over_the_connection_unlists_it() {
+    let f = Fixture::new();
+    let reg = |cseq| Reg::bearer("alice", &token("alice")).cseq(cseq);
+    let tcp = over(Transport::Tcp, 5);
+    assert_eq!(f.send_from(&reg(1), &tcp, NOW).code, 200);
+    assert_eq!(f.flows_listed(), vec![5]);
+    let reply = f.send_from(&reg(2).expires(Some("0")), &tcp, NOW + 1);
+    assert_eq!((reply.code, reply.outcome), (200, Outcome::Unregistered));
+    assert!(f.flows_listed().is_empty(), "nothing left to end");
+}
+
+#[test]
+fn a_register_stored_after_its_connection_closed_ends_at_once() {
+    let f = Fixture::new();
+    // The transport has already forgotten connection 9 (its close was handled before
+    // this REGISTER, read from it earlier, reached the registrar).
+    f.registrar.set_flow_probe(|conn| conn != 9);
+    let reply = f.send_from(
+        &Reg::bearer("alice", &token("alice")),
+        &over(Transport::Tcp, 9),
+        NOW,
+    );
+    assert_eq!(reply.code, 200);
+    assert!(f.lookup(AC_A, "alice").is_empty());
+    assert_eq!(f.presence_of(AC_A, "alice").status, PresenceStatus::Offline);
+    assert!(f.flows_listed().is_empty());
+    // An open connection keeps its binding.
+    let reply = f.send_from(
+        &Reg::bearer("alice", &token("alice")).cseq(2),
+        &over(Transport::Tcp, 10),
+        NOW,
+    );
+    assert_eq!(reply.code, 200);
+    assert_eq!(f.lookup(AC_A, "alice").len(), 1);
+    assert_eq!(f.flows_listed(), vec![10]);
 }

@@ -37,6 +37,10 @@ pub struct Inbound {
 pub struct Connections {
     inner: Mutex<ConnTable>,
     metrics: Arc<Metrics>,
+    /// Told the id of every connection that closes: a connection is a client's flow (RFC
+    /// 5626), and what was registered over it ends with it. Whoever listens (the server,
+    /// for the registrar) is above this layer, hence a channel.
+    closed: Option<mpsc::UnboundedSender<ConnectionId>>,
 }
 
 #[derive(Debug)]
@@ -78,6 +82,16 @@ impl Connections {
         Connections {
             inner: Mutex::default(),
             metrics,
+            closed: None,
+        }
+    }
+
+    /// The same table, sending each closed connection's id to `closed` (once, after it is
+    /// forgotten here: from then on [`Connections::is_open`] says no).
+    pub fn notifying(self, closed: mpsc::UnboundedSender<ConnectionId>) -> Self {
+        Connections {
+            closed: Some(closed),
+            ..self
         }
     }
 
@@ -113,17 +127,32 @@ impl Connections {
         Ok(id)
     }
 
-    /// Forgets a closed connection.
+    /// Forgets a closed connection, and tells the `notifying` channel.
     pub fn remove(&self, id: ConnectionId, ip: IpAddr) {
-        let mut t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if t.writers.remove(&id).is_some()
-            && let Some(n) = t.per_ip.get_mut(&ip)
-        {
-            *n -= 1;
-            if *n == 0 {
-                t.per_ip.remove(&ip);
+        let known = {
+            let mut t = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let known = t.writers.remove(&id).is_some();
+            if known && let Some(n) = t.per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    t.per_ip.remove(&ip);
+                }
             }
+            known
+        };
+        if known && let Some(closed) = &self.closed {
+            // Nobody listening any more (the switch is stopping) leaves nothing to end.
+            let _ = closed.send(id);
         }
+    }
+
+    /// Whether connection `id` is open (admitted and not yet removed).
+    pub fn is_open(&self, id: ConnectionId) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .writers
+            .contains_key(&id)
     }
 
     /// The writer of a connection, cloned out so no lock is held while sending.

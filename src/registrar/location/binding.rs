@@ -65,6 +65,16 @@ pub struct Binding {
     pub edge: Option<Box<Edge>>,
 }
 
+/// A stream connection held by one node: the flow (RFC 5626 §3) a binding was registered
+/// over. Connection ids are only unique within one process, so in a cluster the node is
+/// part of the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    pub conn: ConnectionId,
+    /// The node holding the connection (`Edge::node`); `None` with the memory store.
+    pub node: Option<Box<str>>,
+}
+
 /// The cluster node a client's flow ends at (`[cluster] node_id` and `advertise`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edge {
@@ -77,6 +87,11 @@ impl Binding {
     /// Whether the binding is still in force at `now`.
     pub fn is_live(&self, now: u64) -> bool {
         self.expires_at > now
+    }
+
+    /// Whether the binding was registered (or last refreshed) over `flow`.
+    pub fn is_over(&self, flow: &Flow) -> bool {
+        self.conn == Some(flow.conn) && self.edge.as_ref().map(|e| &*e.node) == flow.node.as_deref()
     }
 
     /// Seconds left at `now` (0 once expired).

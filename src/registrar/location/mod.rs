@@ -12,7 +12,9 @@
 //! Who calls what: the registrar (shard side) builds a `RegisterRequest` from an
 //! authenticated REGISTER and calls `register`, answering 200 with `outcome.bindings`,
 //! 500 for `OutOfOrder`, 403 for `TooManyContacts`; then it tells presence
-//! `Presence::on_bindings(&key, outcome.bindings.len(), now)`. A periodic task calls
+//! `Presence::on_bindings(&key, outcome.bindings.len(), now)`. When a stream connection
+//! closes, the registrar calls `register` with a `Remove` limited to that `Flow` for each
+//! binding still over it (RFC 5626 §5.3). A periodic task calls
 //! `Presence::sweep(store, now)` (which calls `store.sweep`). Call routing uses `lookup`;
 //! the REST API uses `lookup` and `list`.
 
@@ -25,7 +27,7 @@ mod store;
 mod update;
 pub mod uri;
 
-pub use binding::{AorKey, Binding, Edge};
+pub use binding::{AorKey, Binding, Edge, Flow};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 pub use store::{

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use super::binding::{AorKey, Binding};
+use super::binding::{AorKey, Binding, Flow};
 use crate::registrar::presence::PresenceStatus;
 
 /// One Contact of a REGISTER, already authorized and with its expiry granted.
@@ -20,6 +20,11 @@ pub enum ContactUpdate {
         reg_id: Option<u32>,
         call_id: Box<str>,
         cseq: u32,
+        /// `Some`: only a matching binding still registered over this flow is removed
+        /// (and ordered); one since refreshed over another connection or over UDP is
+        /// left alone. The registrar ending a closed connection's bindings sets it (RFC
+        /// 5626 §5.3); a REGISTER never does.
+        flow: Option<Flow>,
     },
 }
 
@@ -33,6 +38,7 @@ impl ContactUpdate {
                 reg_id: b.reg_id,
                 call_id: &b.call_id,
                 cseq: b.cseq,
+                flow: None,
             },
             ContactUpdate::Remove {
                 contact,
@@ -40,12 +46,14 @@ impl ContactUpdate {
                 reg_id,
                 call_id,
                 cseq,
+                flow,
             } => Target {
                 contact,
                 instance: instance.as_deref(),
                 reg_id: *reg_id,
                 call_id,
                 cseq: *cseq,
+                flow: flow.as_ref(),
             },
         }
     }
@@ -58,6 +66,8 @@ pub(super) struct Target<'a> {
     pub reg_id: Option<u32>,
     pub call_id: &'a str,
     pub cseq: u32,
+    /// Only bindings over this flow match.
+    pub flow: Option<&'a Flow>,
 }
 
 /// One REGISTER, after authentication, as the store applies it (RFC 3261 §10.3 steps 6–8).

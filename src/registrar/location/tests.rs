@@ -44,6 +44,7 @@ fn remove(contact: &str, call_id: &str, cseq: u32) -> ContactUpdate {
         reg_id: None,
         call_id: call_id.into(),
         cseq,
+        flow: None,
     }
 }
 
@@ -266,6 +267,7 @@ fn instance_and_reg_id_replace_their_own_flow() {
             reg_id: Some(1),
             call_id: "c3".into(),
             cseq: 2,
+            flow: None,
         }],
     );
     assert_eq!(store.register_now(req).unwrap().bindings.len(), 2);
@@ -503,4 +505,68 @@ fn shards_do_not_mix_aors() {
         contacts(&store.lookup(&key("user7"), 100)),
         ["sip:user7@192.0.2.1"]
     );
+}
+
+/// A removal limited to a flow (a closed connection's) touches only a binding still over
+/// that flow: not one since refreshed over another connection (even with the same Call-ID
+/// and a higher CSeq, which is no ordering fault then), nor one over UDP, nor one of
+/// another node's connection with the same id.
+#[test]
+fn a_removal_limited_to_a_flow_leaves_bindings_over_other_flows() {
+    let store = MemoryStore::new();
+    let over = |contact: &str, conn: Option<u64>, node: Option<&str>| Binding {
+        conn,
+        transport: if conn.is_some() {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        },
+        edge: node.map(|n| {
+            Box::new(Edge {
+                node: n.into(),
+                addr: "192.0.2.1:5060".parse().unwrap(),
+            })
+        }),
+        ..binding(contact, "c1", 5, 3600)
+    };
+    let a = "sip:a@192.0.2.1";
+    let b = "sip:b@192.0.2.1";
+    let c = "sip:c@192.0.2.1";
+    add(&store, over(a, Some(2), None)).unwrap();
+    add(&store, over(b, None, None)).unwrap();
+    add(&store, over(c, Some(1), Some("other-node"))).unwrap();
+    let closed = Flow {
+        conn: 1,
+        node: None,
+    };
+    let on_flow = |contact: &str, cseq: u32| ContactUpdate::Remove {
+        contact: contact.into(),
+        instance: None,
+        reg_id: None,
+        call_id: "c1".into(),
+        cseq,
+        flow: Some(closed.clone()),
+    };
+    // CSeq 3 is below the stored 5: a fault only for a binding the removal applies to.
+    let out = store
+        .register_now(request(
+            "alice",
+            "c1",
+            3,
+            vec![on_flow(a, 3), on_flow(b, 3), on_flow(c, 3)],
+        ))
+        .unwrap();
+    assert_eq!(contacts(&out.bindings), [a, b, c]);
+
+    // Over the flow itself, ordering holds as for any removal, then it applies.
+    add(&store, over("sip:d@192.0.2.1", Some(1), None)).unwrap();
+    let d = "sip:d@192.0.2.1";
+    assert_eq!(
+        store.register_now(request("alice", "c1", 5, vec![on_flow(d, 5)])),
+        Err(RegisterError::OutOfOrder)
+    );
+    let out = store
+        .register_now(request("alice", "c1", 6, vec![on_flow(d, 6)]))
+        .unwrap();
+    assert_eq!(contacts(&out.bindings), [a, b, c]);
 }

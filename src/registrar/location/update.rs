@@ -18,6 +18,9 @@
 //! binding the same way. Bindings added earlier in the same request are not checked
 //! against (a Contact listed twice simply replaces itself).
 //!
+//! A removal limited to a flow (a closed connection's, RFC 5626 §5.3) matches only bindings
+//! still over that flow, for the ordering check as well as for the removal.
+//!
 //! A refresh keeps the `registered_at` of the binding it replaces.
 //!
 //! `max_contacts` is checked after replacement, and only fails a request that would grow
@@ -43,10 +46,11 @@ pub(super) struct Plan {
 }
 
 fn matches(stored: &Binding, t: &Target<'_>) -> bool {
-    match t.instance {
+    let same = match t.instance {
         Some(instance) => stored.instance.as_deref() == Some(instance) && stored.reg_id == t.reg_id,
         None => same_contact(&stored.contact, t.contact),
-    }
+    };
+    same && t.flow.is_none_or(|f| stored.is_over(f))
 }
 
 /// What a REGISTER asks of one AOR: `RegisterRequest` without the key.
