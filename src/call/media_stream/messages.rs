@@ -245,7 +245,10 @@ mod tests {
         );
         let start = value(&out.start(
             &[Track::Inbound, Track::Outbound],
-            &[("FirstName".into(), "Jane".into()), ("x".into(), String::new())],
+            &[
+                ("FirstName".into(), "Jane".into()),
+                ("x".into(), String::new()),
+            ],
         ));
         assert_eq!(
             start,
@@ -269,7 +272,10 @@ mod tests {
         assert_eq!(inbound["sequenceNumber"], "3");
         assert_eq!(inbound["media"]["chunk"], "1");
         assert_eq!(inbound["media"]["payload"].as_str().unwrap().len(), 216);
-        assert_eq!(value(&out.media(Track::Inbound, 45, &[0xff; 160]))["media"]["chunk"], "2");
+        assert_eq!(
+            value(&out.media(Track::Inbound, 45, &[0xff; 160]))["media"]["chunk"],
+            "2"
+        );
         assert_eq!(
             value(&out.dtmf('#')),
             json!({"event": "dtmf", "streamSid": MZ, "sequenceNumber": "5",
@@ -291,21 +297,29 @@ mod tests {
 
     #[test]
     fn app_messages_are_read_and_bad_ones_refused_with_a_reason() {
-        let media = format!(r#"{{"event":"media","streamSid":"{MZ}","media":{{"payload":"/38A"}}}}"#);
+        let media =
+            format!(r#"{{"event":"media","streamSid":"{MZ}","media":{{"payload":"/38A"}}}}"#);
         assert_eq!(
             parse_app_message(&media, MZ),
             Ok(AppMessage::Media(vec![0xff, 0x7f, 0x00]))
         );
         let mark = format!(r#"{{"event":"mark","streamSid":"{MZ}","mark":{{"name":"m1"}}}}"#);
-        assert_eq!(parse_app_message(&mark, MZ), Ok(AppMessage::Mark("m1".into())));
+        assert_eq!(
+            parse_app_message(&mark, MZ),
+            Ok(AppMessage::Mark("m1".into()))
+        );
         assert_eq!(
             parse_app_message(r#"{"event":"clear"}"#, MZ),
             Ok(AppMessage::Clear)
         );
         // Unknown fields (a track or chunk some apps send along) are ignored.
-        let extra = r#"{"event":"media","media":{"payload":"AA==","track":"outbound","chunk":"3"}}"#;
+        let extra =
+            r#"{"event":"media","media":{"payload":"AA==","track":"outbound","chunk":"3"}}"#;
         assert_eq!(parse_app_message(extra, MZ), Ok(AppMessage::Media(vec![0])));
-        assert!(matches!(parse_app_message("not json", MZ), Err(AppError::Malformed(_))));
+        assert!(matches!(
+            parse_app_message("not json", MZ),
+            Err(AppError::Malformed(_))
+        ));
         assert!(matches!(
             parse_app_message(r#"{"event":"media"}"#, MZ),
             Err(AppError::Malformed(_))

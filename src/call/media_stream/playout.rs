@@ -173,14 +173,20 @@ mod tests {
     fn a_mark_is_echoed_the_tick_after_its_audio_has_been_played() {
         let mut p = Playout::new(DEFAULT_MAX_BYTES);
         p.push_audio(vec![1; 320]);
-        assert!(p.push_mark("a".into()).is_empty(), "audio is queued ahead of it");
+        assert!(
+            p.push_mark("a".into()).is_empty(),
+            "audio is queued ahead of it"
+        );
         p.push_audio(vec![2; 100]);
         assert!(p.push_mark("b".into()).is_empty());
         let ticks = play_out(&mut p);
         // Two frames of the first audio; `a` echoed as the second audio starts (the frame
         // before it has played); `b` after that audio's one frame.
         let marks: Vec<_> = ticks.iter().map(|t| t.1.clone()).collect();
-        assert_eq!(marks, [vec![], vec![], vec!["a".to_string()], vec!["b".to_string()]]);
+        assert_eq!(
+            marks,
+            [vec![], vec![], vec!["a".to_string()], vec!["b".to_string()]]
+        );
         assert_eq!(&ticks[2].0.as_ref().unwrap()[..100], &[2; 100][..]);
         assert!(ticks[3].0.is_none());
         // A frame never carries audio from both sides of a mark.
