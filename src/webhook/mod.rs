@@ -18,6 +18,7 @@ pub mod presence_callback;
 pub mod sign;
 pub mod ssrf;
 pub mod status_callback;
+pub mod stream_socket;
 pub mod voice;
 
 #[cfg(test)]
