@@ -17,3 +17,4 @@
 
 pub mod messages;
 pub mod playout;
+pub mod task;
