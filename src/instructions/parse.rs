@@ -227,15 +227,20 @@ fn parameters(el: &Element, w: &mut Vec<Warning>) -> Vec<(String, String)> {
             unexpected_child(el, child, w);
             continue;
         }
-        let mut p = Attrs::new(child);
-        let name = p.string("name").unwrap_or_default();
-        let value = p.string("value").unwrap_or_default();
-        p.finish(w);
-        no_children(child, w);
-        no_text(child, w);
-        out.push((name, value));
+        out.push(parameter(child, w));
     }
     out
+}
+
+/// One `<Parameter name value>` (of `<Client>` or `<Stream>`).
+fn parameter(el: &Element, w: &mut Vec<Warning>) -> (String, String) {
+    let mut p = Attrs::new(el);
+    let name = p.string("name").unwrap_or_default();
+    let value = p.string("value").unwrap_or_default();
+    p.finish(w);
+    no_children(el, w);
+    no_text(el, w);
+    (name, value)
 }
 
 fn say(el: &Element, w: &mut Vec<Warning>) -> R<Verb> {
@@ -471,15 +476,7 @@ fn dial_noun(parent: &Element, el: &Element, w: &mut Vec<Warning>) -> R<Option<D
                         no_children(child, w);
                         identity = child.text.clone();
                     }
-                    "Parameter" => {
-                        let mut p = Attrs::new(child);
-                        let name = p.string("name").unwrap_or_default();
-                        let value = p.string("value").unwrap_or_default();
-                        p.finish(w);
-                        no_children(child, w);
-                        no_text(child, w);
-                        parameters.push((name, value));
-                    }
+                    "Parameter" => parameters.push(parameter(child, w)),
                     _ => unexpected_child(el, child, w),
                 }
             }
