@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::ua::{REALM, call_id_of, carrier_invite, in_dialog, reply, token};
+use harness::ua::{bearer_register, call_id_of, carrier_invite, in_dialog, reply};
 use harness::{Msg, Switch, Udp, request, sdp_offer};
 
 /// The sample config's number: it dials the client `alice`.
@@ -63,19 +63,9 @@ fn transact(ua: &Udp, req: &str) -> Option<Msg> {
     None
 }
 
-/// `alice` registers from `client`.
+/// `identity` registers from `client`, retransmitting as a UAC does.
 fn register(client: &Udp, identity: &str) -> bool {
-    let to = format!("<sip:{identity}@{REALM}>");
-    let from = format!("{to};tag={}", harness::unique("f"));
-    let auth = format!("Bearer {}", token(identity));
-    let req = request(
-        "REGISTER",
-        &format!("sip:{REALM}"),
-        client.local_addr(),
-        "UDP",
-        &[("To", &to), ("From", &from), ("Authorization", &auth)],
-        "",
-    );
+    let req = bearer_register(identity, client.local_addr(), "UDP");
     transact(client, &req).is_some_and(|r| r.status() == Some(200))
 }
 

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use harness::Switch;
-use harness::ua::{REALM, token};
+use harness::ua::bearer_register;
 
 /// `api::MAX_CONNECTIONS_PER_SOURCE` and `api::HEADER_READ_TIMEOUT`, as README states them.
 const PER_SOURCE: usize = 128;
@@ -117,17 +117,7 @@ const MESSAGE_DEADLINE: Duration = Duration::from_secs(10);
 /// A client's REGISTER over TCP with a token, answered on its connection.
 fn register_over_tcp(sw: &Switch, identity: &str) -> Option<u16> {
     let mut conn = sw.tcp();
-    let to = format!("<sip:{identity}@{REALM}>");
-    let from = format!("{to};tag={}", harness::unique("f"));
-    let auth = format!("Bearer {}", token(identity));
-    let reg = harness::request(
-        "REGISTER",
-        &format!("sip:{REALM}"),
-        conn.local_addr(),
-        "TCP",
-        &[("To", &to), ("From", &from), ("Authorization", &auth)],
-        "",
-    );
+    let reg = bearer_register(identity, conn.local_addr(), "TCP");
     conn.send(&reg);
     conn.recv_msg(Duration::from_secs(5))
         .and_then(|m| m.status())

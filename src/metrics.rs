@@ -164,15 +164,23 @@ pub enum Shed {
     ServerTransactions,
     /// Too many REGISTERs wait on the shared location store.
     StoreBacklog,
+    /// A request on a stream over its source's rate (over UDP it is dropped instead,
+    /// counted as `sip_messages_dropped_total{class="rate_limited"}`).
+    RateLimited,
 }
 
 impl Shed {
-    pub const ALL: [Shed; 2] = [Shed::ServerTransactions, Shed::StoreBacklog];
+    pub const ALL: [Shed; 3] = [
+        Shed::ServerTransactions,
+        Shed::StoreBacklog,
+        Shed::RateLimited,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Shed::ServerTransactions => "server_transactions",
             Shed::StoreBacklog => "store_backlog",
+            Shed::RateLimited => "rate_limited",
         }
     }
 }

@@ -224,12 +224,15 @@ impl Shard {
         if self.config.limiter.admit(from.addr.ip(), rate, now()) == Admission::Allowed {
             return true;
         }
-        self.config.metrics.message_dropped("rate_limited");
-        if let (Ok(request), false) = (parsed, from.transport == Transport::Udp)
-            && request.method() != Some(Method::Ack)
-        {
-            let headers = [("Retry-After", "1".to_owned())];
-            self.answer_statelessly(request, from, 503, "Rate Limited", &headers);
+        match parsed {
+            Ok(request)
+                if from.transport != Transport::Udp && request.method() != Some(Method::Ack) =>
+            {
+                self.config.metrics.request_shed(Shed::RateLimited);
+                let headers = [("Retry-After", "1".to_owned())];
+                self.answer_statelessly(request, from, 503, "Rate Limited", &headers);
+            }
+            _ => self.config.metrics.message_dropped("rate_limited"),
         }
         false
     }

@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -47,26 +46,13 @@ def digest_config(src, run_dir):
 
 
 def ours_digest_step(config, run_dir, rate, count):
+    """run.py's step with reg_digest.xml and a one-line injection file (the scenario needs
+    no per-user data)."""
     csv = os.path.join(run_dir, "digest.csv")
     with open(csv, "w") as f:
         f.write("SEQUENTIAL\nbench;-;\n")
-    saved, R.SCENARIO = R.SCENARIO, os.path.join(HERE, "reg_digest.xml")
-    sw = R.Switch(config, run_dir, f"d{rate}")
-    try:
-        r = R.run_sipp(run_dir, sw.addr, csv, "switchboard.local", rate, count, f"ours-d{rate}", sw.pid)
-    finally:
-        sw.stop()
-        R.SCENARIO = saved
-    st = r["st"]
-    achieved = r["ok"] / max(0.001, R.stat_elapsed(st))
-    return R.step_result("ours", rate, count, r["ok"], int(st["FailedCall(C)"]),
-                         int(st.get("Retransmissions(C)", 0)), achieved, r["server_cpu"],
-                         round(100 * r["server_cpu"] / r["wall"], 1),
-                         round(100 * r["sipp_cpu"] / r["wall"], 1), st.get("ResponseTime1(C)"),
-                         dict(elapsed_s=round(r["wall"], 1), window_busy_s=r["busy"],
-                              window_wall_s=r["wall"], sipp_cpu_s=round(r["sipp_cpu"], 2),
-                              cpu_us_per_register=round(1e6 * r["server_cpu"] / max(1, r["ok"]), 1),
-                              fail_reasons=R.failure_reasons(st)))
+    return R.ours_step(config, run_dir, None, "switchboard.local", rate, count,
+                       scenario=os.path.join(HERE, "reg_digest.xml"), csv_path=csv)
 
 
 def kamailio_digest_step(peers, rate, count):

@@ -330,13 +330,13 @@ def failure_reasons(st):
     return out
 
 
-def run_sipp(run_dir, target, csv_path, realm, rate, count, tag, watch_pid=None):
+def run_sipp(run_dir, target, csv_path, realm, rate, count, tag, watch_pid=None, scenario=SCENARIO):
     """One bounded SIPp REGISTER run against target (host, port); returns its stats and CPU."""
     stf = os.path.join(run_dir, f"{tag}.csv")
     lport = free_udp_port()
     secs = count / rate
     cmd = ["sipp", f"{target[0]}:{target[1]}", "-i", "127.0.0.1", "-p", str(lport), "-nostdin",
-           "-sf", SCENARIO, "-inf", csv_path, "-key", "realm", realm,
+           "-sf", scenario, "-inf", csv_path, "-key", "realm", realm,
            "-r", str(rate), "-rp", "1000", "-m", str(count), "-l", str(SIPP_LIMIT),
            "-recv_timeout", "5000", "-timeout", str(int(secs) + 30), "-timeout_error",
            "-trace_stat", "-stf", stf, "-fd", "1", "-buff_size", "4194304"]
@@ -385,14 +385,18 @@ def step_result(system, rate, count, ok, sipp_failed, retrans, achieved, cpu_s, 
     return r
 
 
-def ours_step(config, run_dir, users, realm, rate, count):
-    csv_path = os.path.join(run_dir, "users.csv")
-    users.write_csv(csv_path, count)
+def ours_step(config, run_dir, users, realm, rate, count, scenario=SCENARIO, csv_path=None):
+    """One step against a fresh switch: `users` write the injection file, unless `csv_path`
+    names one already written (digest_overload.py's, for its own scenario)."""
+    if csv_path is None:
+        csv_path = os.path.join(run_dir, "users.csv")
+        users.write_csv(csv_path, count)
     sw = Switch(config, run_dir, f"r{rate}")
     try:
         rss0 = rss_kb(sw.pid)
         th0 = thread_cpu(sw.pid)
-        r = run_sipp(run_dir, sw.addr, csv_path, realm, rate, count, f"ours-{rate}", sw.pid)
+        r = run_sipp(run_dir, sw.addr, csv_path, realm, rate, count, f"ours-{rate}", sw.pid,
+                     scenario)
         threads = busiest_threads(th0, thread_cpu(sw.pid), r["wall"])
         drops = sock_drops(sw.addr[1])
         rss1 = rss_kb(sw.pid)

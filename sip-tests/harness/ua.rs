@@ -73,19 +73,24 @@ pub fn token(identity: &str) -> String {
 /// How long a REGISTER may take to be answered.
 const REGISTER_WAIT: Duration = Duration::from_secs(5);
 
-/// Registers `identity` from `ua` with a bearer token; returns once the switch said 200.
-pub fn register(ua: &Udp, identity: &str) {
+/// A REGISTER of `identity` with a bearer token, from `local` over `transport`.
+pub fn bearer_register(identity: &str, local: SocketAddr, transport: &str) -> String {
     let to = format!("<sip:{identity}@{REALM}>");
     let from = format!("{to};tag={}", super::unique("f"));
     let auth = format!("Bearer {}", token(identity));
-    let req = request(
+    request(
         "REGISTER",
         &format!("sip:{REALM}"),
-        ua.local_addr(),
-        "UDP",
+        local,
+        transport,
         &[("To", &to), ("From", &from), ("Authorization", &auth)],
         "",
-    );
+    )
+}
+
+/// Registers `identity` from `ua` with a bearer token; returns once the switch said 200.
+pub fn register(ua: &Udp, identity: &str) {
+    let req = bearer_register(identity, ua.local_addr(), "UDP");
     ua.send(&req);
     let (resp, _) = ua
         .recv_final(&call_id_of(&req), REGISTER_WAIT)

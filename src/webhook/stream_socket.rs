@@ -260,33 +260,35 @@ mod tests {
         ));
     }
 
+    /// How connecting to `url` fails.
+    async fn failure(url: &str, guard: &Guard, timeout: Duration) -> ConnectError {
+        match connect(url, "t", guard, timeout).await {
+            Ok(_) => panic!("{url} connected"),
+            Err(e) => e,
+        }
+    }
+
     #[tokio::test]
     async fn refusals_and_failures_map_to_twilio_codes() {
         // Loopback is private: refused unless allowed.
-        let err = connect(
+        let err = failure(
             "ws://127.0.0.1:9/x",
-            "t",
             &Guard::default(),
             Duration::from_secs(5),
         )
-        .await
-        .err()
-        .expect("a failure");
+        .await;
         assert_eq!(err.code(), 31902, "{err}");
         assert!(matches!(err, ConnectError::Refused(_)), "{err}");
         // Allowed, but nothing listens.
         let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = free.local_addr().unwrap().port();
         drop(free);
-        let err = connect(
+        let err = failure(
             &format!("ws://127.0.0.1:{port}/x"),
-            "t",
             &loopback_allowed(),
             Duration::from_secs(5),
         )
-        .await
-        .err()
-        .expect("a failure");
+        .await;
         assert!(matches!(err, ConnectError::Unreachable(_)), "{err}");
         // A server that answers the upgrade with 404.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -300,15 +302,12 @@ mod tests {
                 .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 .await;
         });
-        let err = connect(
+        let err = failure(
             &format!("ws://{addr}/x"),
-            "t",
             &loopback_allowed(),
             Duration::from_secs(5),
         )
-        .await
-        .err()
-        .expect("a failure");
+        .await;
         assert_eq!(err.code(), 31920, "{err}");
         // A server that accepts and never answers: the timeout.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -318,15 +317,12 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(30)).await;
             drop(conn);
         });
-        let err = connect(
+        let err = failure(
             &format!("ws://{addr}/x"),
-            "t",
             &loopback_allowed(),
             Duration::from_millis(300),
         )
-        .await
-        .err()
-        .expect("a failure");
+        .await;
         assert_eq!(err.code(), 31901, "{err}");
     }
 }
