@@ -127,6 +127,37 @@ fn now() -> Instant {
     Instant::now()
 }
 
+/// Whether a datagram may go on under its source's rate, judged on its raw bytes before
+/// it is parsed, so a flood costs a hash and an atomic per datagram. Responses always may
+/// (they end our own transactions, and a stray one costs a lookup). Over the rate, it is
+/// dropped, as a full network would drop it, and retransmission paces a real client.
+fn admit_datagram(config: &ShardConfig, bytes: &[u8], from: &Peer) -> bool {
+    if bytes.starts_with(b"SIP/2.0 ") || admitted(config, from) {
+        return true;
+    }
+    config.metrics.message_dropped("rate_limited");
+    false
+}
+
+/// Takes a token from `from`'s bucket, under the trunk rate for an address inside a
+/// trunk's `inbound_cidrs` and the general one otherwise.
+fn admitted(config: &ShardConfig, from: &Peer) -> bool {
+    let rate = if is_trunk(config, from) {
+        config.trunk_rate
+    } else {
+        config.source_rate
+    };
+    config.limiter.admit(from.addr.ip(), rate, now()) == Admission::Allowed
+}
+
+/// Whether `from` is inside a trunk's `inbound_cidrs`.
+fn is_trunk(config: &ShardConfig, from: &Peer) -> bool {
+    config
+        .calls
+        .as_ref()
+        .is_some_and(|c| c.config().1.source_account(from.addr.ip()).is_some())
+}
+
 impl Shard {
     /// A shard receiving datagrams from `udp` and stream messages on `inbound`, sending
     /// with `sender` (its own UDP socket, so answers leave from the port they came to).
@@ -163,7 +194,9 @@ impl Shard {
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
-                inbound = self.udp.recv() => self.on_datagram(inbound),
+                inbound = self.udp.recv(|bytes, from| admit_datagram(&self.config, bytes, from)) => {
+                    self.on_datagram(inbound)
+                }
                 inbound = self.inbound.recv() => match inbound {
                     // Handed on by another shard: already admitted there.
                     Some(Inbound { parsed, from }) if from.transport == Transport::Udp => {
@@ -186,12 +219,10 @@ impl Shard {
         }
     }
 
-    /// A datagram off this shard's socket: admitted under its source's rate, then handled
-    /// here or handed to the shard its Call-ID belongs to.
+    /// A datagram off this shard's socket, admitted under its source's rate before it
+    /// was parsed (`admit_datagram`): handled here or handed to the shard its Call-ID
+    /// belongs to.
     fn on_datagram(&mut self, inbound: Inbound) {
-        if !self.admit(&inbound.parsed, &inbound.from) {
-            return;
-        }
         let owner = match &inbound.parsed {
             Ok(msg) if self.siblings.len() > 1 => msg.call_id().ok().map(|id| {
                 (self.config.spread.hash_one(id.as_bytes()) % self.siblings.len() as u64) as usize
@@ -208,26 +239,15 @@ impl Shard {
         }
     }
 
-    /// Whether a message may go on under its source's rate. Responses always may (they
-    /// end our own transactions, and a stray one costs a lookup). Over the rate, a
-    /// datagram is dropped, as a full network would, and retransmission paces a real
-    /// client; a request on a stream, which is never retransmitted, is answered 503.
+    /// Whether a message off a stream connection may go on under its source's rate (see
+    /// `admitted`); over it, a request is answered 503, as a stream request is never
+    /// retransmitted.
     fn admit(&mut self, parsed: &Result<SipMessage, Rejected>, from: &Peer) -> bool {
-        if parsed.as_ref().is_ok_and(|m| !m.is_request()) {
-            return true;
-        }
-        let rate = if self.is_trunk(from) {
-            self.config.trunk_rate
-        } else {
-            self.config.source_rate
-        };
-        if self.config.limiter.admit(from.addr.ip(), rate, now()) == Admission::Allowed {
+        if parsed.as_ref().is_ok_and(|m| !m.is_request()) || admitted(&self.config, from) {
             return true;
         }
         match parsed {
-            Ok(request)
-                if from.transport != Transport::Udp && request.method() != Some(Method::Ack) =>
-            {
+            Ok(request) if request.method() != Some(Method::Ack) => {
                 self.config.metrics.request_shed(Shed::RateLimited);
                 let headers = [("Retry-After", "1".to_owned())];
                 self.answer_statelessly(request, from, 503, "Rate Limited", &headers);
@@ -487,7 +507,7 @@ impl Shard {
         // request (a 401 with three challenges is 2.7x a bare REGISTER), or none is sent.
         let vouched = (request.method() == Some(Method::Register) && (200..300).contains(&code))
             || full.len() <= request.as_bytes().len()
-            || self.is_trunk(from);
+            || is_trunk(&self.config, from);
         let response = if vouched {
             Some(full)
         } else {
@@ -509,14 +529,6 @@ impl Shard {
         calls.registry.draining(unix_now())
     }
 
-    /// Whether `from` is inside a trunk's `inbound_cidrs`.
-    fn is_trunk(&self, from: &Peer) -> bool {
-        self.config
-            .calls
-            .as_ref()
-            .is_some_and(|c| c.config().1.source_account(from.addr.ip()).is_some())
-    }
-
     /// Answers `request` once, with no transaction (RFC 3261 §8.2.7): nothing is resent
     /// and a retransmitted request is simply answered again. Unless a trunk sent it, the
     /// sender is not verified, so the answer is never larger than the request (see
@@ -533,7 +545,7 @@ impl Shard {
         let to = request
             .top_via()
             .map_or(*from, |v| response_destination(&v, from));
-        let answer = if self.is_trunk(from) {
+        let answer = if is_trunk(&self.config, from) {
             // A trunk is vouched for by config: it gets the full answer.
             let tag = self.stateless_tag(request);
             let answer = Answer {

@@ -153,10 +153,13 @@ impl UdpReceiver {
         }
     }
 
-    /// The next datagram, parsed (or rejected), with its sender. Cancel-safe: a batch is
-    /// taken off the socket and queued in one synchronous step, and the only await is the
-    /// wait for readability, which takes nothing.
-    pub async fn recv(&mut self) -> Inbound {
+    /// The next datagram `admit` lets in, parsed (or rejected), with its sender. `admit`
+    /// sees each datagram's raw bytes and sender before anything is copied or parsed, so
+    /// a flood it refuses costs a look at its source and nothing more (parsing is most of
+    /// what a datagram costs). Cancel-safe: a batch is taken off the socket and queued in
+    /// one synchronous step, and the only await is the wait for readability, which takes
+    /// nothing.
+    pub async fn recv(&mut self, mut admit: impl FnMut(&[u8], &Peer) -> bool) -> Inbound {
         loop {
             if let Some(inbound) = self.ready.pop_front() {
                 return inbound;
@@ -176,23 +179,27 @@ impl UdpReceiver {
                 })
                 .await;
             match received {
-                Ok(n) => self.parse_batch(n),
+                Ok(n) => self.parse_batch(n, &mut admit),
                 // ICMP port-unreachable from an earlier send surfaces here on Linux.
                 Err(e) => tracing::debug!(error = %e, "udp receive error"),
             }
         }
     }
 
-    /// Parses the first `n` slots of the batch into `ready`, splitting GRO-coalesced
-    /// datagrams at their stride.
-    fn parse_batch(&mut self, n: usize) {
+    /// Parses the datagrams `admit` lets in, of the first `n` slots of the batch, into
+    /// `ready`, splitting GRO-coalesced datagrams at their stride.
+    fn parse_batch(&mut self, n: usize, admit: &mut impl FnMut(&[u8], &Peer) -> bool) {
         for (slot, meta) in self.buf.chunks(SLOT).zip(&self.meta).take(n) {
             let stride = meta.stride.max(1);
+            let from = Peer::udp(meta.addr).arrived_at(meta.dst_ip);
             for datagram in slot[..meta.len.min(SLOT)].chunks(stride) {
+                if !admit(datagram, &from) {
+                    continue;
+                }
                 let bytes = Bytes::copy_from_slice(datagram);
                 self.ready.push_back(Inbound {
                     parsed: parse_datagram(bytes, &self.limits),
-                    from: Peer::udp(meta.addr).arrived_at(meta.dst_ip),
+                    from,
                 });
             }
         }
