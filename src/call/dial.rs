@@ -593,7 +593,12 @@ impl Call {
                     LegEv::HungUp => {}
                 },
                 Some(
-                    Ev::Dial(..) | Ev::Main(_) | Ev::Media(..) | Ev::Conference(_) | Ev::Queue(_),
+                    Ev::Dial(..)
+                    | Ev::Main(_)
+                    | Ev::Media(..)
+                    | Ev::Conference(_)
+                    | Ev::Queue(_)
+                    | Ev::StreamEnded { .. },
                 ) => {}
                 Some(Ev::MainGone) => {
                     self.cancel_all(&ours, None);

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::core::sdp::LegSdp;
 use super::core::{CallCore, CoreConfig, Event, Input, MediaOp, Output};
+use super::media_stream::task::FromApp;
 use super::router::CallInput;
 use super::service::{AppSource, CallService};
 use super::{CallCommand, CallInfo, CallStatus};
@@ -44,6 +45,11 @@ pub enum Ev {
     /// The media plane reported on a leg's endpoint (a digit, a prompt or a recording
     /// that ended), or a SIP INFO carried a digit (`application/dtmf-relay`).
     Media(LegRef, EventKind),
+    /// A media stream of the call ended (its callbacks are sent already).
+    StreamEnded {
+        key: u64,
+        ended: super::media_stream::task::Ended,
+    },
 }
 
 /// Why a verb stopped before finishing.
@@ -84,6 +90,11 @@ pub struct Call {
     media_group: u64,
     media_tx: crate::media::EventSink,
     media_rx: mpsc::UnboundedReceiver<MediaEvent>,
+    /// The call's media streams, what their tasks report, and the last stream key given.
+    pub(super) streams: Vec<super::streams::ActiveStream>,
+    stream_tx: mpsc::Sender<(u64, FromApp)>,
+    stream_rx: mpsc::Receiver<(u64, FromApp)>,
+    pub(super) stream_serial: u64,
 }
 
 /// The clock, read by call drivers only.
@@ -107,6 +118,7 @@ pub struct CallStart {
 impl Call {
     pub fn new(svc: Arc<CallService>, start: CallStart) -> Call {
         let (media_tx, media_rx) = mpsc::unbounded_channel();
+        let (stream_tx, stream_rx) = mpsc::channel(super::streams::REPORT_QUEUE);
         let core = CallCore::new(CoreConfig {
             timers: svc.timers,
             local: svc.local.clone(),
@@ -133,7 +145,16 @@ impl Call {
             media_group: crate::ids::random_u64(),
             media_tx,
             media_rx,
+            streams: Vec::new(),
+            stream_tx,
+            stream_rx,
+            stream_serial: 0,
         }
+    }
+
+    /// Where the call's media streams report.
+    pub(super) fn stream_reports(&self) -> mpsc::Sender<(u64, FromApp)> {
+        self.stream_tx.clone()
     }
 
     /// The call's SIP side, read-only.
@@ -195,6 +216,12 @@ impl Call {
                     // We hold a sender ourselves, so the channel never closes.
                     if let Some(input) = input {
                         self.receive(input);
+                    }
+                }
+                report = self.stream_rx.recv() => {
+                    // We hold a sender ourselves: never closed.
+                    if let Some((key, report)) = report {
+                        self.on_stream(key, report);
                     }
                 }
                 ev = self.media_rx.recv() => {

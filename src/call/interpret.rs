@@ -393,9 +393,18 @@ impl Call {
                 Verb::Other { name, .. } => {
                     tracing::warn!(call = %self.info.sid, verb = %name, "verb not supported; skipped");
                 }
-                // Media streams (issue 17): parsed, not executed yet.
-                Verb::Connect(_) | Verb::Start { .. } | Verb::Stop { .. } => {
-                    tracing::warn!(call = %self.info.sid, "media streams are not supported yet; verb skipped");
+                Verb::Start { streams } => self.start_forks(streams, &resolve),
+                Verb::Stop { stream_names } => {
+                    for name in stream_names {
+                        if !self.stop_stream(name) {
+                            tracing::info!(call = %self.info.sid, stream = %name, "<Stop><Stream>: no such stream");
+                        }
+                    }
+                }
+                Verb::Connect(c) => {
+                    if let Some(next) = self.connect_stream(c, &resolve).await? {
+                        return Ok(Some(next));
+                    }
                 }
             }
             if self.main_gone() {
@@ -531,6 +540,7 @@ impl Call {
 
     /// Records the end, reports it, lets the last transactions finish, and leaves.
     async fn close(mut self, status: CallStatus) {
+        self.stop_all_streams();
         self.close_all_media();
         let ended = unix_ms();
         let code = self.core().main().and_then(|m| m.final_code);

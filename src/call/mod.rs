@@ -37,6 +37,7 @@ pub mod registry;
 pub mod router;
 pub mod service;
 pub mod speech;
+pub mod streams;
 pub mod tenant_limits;
 pub mod verbs;
 

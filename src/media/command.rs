@@ -185,6 +185,12 @@ pub(crate) enum Command {
     StopPlay(EndpointId),
     Record(EndpointId, Box<RecordSpec>),
     StopRecord(EndpointId),
+    /// A media stream taps the endpoint's audio (and, bidirectional, plays into it).
+    Tap(EndpointId, Box<super::stream_tap::TapSpec>),
+    /// The stream `key` ends on the endpoint.
+    Untap(EndpointId, u64),
+    /// What the app of the bidirectional stream `key` sent.
+    StreamOut(EndpointId, u64, super::stream_tap::StreamOut),
     Close(EndpointId),
     /// Move the endpoint to another relay thread (to join a conference mixed there). The
     /// thread that gives it up forwards later commands for it.
@@ -226,6 +232,9 @@ impl Command {
             | Command::StopPlay(id)
             | Command::Record(id, _)
             | Command::StopRecord(id)
+            | Command::Tap(id, _)
+            | Command::Untap(id, _)
+            | Command::StreamOut(id, ..)
             | Command::Close(id)
             | Command::Handoff(id, _)
             | Command::Join { id, .. }

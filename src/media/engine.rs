@@ -268,6 +268,21 @@ impl MediaEngine {
         self.send(id, Command::StopRecord(id));
     }
 
+    /// A media stream starts tapping `id`'s audio (see [`super::stream_tap`]).
+    pub fn tap(&self, id: EndpointId, spec: super::stream_tap::TapSpec) {
+        self.send(id, Command::Tap(id, Box::new(spec)));
+    }
+
+    /// The stream `key` stops tapping `id`.
+    pub fn untap(&self, id: EndpointId, key: u64) {
+        self.send(id, Command::Untap(id, key));
+    }
+
+    /// What the app of the bidirectional stream `key` sent, for `id`'s leg.
+    pub fn stream_out(&self, id: EndpointId, key: u64, out: super::stream_tap::StreamOut) {
+        self.send(id, Command::StreamOut(id, key, out));
+    }
+
     fn close(&self, id: EndpointId) {
         self.send(id, Command::Close(id));
     }

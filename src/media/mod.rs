@@ -66,6 +66,8 @@ pub mod resample;
 pub mod rewriter;
 pub mod rtp;
 pub mod silence;
+pub mod stream_playout;
+pub mod stream_tap;
 pub mod wav;
 pub mod webrtc;
 

@@ -1,5 +1,6 @@
 //! A relay thread: polls its endpoints' sockets, forwards RTP and RTCP between bridged
-//! endpoints, paces players, feeds recorders, reports digits and media timeouts.
+//! endpoints, paces players and media streams' app audio, feeds recorders and media
+//! streams' taps, reports digits and media timeouts.
 //!
 //! The hot path (a readable RTP socket) takes a batch with `recvmmsg`, checks each packet's
 //! source against the latch, rewrites its header in place for the other leg's stream
@@ -28,10 +29,13 @@ use super::g711;
 use super::latch::{Latch, Packet, Verdict};
 use super::mmsg::{RecvBatch, SendQueue};
 use super::player::{FRAME_SAMPLES, Frame, Player};
-use super::relay_port::{PLAYER_SOURCE, PLAYER_SSRC, Recording, RelayPort, forward_map};
+use super::relay_port::{
+    PLAYER_SOURCE, PLAYER_SSRC, Recording, RelayPort, STREAM_SSRC, forward_map,
+};
 use super::rewriter::{PayloadAction, PayloadMap, SourceId, StreamRewriter};
 use super::rtp::{PacketKind, RtcpPacket, RtpPacket, classify_rfc5761, rewrite_rtcp_ssrcs_rfc3550};
 use super::silence::SilenceDetector;
+use super::stream_tap::{StreamTap, Track};
 use super::webrtc::DtlsIdentity;
 
 #[path = "relay_secure.rs"]
@@ -358,14 +362,19 @@ impl RelayThread {
         while i < self.playing.len() {
             let slot = self.playing[i];
             let done = match self.slots[slot].as_mut() {
-                Some(port) if port.player.is_some() => {
+                Some(port) if port.player.is_some() || port.has_playout() => {
                     if now.saturating_duration_since(port.next_tick) > MAX_LAG {
                         port.next_tick = now;
                     }
                     let mut done = false;
                     while port.next_tick <= now && !done {
                         port.next_tick += TICK;
-                        done = play_one(port, now, &self.stats);
+                        // A prompt has the leg's stream; the app's audio waits meanwhile.
+                        if port.player.is_some() {
+                            done = play_one(port, now, &self.stats);
+                        } else {
+                            stream_one(port, now, &self.stats);
+                        }
                     }
                     done
                 }
@@ -376,11 +385,17 @@ impl RelayThread {
                 }
             };
             if done {
+                let mut keep = false;
                 if let Some(port) = self.slots[slot].as_mut() {
                     port.player = None;
                     emit(&port.sink, port.id, EventKind::PlayDone);
+                    keep = port.has_playout();
                 }
-                self.playing.swap_remove(i);
+                if keep {
+                    i += 1;
+                } else {
+                    self.playing.swap_remove(i);
+                }
             } else {
                 i += 1;
             }
@@ -498,6 +513,9 @@ fn on_rtp(
             }
         }
         Some(Carried::Audio(law)) => {
+            for tap in &mut port.taps {
+                tap.push(Track::Inbound, law, pkt.payload(), now);
+            }
             if let Some((mixer, key)) = mix {
                 let n = law.decode_slice(pkt.payload(), &mut pcm[..]);
                 mixer.push(key, &pcm[..n]);
@@ -537,12 +555,23 @@ fn on_rtp(
         PayloadAction::PcmaToPcmu => g711::pcma_to_pcmu_in_place(pkt.payload_mut()),
         PayloadAction::Forward | PayloadAction::TelephoneEvent => {}
     }
+    // What the peer's leg hears: its outbound track.
+    if mapping.action != PayloadAction::TelephoneEvent
+        && let Some(Carried::Audio(law)) = peer.params.and_then(|p| p.send.classify(mapping.out_pt))
+    {
+        for tap in &mut peer.taps {
+            tap.push(Track::Outbound, law, pkt.payload(), now);
+        }
+    }
     let dest = peer.rtp_latch.as_ref()?.destination();
     Some((len, dest))
 }
 
 fn on_digit(port: &mut RelayPort, digit: char) {
     emit(&port.sink, port.id, EventKind::Digit(digit));
+    for tap in &port.taps {
+        tap.digit(digit);
+    }
     let finish = port
         .recording
         .as_ref()
@@ -577,6 +606,9 @@ fn play_one(port: &mut RelayPort, now: Instant, stats: &RelayStats) -> bool {
                 PLAYER_SSRC,
             );
             params.law.encode_slice(&pcm, &mut buf[12..]);
+            for tap in &mut port.taps {
+                tap.push_pcm(Track::Outbound, &pcm, now);
+            }
             12 + FRAME_SAMPLES
         }
         Frame::Event(e) => {
@@ -588,24 +620,69 @@ fn play_one(port: &mut RelayPort, now: Instant, stats: &RelayStats) -> bool {
             16
         }
     };
-    let Ok(mut pkt) = RtpPacket::new(&mut buf[..len]) else {
-        return false;
+    send_own(port, &mut buf[..len], latch.destination(), now, stats);
+    false
+}
+
+/// Sends one tick of a bidirectional media stream's app audio to `port`'s leg: the next
+/// 20 ms the app queued, or nothing while it is silent (its marks are echoed either way).
+fn stream_one(port: &mut RelayPort, now: Instant, stats: &RelayStats) {
+    let mut frame = [0u8; FRAME_SAMPLES];
+    let Some(tap) = port.taps.iter_mut().find(|t| t.playout.is_some()) else {
+        return;
     };
+    let audio = tap.next_frame(&mut frame);
+    // The timestamp counts the time that passed, talking or not (RFC 3550 §5.1).
+    let ts = port.stream_ts;
+    port.stream_ts = ts.wrapping_add(FRAME_SAMPLES as u32);
+    let talkspurt = audio && !port.stream_talking;
+    port.stream_talking = audio;
+    if !audio {
+        return;
+    }
+    for tap in &mut port.taps {
+        tap.push(Track::Outbound, g711::G711Law::Pcmu, &frame, now);
+    }
+    let (Some(params), Some(latch)) = (port.params, port.rtp_latch.as_ref()) else {
+        return;
+    };
+    let mut buf = [0u8; 12 + FRAME_SAMPLES];
+    let seq = port.stream_seq;
+    port.stream_seq = seq.wrapping_add(1);
+    write_header(&mut buf, talkspurt, params.audio_pt(), seq, ts, STREAM_SSRC);
+    buf[12..].copy_from_slice(&frame);
+    if params.law == g711::G711Law::Pcma {
+        g711::pcmu_to_pcma_in_place(&mut buf[12..]);
+    }
+    send_own(port, &mut buf, latch.destination(), now, stats);
+}
+
+/// Sends a packet the relay made itself (a prompt's, the app's audio) on `port`'s stream.
+fn send_own(
+    port: &mut RelayPort,
+    packet: &mut [u8],
+    dest: std::net::SocketAddr,
+    now: Instant,
+    stats: &RelayStats,
+) {
+    let Ok(mut pkt) = RtpPacket::new(packet) else {
+        return;
+    };
+    let sending = port.params.is_some_and(|p| p.sending);
     if port
         .out
         .rewrite(PLAYER_SOURCE, &port.player_map, &mut pkt, now)
         .is_ok()
-        && params.sending
+        && sending
     {
         if port.secure.is_some() {
             let mut scratch = [0u8; 2048];
             secure::send_to_browser(port, pkt.as_bytes(), now, &mut scratch);
         } else {
-            let _ = port.rtp.send_to(pkt.as_bytes(), latch.destination());
+            let _ = port.rtp.send_to(pkt.as_bytes(), dest);
         }
         stats.played.fetch_add(1, Ordering::Relaxed);
     }
-    false
 }
 
 fn write_header(buf: &mut [u8], marker: bool, pt: u8, seq: u16, ts: u32, ssrc: u32) {

@@ -117,6 +117,34 @@ impl RelayThread {
                     finish_recording(port, RecordEnd::Stopped);
                 }
             }
+            Command::Tap(id, spec) => {
+                let Some(s) = self.slot_of(id) else { return };
+                let Some(port) = self.slots[s].as_mut() else {
+                    return;
+                };
+                let now = clock();
+                port.taps.retain(|t| t.key != spec.key);
+                let playout = spec.playout.is_some();
+                port.taps.push(StreamTap::new(*spec, now));
+                if playout {
+                    port.next_tick = now;
+                    if !self.playing.contains(&s) {
+                        self.playing.push(s);
+                    }
+                }
+            }
+            Command::Untap(id, key) => {
+                if let Some(port) = self.slot_of(id).and_then(|s| self.slots[s].as_mut()) {
+                    port.taps.retain(|t| t.key != key);
+                }
+            }
+            Command::StreamOut(id, key, out) => {
+                if let Some(port) = self.slot_of(id).and_then(|s| self.slots[s].as_mut())
+                    && let Some(tap) = port.taps.iter_mut().find(|t| t.key == key)
+                {
+                    tap.play(out);
+                }
+            }
             Command::Close(id) => self.close(id),
             Command::Handoff(id, to) => self.handoff(id, to),
             Command::Adopt(port) => self.adopt(*port),
@@ -185,6 +213,10 @@ impl RelayThread {
             heard_by: HeardBy::All,
             mix_seq: o.seq,
             mix_ts: o.ts,
+            taps: Vec::new(),
+            stream_seq: o.seq,
+            stream_ts: o.ts,
+            stream_talking: false,
         });
         self.stats.endpoints.fetch_add(1, Ordering::Relaxed);
     }

@@ -357,6 +357,9 @@ fn send_mix(port: &mut RelayPort, frame: &[i16; FRAME_SAMPLES], now: Instant, st
     port.mix_seq = port.mix_seq.wrapping_add(1);
     port.mix_ts = port.mix_ts.wrapping_add(FRAME_SAMPLES as u32);
     params.law.encode_slice(frame, &mut buf[12..]);
+    for tap in &mut port.taps {
+        tap.push_pcm(super::Track::Outbound, frame, now);
+    }
     let Ok(mut pkt) = RtpPacket::new(&mut buf[..]) else {
         return;
     };

@@ -27,6 +27,10 @@ pub const PLAYER_SOURCE: SourceId = SourceId(u32::MAX);
 pub const MIXER_SSRC: u32 = 0x5357_4d58;
 pub const MIXER_SOURCE: SourceId = SourceId(u32::MAX - 1);
 
+/// The SSRC of a bidirectional media stream's app audio before the rewriter maps it onto
+/// the leg's stream (under [`PLAYER_SOURCE`]: the SSRC tells the two feeds apart).
+pub const STREAM_SSRC: u32 = 0x5357_4d5a;
+
 /// A recording in progress.
 pub struct Recording {
     pub spec: Box<RecordSpec>,
@@ -74,6 +78,14 @@ pub struct RelayPort {
     /// Whom its voice reaches in the conference (a coach's: one participant, kept by
     /// endpoint so it holds whichever thread the coached one's `Join` comes through).
     pub heard_by: super::command::HeardBy,
+    /// Media streams tapping this leg's audio (`<Start><Stream>`, `<Connect><Stream>`).
+    pub taps: Vec<super::stream_tap::StreamTap>,
+    /// A bidirectional stream's app audio before the rewriter: its own sequence and
+    /// timestamp (the timestamp runs on while the app is silent), and whether the last
+    /// tick sent audio (the next talkspurt starts with the marker bit).
+    pub stream_seq: u16,
+    pub stream_ts: u32,
+    pub stream_talking: bool,
 }
 
 impl std::fmt::Debug for RelayPort {
@@ -111,6 +123,12 @@ impl RelayPort {
             }
         }
         self.player_map = m;
+    }
+
+    /// Whether a stream's app audio is to be played to this leg (a bidirectional stream
+    /// taps it).
+    pub fn has_playout(&self) -> bool {
+        self.taps.iter().any(|t| t.playout.is_some())
     }
 
     pub fn record_elapsed(&self, now: Instant) -> Option<Duration> {

@@ -84,6 +84,8 @@ pub struct WebhookClient {
     http: reqwest::Client,
     guard: Guard,
     max_body: usize,
+    /// `[webhooks] timeout_ms`: also how long a media stream's socket may take to come up.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for WebhookClient {
@@ -127,7 +129,19 @@ impl WebhookClient {
             http,
             guard,
             max_body: cfg.max_body_bytes,
+            timeout: Duration::from_millis(cfg.timeout_ms),
         })
+    }
+
+    /// The SSRF rules every request follows (media streams' sockets too).
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// How long a media stream's WebSocket may take to connect, TLS and upgrade
+    /// included: the webhook timeout.
+    pub fn stream_connect_timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// POST `params` form-encoded to `url`, signed over `url` + the sorted params.

@@ -10,23 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-/// A track of the call's audio, as media messages name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Track {
-    /// What the caller says.
-    Inbound,
-    /// What the caller hears.
-    Outbound,
-}
-
-impl Track {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Track::Inbound => "inbound",
-            Track::Outbound => "outbound",
-        }
-    }
-}
+pub use crate::media::stream_tap::Track;
 
 /// Who the stream belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]

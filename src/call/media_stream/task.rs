@@ -7,8 +7,6 @@
 //! clears (bidirectional streams only; a `<Start>` fork's app messages are ignored, as
 //! Twilio does), then how the stream ended.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -16,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::messages::{AppMessage, Outgoing, StreamIds, Track, parse_app_message};
-use super::playout::FRAME;
+use crate::media::stream_tap::{AppQueue, ToApp};
 use crate::webhook::ssrf::Guard;
 use crate::webhook::stream_socket::{self, ConnectError};
 
@@ -38,21 +36,6 @@ pub struct StreamSpec {
     pub parameters: Vec<(String, String)>,
     /// `<Connect><Stream>`: the app's media, marks and clears are taken, and DTMF is sent.
     pub bidirectional: bool,
-}
-
-/// What goes to the app.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToApp {
-    /// 20 ms of μ-law of `track`, `at_ms` after the stream started.
-    Media {
-        track: Track,
-        at_ms: u64,
-        payload: [u8; FRAME],
-    },
-    /// A key the caller pressed (sent on bidirectional streams only).
-    Dtmf(char),
-    /// The app's mark, now played (or cleared).
-    Mark(String),
 }
 
 /// What comes back from the stream.
@@ -79,27 +62,27 @@ pub enum Ended {
     Broken(String),
 }
 
-/// The call's side of a running stream. Dropping it stops the stream.
+/// The call's side of a running stream.
 #[derive(Debug, Clone)]
 pub struct StreamHandle {
-    to_app: mpsc::Sender<ToApp>,
+    queue: AppQueue,
     stop: mpsc::Sender<()>,
-    dropped: Arc<AtomicU64>,
 }
 
 impl StreamHandle {
     /// Queues an item for the app; false (and counted) when its queue is full.
     pub fn send(&self, item: ToApp) -> bool {
-        if self.to_app.try_send(item).is_ok() {
-            return true;
-        }
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-        false
+        self.queue.send(item)
+    }
+
+    /// The stream's queue, for the relay's tap on the call's audio.
+    pub fn queue(&self) -> &AppQueue {
+        &self.queue
     }
 
     /// Items dropped because the app's queue was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.queue.dropped()
     }
 
     /// Ends the stream: `stop` goes out after what is queued, then the socket closes.
@@ -108,26 +91,23 @@ impl StreamHandle {
     }
 }
 
-/// Starts the stream's task; what the app says comes back on `from_app`.
-pub fn spawn(spec: StreamSpec, from_app: mpsc::Sender<FromApp>) -> StreamHandle {
-    let (to_app, rx) = mpsc::channel(TO_APP_QUEUE);
+/// Starts the stream's task; what the app says comes back on `reports`, tagged `key`.
+pub fn spawn(spec: StreamSpec, key: u64, reports: mpsc::Sender<(u64, FromApp)>) -> StreamHandle {
+    let (queue, rx) = AppQueue::new(TO_APP_QUEUE);
     let (stop, stop_rx) = mpsc::channel(1);
     tokio::spawn(async move {
-        let ended = run(spec, rx, stop_rx, &from_app).await;
-        let _ = from_app.send(FromApp::Ended(ended)).await;
+        let ended = run(spec, rx, stop_rx, key, &reports).await;
+        let _ = reports.send((key, FromApp::Ended(ended))).await;
     });
-    StreamHandle {
-        to_app,
-        stop,
-        dropped: Arc::new(AtomicU64::new(0)),
-    }
+    StreamHandle { queue, stop }
 }
 
 async fn run(
     spec: StreamSpec,
     mut rx: mpsc::Receiver<ToApp>,
     mut stop: mpsc::Receiver<()>,
-    from_app: &mpsc::Sender<FromApp>,
+    key: u64,
+    reports: &mpsc::Sender<(u64, FromApp)>,
 ) -> Ended {
     let socket = stream_socket::connect(
         &spec.url,
@@ -147,7 +127,7 @@ async fn run(
             return Ended::Broken(e.to_string());
         }
     }
-    let _ = from_app.send(FromApp::Started).await;
+    let _ = reports.send((key, FromApp::Started)).await;
     let stream_sid = spec.ids.stream_sid.clone();
     loop {
         tokio::select! {
@@ -171,7 +151,7 @@ async fn run(
                 Some(Ok(Message::Text(t))) if spec.bidirectional => {
                     match parse_app_message(t.as_str(), &stream_sid) {
                         Ok(m) => {
-                            if from_app.send(FromApp::Message(m)).await.is_err() {
+                            if reports.send((key, FromApp::Message(m))).await.is_err() {
                                 return stop_stream(socket, &mut out).await;
                             }
                         }
@@ -208,6 +188,7 @@ mod tests {
 
     use super::*;
     use crate::config::Cidr;
+    use crate::media::stream_playout::FRAME;
 
     fn spec(url: String, bidirectional: bool) -> StreamSpec {
         StreamSpec {
@@ -260,8 +241,11 @@ mod tests {
         let url = format!("ws://{}/agent", listener.local_addr().unwrap());
         let agent = tokio::spawn(echo_agent(listener));
         let (tx, mut rx) = mpsc::channel(64);
-        let handle = spawn(spec(url, true), tx);
-        assert!(matches!(rx.recv().await, Some(FromApp::Started)));
+        let handle = spawn(spec(url, true), 7, tx);
+        assert!(matches!(
+            rx.recv().await.map(|(_, r)| r),
+            Some(FromApp::Started)
+        ));
         for i in 0..5u8 {
             let sent = ToApp::Media {
                 track: Track::Inbound,
@@ -272,7 +256,7 @@ mod tests {
         }
         let mut back = Vec::new();
         while back.len() < 6 {
-            match rx.recv().await.unwrap() {
+            match rx.recv().await.map(|(_, r)| r).unwrap() {
                 FromApp::Message(m) => back.push(m),
                 other => panic!("{other:?}"),
             }
@@ -285,7 +269,7 @@ mod tests {
         assert_eq!(back, expected);
         handle.stop();
         assert!(matches!(
-            rx.recv().await,
+            rx.recv().await.map(|(_, r)| r),
             Some(FromApp::Ended(Ended::Stopped))
         ));
         let got = agent.await.unwrap();
@@ -321,18 +305,21 @@ mod tests {
             let _ = ws.close(None).await;
         });
         let (tx, mut rx) = mpsc::channel(8);
-        let _handle = spawn(spec(url, true), tx);
-        assert!(matches!(rx.recv().await, Some(FromApp::Started)));
+        let _handle = spawn(spec(url, true), 7, tx);
         assert!(matches!(
-            rx.recv().await,
+            rx.recv().await.map(|(_, r)| r),
+            Some(FromApp::Started)
+        ));
+        assert!(matches!(
+            rx.recv().await.map(|(_, r)| r),
             Some(FromApp::Ended(Ended::ClosedByApp))
         ));
 
         let (tx, mut rx) = mpsc::channel(8);
         let mut refused = spec("ws://127.0.0.1:9/x".into(), true);
         refused.guard = Guard::default();
-        let _handle = spawn(refused, tx);
-        match rx.recv().await {
+        let _handle = spawn(refused, 7, tx);
+        match rx.recv().await.map(|(_, r)| r) {
             Some(FromApp::Ended(Ended::ConnectFailed(e))) => assert_eq!(e.code(), 31902),
             other => panic!("{other:?}"),
         }
@@ -349,8 +336,11 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(60)).await;
         });
         let (tx, mut rx) = mpsc::channel(8);
-        let handle = spawn(spec(url, false), tx);
-        assert!(matches!(rx.recv().await, Some(FromApp::Started)));
+        let handle = spawn(spec(url, false), 7, tx);
+        assert!(matches!(
+            rx.recv().await.map(|(_, r)| r),
+            Some(FromApp::Started)
+        ));
         // Far more than the socket buffers and the queue hold: `send` never waits.
         let frame = ToApp::Media {
             track: Track::Inbound,
