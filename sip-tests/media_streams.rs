@@ -617,3 +617,100 @@ body = '<Response><Hangup/></Response>'
     let bye = expect_request(&carrier, "BYE", WAIT);
     carrier.send(ok_to(&bye, &carrier));
 }
+
+#[test]
+fn rest_starts_a_fork_and_stops_it_by_name() {
+    let agent = Agent::start(recording_agent);
+    let app = CustomerApp::start(
+        AUTH_TOKEN,
+        r#"
+[[route]]
+path = "/voice"
+body = '<Response><Pause length="30"/></Response>'
+"#,
+    );
+    let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
+    let carrier = sw.udp();
+    let mut phone = RtpPhone::new();
+    let (invite, ok) = call(&sw, &carrier, &phone);
+    let relay = SdpAudio::parse(&ok.body).rtp;
+    let voice = wait_request(&app, "the voice request", |r| r["path"] == "/voice");
+    let call_sid = param(&voice, "CallSid").to_owned();
+    let streams = format!("Calls/{call_sid}/Streams.json");
+    let rest = |method: &str, path: &str, form: &str| {
+        harness::rest::call_as(&sw, ACCOUNT, AUTH_TOKEN, method, path, form)
+    };
+
+    // Refusals first: no Url, an http:// Url, an unknown track, another call.
+    let (code, body, _) = rest("POST", &streams, "");
+    assert_eq!((code, body["code"].as_u64()), (400, Some(20001)), "{body}");
+    let bad_url = harness::rest::form(&[("Url", "http://127.0.0.1/agent")]);
+    assert_eq!(rest("POST", &streams, &bad_url).0, 400);
+    let bad_track = harness::rest::form(&[("Url", &agent.url()), ("Track", "sideways")]);
+    assert_eq!(rest("POST", &streams, &bad_track).0, 400);
+    let other = "Calls/CA00000000000000000000000000000000/Streams.json";
+    assert_eq!(rest("POST", other, &bad_track).0, 404);
+    assert_eq!(rest("GET", &streams, "").0, 405);
+
+    let form = harness::rest::form(&[
+        ("Url", &agent.url()),
+        ("Name", "rest-fork"),
+        ("Parameter1.Name", "who"),
+        ("Parameter1.Value", "rest"),
+        ("StatusCallback", &app.url("/stream-status")),
+    ]);
+    let (code, created, _) = rest("POST", &streams, &form);
+    assert_eq!(code, 201, "{created}");
+    let sid = created["sid"].as_str().unwrap().to_owned();
+    assert!(sid.starts_with("MZ") && sid.len() == 34, "{sid}");
+    assert_eq!(created["account_sid"], ACCOUNT);
+    assert_eq!(created["call_sid"], call_sid.as_str());
+    assert_eq!(created["name"], "rest-fork");
+    assert_eq!(created["status"], "in-progress");
+    assert_eq!(
+        created["uri"],
+        format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{call_sid}/Streams/{sid}.json")
+    );
+    let start = agent.wait_for("start", |m| m["event"] == "start");
+    assert_eq!(start["streamSid"], sid.as_str());
+    assert_eq!(start["start"]["tracks"], json!(["inbound"]));
+    assert_eq!(start["start"]["customParameters"], json!({"who": "rest"}));
+
+    let spoken: Vec<[u8; FRAME]> = (0..20).map(|i| frame(3, i)).collect();
+    talk_and_listen(&mut phone, relay, &spoken, Duration::from_millis(300));
+    let inbound: Vec<Vec<u8>> = agent
+        .messages()
+        .iter()
+        .filter(|v| v["event"] == "media")
+        .map(|v| {
+            STANDARD
+                .decode(v["media"]["payload"].as_str().unwrap())
+                .unwrap()
+        })
+        .collect();
+    same_frames(&inbound, &spoken, "the REST fork hears the caller");
+
+    // Stopped by name: `stop` reaches the app, then the stream is gone (404).
+    let stream_path = format!("Calls/{call_sid}/Streams/rest-fork.json");
+    let (code, stopped, _) = rest("POST", &stream_path, "Status=stopped");
+    assert_eq!(code, 200, "{stopped}");
+    assert_eq!(stopped["sid"], sid.as_str());
+    assert_eq!(stopped["status"], "stopped");
+    agent.wait_for("stop", |m| m["event"] == "stop");
+    let deadline = Instant::now() + WAIT;
+    while rest("POST", &stream_path, "Status=stopped").0 != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "the stopped stream is still listed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_request(&app, "stream-stopped", |r| {
+        r["path"] == "/stream-status" && param(r, "StreamEvent") == "stream-stopped"
+    });
+    carrier.send(in_dialog("BYE", &invite, &ok, &carrier, 2));
+    let (bye_ok, _) = carrier
+        .recv_final(&call_id_of(&invite), WAIT)
+        .expect("the BYE answered");
+    assert_eq!(bye_ok.status(), Some(200));
+}

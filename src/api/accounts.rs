@@ -6,13 +6,14 @@
 //! not take → 405.
 //!
 //! Recordings (`recordings`): `Recordings.json`, `Recordings/{Sid}[.json|.wav|.mp3]`, and
-//! the same under `Calls/{CallSid}/`.
+//! the same under `Calls/{CallSid}/`. Media streams (`streams`): `Calls/{CallSid}/Streams.json`
+//! and `Calls/{CallSid}/Streams/{Sid}.json`.
 
 use bytes::Bytes;
 use hyper::{Method, Request, Response};
 
 use super::recordings::{self, Format};
-use super::{ApiState, Body, calls, clients, conferences, queues, reply};
+use super::{ApiState, Body, calls, clients, conferences, queues, reply, streams};
 
 /// The API version prefix every REST path starts with.
 pub(super) const PREFIX: &str = "/2010-04-01/";
@@ -75,6 +76,12 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
         },
         ["Recordings.json"] => Route::RecordingList(None),
         ["Calls", call, "Recordings.json"] if !call.is_empty() => Route::RecordingList(Some(call)),
+        ["Calls", call, "Streams.json"] if !call.is_empty() => Route::StreamList(call),
+        // Stream sids are `MZ` + hex; a name is taken as it appears in the path.
+        ["Calls", call, "Streams", file] if !call.is_empty() => match file.strip_suffix(".json") {
+            Some(which) if !which.is_empty() => Route::Stream(call, which),
+            _ => return reply::not_found(path),
+        },
         // Recording sids are `RE` + hex, like call sids: nothing to decode.
         ["Recordings", file] => match Format::split(file) {
             Some((sid, format)) => Route::Recording(None, sid, format),
@@ -115,6 +122,9 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
         Route::Recording(_, _, Format::Json) => {}
         Route::RecordingList(_) | Route::Recording(..) if !read => {
             return reply::method_not_allowed("GET, HEAD");
+        }
+        Route::StreamList(_) | Route::Stream(..) if !write => {
+            return reply::method_not_allowed("POST");
         }
         _ => {}
     }
@@ -172,6 +182,8 @@ pub(super) fn handle(req: &Request<Bytes>, state: &ApiState, now: u64) -> Respon
         }
         Route::Member(sid, call) => queues::fetch_member(&queue_ctx, sid, call, path),
         Route::RecordingList(call) => recordings::list(&recordings_ctx, call, uri.query()),
+        Route::StreamList(call) => streams::create(&calls_ctx, call, path, req.body()),
+        Route::Stream(call, which) => streams::update(&calls_ctx, call, which, path, req.body()),
         Route::Recording(call, sid, _) if delete => {
             recordings::delete(&recordings_ctx, call, sid, path)
         }
@@ -201,4 +213,7 @@ enum Route<'p> {
     RecordingList(Option<&'p str>),
     /// One recording (under a call when the path names one), as JSON or audio.
     Recording(Option<&'p str>, &'p str, Format),
+    /// A call's media streams (create), and one of them by sid or name (stop).
+    StreamList(&'p str),
+    Stream(&'p str, &'p str),
 }

@@ -149,18 +149,18 @@ fn doc(c: &CallInfo) -> CallDoc<'_> {
 /// A parameter problem: Twilio's error code and message, answered with 400. Kept small
 /// (rather than a whole `Response`) while checks pass it up.
 #[derive(Debug)]
-struct Invalid {
+pub(super) struct Invalid {
     code: u32,
     message: String,
 }
 
 impl Invalid {
-    fn response(self) -> Response<Body> {
+    pub(super) fn response(self) -> Response<Body> {
         reply::error(StatusCode::BAD_REQUEST, self.code, self.message)
     }
 }
 
-fn invalid(code: u32, message: impl Into<String>) -> Invalid {
+pub(super) fn invalid(code: u32, message: impl Into<String>) -> Invalid {
     Invalid {
         code,
         message: message.into(),
@@ -249,15 +249,15 @@ pub(super) fn list(ctx: &Ctx<'_>, query: Option<&str>) -> Response<Body> {
 }
 
 /// Form parameters by name; a name may repeat (`StatusCallbackEvent`).
-struct Form(Vec<(String, String)>);
+pub(super) struct Form(Vec<(String, String)>);
 
 impl Form {
-    fn parse(body: &[u8]) -> Form {
+    pub(super) fn parse(body: &[u8]) -> Form {
         Form(form_urlencoded::parse(body).into_owned().collect())
     }
 
     /// The first non-empty value of `name` (Twilio treats an empty parameter as absent).
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, v)| k == name && !v.is_empty())
@@ -273,7 +273,7 @@ impl Form {
 }
 
 /// `GET` or `POST`, any case (Twilio's only methods); `[POST]` when absent.
-fn method(form: &Form, name: &str) -> Result<Method, Invalid> {
+pub(super) fn method(form: &Form, name: &str) -> Result<Method, Invalid> {
     match form.get(name) {
         None => Ok(Method::Post),
         Some(m) if m.eq_ignore_ascii_case("POST") => Ok(Method::Post),
@@ -286,7 +286,7 @@ fn method(form: &Form, name: &str) -> Result<Method, Invalid> {
 }
 
 /// An absolute http(s) URL with a host, or the Twilio error `code`.
-fn url(form: &Form, name: &str, code: u32) -> Result<Option<String>, Invalid> {
+pub(super) fn url(form: &Form, name: &str, code: u32) -> Result<Option<String>, Invalid> {
     let Some(raw) = form.get(name) else {
         return Ok(None);
     };

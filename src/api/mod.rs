@@ -30,6 +30,7 @@ mod prometheus;
 mod queues;
 mod recordings;
 mod reply;
+mod streams;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -234,6 +234,7 @@ impl Call {
                     match cmd {
                         Some(CallCommand::Conference(c)) => self.events.push_back(Ev::Conference(c)),
                         Some(CallCommand::Queue(q)) => self.events.push_back(Ev::Queue(q)),
+                        Some(CallCommand::Stream(s)) => self.on_stream_command(s),
                         Some(cmd) => self.events.push_back(Ev::Command(cmd)),
                         None => {}
                     }

@@ -262,9 +262,12 @@ impl Call {
             }),
             Stop::Command(CallCommand::Twiml(xml)) => Ok(Next::Inline(xml)),
             Stop::Command(CallCommand::Hangup) => Err(Finish::Hangup),
-            Stop::Command(c @ (CallCommand::Conference(_) | CallCommand::Queue(_))) => {
-                // The driver hands these to their verbs as `Ev::Conference`/`Ev::Queue`.
-                tracing::warn!(call = %self.info.sid, command = ?c, "conference or queue command outside one");
+            Stop::Command(
+                c @ (CallCommand::Conference(_) | CallCommand::Queue(_) | CallCommand::Stream(_)),
+            ) => {
+                // The driver hands these to their verbs as `Ev::Conference`/`Ev::Queue`, and
+                // takes stream commands itself: none ever stops a verb.
+                tracing::warn!(call = %self.info.sid, command = ?c, "conference, queue or stream command as a stop");
                 Err(Finish::Hangup)
             }
             Stop::Command(CallCommand::Cancel) => {

@@ -37,11 +37,12 @@ pub mod registry;
 pub mod router;
 pub mod service;
 pub mod speech;
+pub mod stream_records;
 pub mod streams;
 pub mod tenant_limits;
 pub mod verbs;
 
 pub use model::{
     CallCommand, CallInfo, CallStatus, ConferenceCommand, Direction, OriginateError,
-    OriginateRequest, Originator, QueueCommand, new_call_sid,
+    OriginateRequest, Originator, QueueCommand, StreamCommand, new_call_sid,
 };

@@ -161,6 +161,23 @@ pub enum CallCommand {
     Conference(ConferenceCommand),
     /// For a call in a queue or bridged out of one.
     Queue(QueueCommand),
+    /// REST `Calls/{Sid}/Streams`: start or stop a media stream (the running verb goes on).
+    Stream(StreamCommand),
+}
+
+impl From<StreamCommand> for CallCommand {
+    fn from(c: StreamCommand) -> Self {
+        CallCommand::Stream(c)
+    }
+}
+
+/// What REST asks of a call's media streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamCommand {
+    /// Fork the call's audio (`Streams.json`; REST starts unidirectional streams only).
+    Start(super::streams::StreamRequest),
+    /// Stop the stream with this sid or name.
+    Stop(String),
 }
 
 /// What a call in `<Enqueue>` (or bridged out of a queue) is told.

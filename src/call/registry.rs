@@ -127,6 +127,8 @@ pub struct CallRegistry {
     /// SIGTERM: until when (unix seconds) calls in progress may go on; new ones are
     /// refused meanwhile. 0: not draining.
     drain_until: AtomicU64,
+    /// The media streams of live calls, for REST.
+    pub streams: super::stream_records::StreamRecords,
 }
 
 /// One call being set up: counted in [`CallRegistry::setups`] until dropped (the caller got
@@ -181,6 +183,7 @@ impl CallRegistry {
             shed: AtomicU64::new(0),
             limits: TenantLimits::default(),
             drain_until: AtomicU64::new(0),
+            streams: Default::default(),
         }
     }
 

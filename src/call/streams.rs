@@ -11,10 +11,12 @@
 //! - A stream that cannot connect ends with `stream-error` (its Twilio code in
 //!   `StreamError`); the call goes on.
 
+use super::StreamCommand;
 use super::driver::{Call, Ev, Stop};
 use super::interpret::Next;
 use super::media_stream::messages::{AppMessage, StreamIds, Track};
 use super::media_stream::task::{self, Ended, FromApp, StreamHandle, StreamSpec};
+use super::stream_records::StreamRecord;
 use crate::instructions::{self, Connect, StreamTrack};
 use crate::media::EndpointId;
 use crate::media::stream_playout::DEFAULT_MAX_BYTES;
@@ -50,7 +52,7 @@ pub fn new_stream_sid() -> String {
 }
 
 /// What a stream is to do, from TwiML or REST.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamRequest {
     pub sid: String,
     pub url: String,
@@ -152,6 +154,13 @@ impl Call {
             },
         );
         tracing::info!(call = %self.info.sid, stream = %req.sid, url = %req.url, bidirectional, "media stream starting");
+        self.svc.registry.streams.started(
+            &self.info.sid,
+            StreamRecord {
+                sid: req.sid.clone(),
+                name: req.name.clone(),
+            },
+        );
         self.streams.push(ActiveStream {
             key,
             sid: req.sid,
@@ -186,6 +195,7 @@ impl Call {
     /// Stops every stream (the call is ending). Their `stream-stopped` callbacks go now:
     /// the call task does not wait for the sockets to close.
     pub(super) fn stop_all_streams(&mut self) {
+        self.svc.registry.streams.call_ended(&self.info.sid);
         for s in std::mem::take(&mut self.streams) {
             s.handle.stop();
             self.stream_callback(&s, "stream-stopped", None);
@@ -215,6 +225,7 @@ impl Call {
             FromApp::Ended(ended) => {
                 let s = self.streams.remove(i);
                 self.svc.media.untap(s.endpoint, s.key);
+                self.svc.registry.streams.ended(&self.info.sid, &s.sid);
                 let dropped = s.handle.dropped();
                 match &ended {
                     Ended::ConnectFailed(e) => {
@@ -266,6 +277,21 @@ impl Call {
             method,
             params,
         );
+    }
+
+    /// REST on the call's streams, taken whatever verb runs (it goes on).
+    pub(super) fn on_stream_command(&mut self, cmd: StreamCommand) {
+        match cmd {
+            StreamCommand::Start(req) => {
+                let url = req.url.clone();
+                if let Err(why) = self.start_stream(req, false) {
+                    tracing::warn!(call = %self.info.sid, %url, %why, "REST stream not started");
+                }
+            }
+            StreamCommand::Stop(which) => {
+                self.stop_stream(&which);
+            }
+        }
     }
 
     /// `<Start><Stream>`s: each forked, and the document goes on at once.
