@@ -14,13 +14,13 @@
 use super::StreamCommand;
 use super::driver::{Call, Ev, Stop};
 use super::interpret::Next;
-use super::media_stream::messages::{AppMessage, StreamIds, Track};
+use super::media_stream::messages::{StreamIds, Track};
 use super::media_stream::task::{self, Ended, FromApp, StreamHandle, StreamSpec};
 use super::stream_records::StreamRecord;
 use crate::instructions::{self, Connect, StreamTrack};
 use crate::media::EndpointId;
 use crate::media::stream_playout::DEFAULT_MAX_BYTES;
-use crate::media::stream_tap::{StreamOut, TapSpec};
+use crate::media::stream_tap::TapSpec;
 use crate::webhook::status_callback::spawn_status_callback;
 
 /// Fork tracks a call may stream at once (Twilio: "up to four tracks at a time").
@@ -140,6 +140,7 @@ impl Call {
             tracks: tracks.clone(),
             parameters: req.parameters,
             bidirectional,
+            playout: bidirectional.then(|| (self.svc.media.clone(), endpoint)),
         };
         let handle = task::spawn(spec, key, self.stream_reports());
         self.svc.media.tap(
@@ -213,14 +214,11 @@ impl Call {
                 tracing::info!(call = %self.info.sid, stream = %s.sid, "media stream started");
                 self.stream_callback(s, "stream-started", None);
             }
+            // Calls hand their streams the relay (`StreamSpec::playout`): nothing comes
+            // this way, but a message that did would still be played.
             FromApp::Message(m) => {
                 let s = &self.streams[i];
-                let out = match m {
-                    AppMessage::Media(audio) => StreamOut::Audio(audio),
-                    AppMessage::Mark(name) => StreamOut::Mark(name),
-                    AppMessage::Clear => StreamOut::Clear,
-                };
-                self.svc.media.stream_out(s.endpoint, key, out);
+                self.svc.media.stream_out(s.endpoint, key, m.into());
             }
             FromApp::Ended(ended) => {
                 let s = self.streams.remove(i);

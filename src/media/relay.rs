@@ -128,6 +128,9 @@ pub struct RelayThread {
     forward: HashMap<EndpointId, usize>,
     /// Every relay thread's command channel (set once all are started).
     links: Arc<std::sync::OnceLock<Vec<ThreadLink>>>,
+    /// The thread's 20 ms grid for media streams' playouts: they all tick together, so a
+    /// thousand streams wake the thread once per tick, not a thousand times.
+    stream_grid: Instant,
 }
 
 impl RelayThread {
@@ -165,7 +168,15 @@ impl RelayThread {
             conference_recordings: HashMap::new(),
             forward: HashMap::new(),
             links,
+            stream_grid: clock(),
         }
+    }
+
+    /// The first point of the thread's stream grid at or after `now`.
+    pub(super) fn on_stream_grid(&self, now: Instant) -> Instant {
+        let since = now.saturating_duration_since(self.stream_grid);
+        let ticks = since.as_nanos().div_ceil(TICK.as_nanos());
+        self.stream_grid + TICK * ticks as u32
     }
 
     pub fn waker(poll: &Poll) -> io::Result<Waker> {
@@ -359,12 +370,17 @@ impl RelayThread {
 
     fn tick_players(&mut self, now: Instant) {
         let mut i = 0;
+        let realigned = self.on_stream_grid(now);
         while i < self.playing.len() {
             let slot = self.playing[i];
             let done = match self.slots[slot].as_mut() {
                 Some(port) if port.player.is_some() || port.has_playout() => {
                     if now.saturating_duration_since(port.next_tick) > MAX_LAG {
-                        port.next_tick = now;
+                        port.next_tick = if port.player.is_none() {
+                            realigned
+                        } else {
+                            now
+                        };
                     }
                     let mut done = false;
                     while port.next_tick <= now && !done {

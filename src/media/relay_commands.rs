@@ -119,15 +119,16 @@ impl RelayThread {
             }
             Command::Tap(id, spec) => {
                 let Some(s) = self.slot_of(id) else { return };
+                let now = clock();
+                let grid = self.on_stream_grid(now);
                 let Some(port) = self.slots[s].as_mut() else {
                     return;
                 };
-                let now = clock();
                 port.taps.retain(|t| t.key != spec.key);
                 let playout = spec.playout.is_some();
                 port.taps.push(StreamTap::new(*spec, now));
                 if playout {
-                    port.next_tick = now;
+                    port.next_tick = grid;
                     if !self.playing.contains(&s) {
                         self.playing.push(s);
                     }

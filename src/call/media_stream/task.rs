@@ -7,6 +7,7 @@
 //! clears (bidirectional streams only; a `<Start>` fork's app messages are ignored, as
 //! Twilio does), then how the stream ended.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -14,7 +15,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::messages::{AppMessage, Outgoing, StreamIds, Track, parse_app_message};
-use crate::media::stream_tap::{AppQueue, ToApp};
+use crate::media::stream_tap::{AppQueue, StreamOut, ToApp};
+use crate::media::{EndpointId, MediaEngine};
 use crate::webhook::ssrf::Guard;
 use crate::webhook::stream_socket::{self, ConnectError};
 
@@ -36,6 +38,20 @@ pub struct StreamSpec {
     pub parameters: Vec<(String, String)>,
     /// `<Connect><Stream>`: the app's media, marks and clears are taken, and DTMF is sent.
     pub bidirectional: bool,
+    /// Where a bidirectional stream's app messages go: straight to the relay thread that
+    /// plays the leg (the media engine and the leg's endpoint; no hop through the call's
+    /// task, 50 times a second), or, without one, back as [`FromApp::Message`].
+    pub playout: Option<(Arc<MediaEngine>, EndpointId)>,
+}
+
+impl From<AppMessage> for StreamOut {
+    fn from(m: AppMessage) -> Self {
+        match m {
+            AppMessage::Media(audio) => StreamOut::Audio(audio),
+            AppMessage::Mark(name) => StreamOut::Mark(name),
+            AppMessage::Clear => StreamOut::Clear,
+        }
+    }
 }
 
 /// What comes back from the stream.
@@ -150,11 +166,14 @@ async fn run(
             frame = socket.next() => match frame {
                 Some(Ok(Message::Text(t))) if spec.bidirectional => {
                     match parse_app_message(t.as_str(), &stream_sid) {
-                        Ok(m) => {
-                            if reports.send((key, FromApp::Message(m))).await.is_err() {
-                                return stop_stream(socket, &mut out).await;
+                        Ok(m) => match &spec.playout {
+                            Some((engine, endpoint)) => engine.stream_out(*endpoint, key, m.into()),
+                            None => {
+                                if reports.send((key, FromApp::Message(m))).await.is_err() {
+                                    return stop_stream(socket, &mut out).await;
+                                }
                             }
-                        }
+                        },
                         // Twilio's 31924: logged and skipped, the stream goes on.
                         Err(e) => tracing::info!(stream = %stream_sid, error = %e, "stream message skipped (31924)"),
                     }
@@ -204,6 +223,7 @@ mod tests {
             tracks: vec![Track::Inbound],
             parameters: vec![("agent".into(), "echo".into())],
             bidirectional,
+            playout: None,
         }
     }
 
