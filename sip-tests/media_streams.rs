@@ -449,6 +449,11 @@ body = '<Response><Hangup/></Response>'
     };
     let started = status("stream-started");
     assert_eq!(param(&started, "StreamSid"), stream_sid);
+    assert_eq!(sw.metric("media_streams_started_total"), 1);
+    assert_eq!(
+        sw.metric(r#"media_streams_ended_total{how="closed_by_app"}"#),
+        1
+    );
     assert_eq!(
         param(&started, "StreamName"),
         stream_sid,
@@ -614,6 +619,7 @@ body = '<Response><Hangup/></Response>'
         "connection refused is Twilio's 31902: {error}"
     );
     wait_request(&app, "the next verb's fetch", |r| r["path"] == "/next");
+    assert_eq!(sw.metric(r#"media_streams_ended_total{how="error"}"#), 1);
     let bye = expect_request(&carrier, "BYE", WAIT);
     carrier.send(ok_to(&bye, &carrier));
 }

@@ -46,6 +46,7 @@ pub(super) fn handle(method: &Method, state: &ApiState) -> Response<Body> {
                  # TYPE location_store_up gauge\nlocation_store_up {}\n",
                 u8::from(state.store.is_up())
             );
+            stream_metrics(&mut text, &state.calls.streams);
             if let Some(media) = &state.media {
                 media_gauges(&mut text, media);
             }
@@ -110,6 +111,38 @@ fn media_gauges(out: &mut String, media: &crate::media::MediaEngine) {
         "conference_mix_tick_duration_seconds",
         "How long each mixer tick took: reading, mixing and sending for every conference of a relay thread.",
         &s.mix_duration,
+    );
+}
+
+/// Media streams (`<Connect>`/`<Start><Stream>`, REST): started, ended by how, live, and
+/// what stuck apps cost (frames dropped rather than queued without bound).
+fn stream_metrics(out: &mut String, streams: &crate::call::stream_records::StreamRecords) {
+    let (started, ended, live, dropped) = streams.counts();
+    let _ = write!(
+        out,
+        "# HELP media_streams_started_total Media streams started.
+         # TYPE media_streams_started_total counter
+media_streams_started_total {started}
+         # HELP media_streams_ended_total Media streams ended, by how.
+         # TYPE media_streams_ended_total counter
+"
+    );
+    for (end, n) in ended {
+        let _ = writeln!(
+            out,
+            "media_streams_ended_total{{how=\"{}\"}} {n}",
+            end.as_str()
+        );
+    }
+    let _ = write!(
+        out,
+        "# HELP media_streams_active Media streams of live calls.
+         # TYPE media_streams_active gauge
+media_streams_active {live}
+         # HELP media_stream_items_dropped_total Frames and events dropped because an app's queue was full (counted as each stream ends).
+         # TYPE media_stream_items_dropped_total counter
+media_stream_items_dropped_total {dropped}
+"
     );
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One stream of a live call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,10 +15,37 @@ pub struct StreamRecord {
     pub name: Option<String>,
 }
 
-/// Streams by call sid.
+/// How a stream ended, for /metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// `stop` sent: `<Stop>`, REST, the call's end.
+    Stopped,
+    /// The app closed the socket.
+    ClosedByApp,
+    /// It never connected, or the socket broke.
+    Error,
+}
+
+impl StreamEnd {
+    pub const ALL: [StreamEnd; 3] = [StreamEnd::Stopped, StreamEnd::ClosedByApp, StreamEnd::Error];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StreamEnd::Stopped => "stopped",
+            StreamEnd::ClosedByApp => "closed_by_app",
+            StreamEnd::Error => "error",
+        }
+    }
+}
+
+/// Streams by call sid, and counts since start for /metrics.
 #[derive(Debug, Default)]
 pub struct StreamRecords {
     by_call: Mutex<HashMap<String, Vec<StreamRecord>>>,
+    started: AtomicU64,
+    ended: [AtomicU64; 3],
+    /// Frames and events for an app that were dropped because its queue was full.
+    dropped: AtomicU64,
 }
 
 impl StreamRecords {
@@ -26,7 +54,26 @@ impl StreamRecords {
         self.by_call.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Counts a stream's end and what its app's full queue cost it.
+    pub fn count_end(&self, end: StreamEnd, dropped: u64) {
+        self.ended[end as usize].fetch_add(1, Ordering::Relaxed);
+        self.dropped.fetch_add(dropped, Ordering::Relaxed);
+    }
+
+    /// Streams started since start, ended by how, live now, and items dropped.
+    pub fn counts(&self) -> (u64, [(StreamEnd, u64); 3], usize, u64) {
+        let ended = StreamEnd::ALL.map(|e| (e, self.ended[e as usize].load(Ordering::Relaxed)));
+        let live = self.lock().values().map(Vec::len).sum();
+        (
+            self.started.load(Ordering::Relaxed),
+            ended,
+            live,
+            self.dropped.load(Ordering::Relaxed),
+        )
+    }
+
     pub fn started(&self, call_sid: &str, record: StreamRecord) {
+        self.started.fetch_add(1, Ordering::Relaxed);
         self.lock()
             .entry(call_sid.to_owned())
             .or_default()

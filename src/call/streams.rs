@@ -16,7 +16,7 @@ use super::driver::{Call, Ev, Stop};
 use super::interpret::Next;
 use super::media_stream::messages::{StreamIds, Track};
 use super::media_stream::task::{self, Ended, FromApp, StreamHandle, StreamSpec};
-use super::stream_records::StreamRecord;
+use super::stream_records::{StreamEnd, StreamRecord};
 use crate::instructions::{self, Connect, StreamTrack};
 use crate::media::EndpointId;
 use crate::media::stream_playout::DEFAULT_MAX_BYTES;
@@ -199,6 +199,11 @@ impl Call {
         self.svc.registry.streams.call_ended(&self.info.sid);
         for s in std::mem::take(&mut self.streams) {
             s.handle.stop();
+            let dropped = s.handle.dropped();
+            self.svc
+                .registry
+                .streams
+                .count_end(StreamEnd::Stopped, dropped);
             self.stream_callback(&s, "stream-stopped", None);
         }
     }
@@ -225,6 +230,12 @@ impl Call {
                 self.svc.media.untap(s.endpoint, s.key);
                 self.svc.registry.streams.ended(&self.info.sid, &s.sid);
                 let dropped = s.handle.dropped();
+                let end = match &ended {
+                    Ended::Stopped => StreamEnd::Stopped,
+                    Ended::ClosedByApp => StreamEnd::ClosedByApp,
+                    Ended::ConnectFailed(_) | Ended::Broken(_) => StreamEnd::Error,
+                };
+                self.svc.registry.streams.count_end(end, dropped);
                 match &ended {
                     Ended::ConnectFailed(e) => {
                         tracing::warn!(call = %self.info.sid, stream = %s.sid, code = e.code(), error = %e, "media stream could not connect");
