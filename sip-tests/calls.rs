@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use harness::customer_app::CustomerApp;
+use harness::customer_app::{CustomerApp, param};
 use harness::ua::{
     self, call_id_of, expect_request, in_dialog as carrier_in_dialog, no_request, register, token,
     token_with,
@@ -88,10 +88,6 @@ fn callee_bye(invite: &Msg, our_to_tag: &str, ua: &Udp) -> String {
 fn rest(sw: &Switch, method: &str, path: &str, form: &str) -> (u16, Value) {
     let (status, body, _) = harness::rest::call_as(sw, ACCOUNT, AUTH_TOKEN, method, path, form);
     (status, body)
-}
-
-fn param<'a>(req: &'a Value, name: &str) -> &'a str {
-    req["params"][name].as_str().unwrap_or("")
 }
 
 fn wait_call_status(sw: &Switch, sid: &str, want: &str) -> Value {

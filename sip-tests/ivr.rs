@@ -11,10 +11,9 @@
 
 mod harness;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use harness::customer_app::CustomerApp;
+use harness::customer_app::{CustomerApp, param};
 use harness::rtp::{Codec, RtpPhone, SdpAudio, linear_to_ulaw, ulaw_to_linear};
 use harness::ua::{call_id_of, carrier_invite, expect_request, in_dialog, reply};
 use harness::{Msg, Switch, Udp};
@@ -25,7 +24,6 @@ const AUTH_TOKEN: &str = "demo-auth-token-change-me";
 const NUMBER: &str = "+15550100001";
 const WAIT: Duration = Duration::from_secs(5);
 const FRAME: usize = 160;
-const TELEPHONE_EVENT: u8 = 101;
 
 /// The sample config with the application fetching from `voice_url`.
 /// A carrier call with `phone`'s SDP; returns (INVITE, the switch's 2xx).
@@ -71,10 +69,6 @@ fn wait_path(app: &CustomerApp, path: &str) -> Value {
     }
 }
 
-fn param<'a>(req: &'a Value, name: &str) -> &'a str {
-    req["params"][name].as_str().unwrap_or("")
-}
-
 /// GET on the REST API with the account's Basic auth: (status, body bytes).
 fn rest_get(sw: &Switch, url: &str) -> (u16, Vec<u8>) {
     let path = url
@@ -117,30 +111,6 @@ fn voice_frame(i: usize) -> [u8; FRAME] {
         *b = linear_to_ulaw((8_000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16);
     }
     out
-}
-
-/// One RFC 4733 key press: three packets of the event, then three end packets, all with
-/// the event's start timestamp and marker on the first (RFC 4733 §2.5.1).
-fn press(phone: &mut RtpPhone, to: SocketAddr, event: u8) {
-    let ts = phone.ts;
-    for (k, end) in [
-        (1u16, false),
-        (2, false),
-        (3, false),
-        (4, true),
-        (4, true),
-        (4, true),
-    ] {
-        let duration = k * 160;
-        let flags = if end { 0x80 } else { 0 } | 10;
-        let payload = [event, flags, (duration >> 8) as u8, duration as u8];
-        let pkt =
-            harness::rtp::rtp_packet(TELEPHONE_EVENT, k == 1, phone.seq, ts, phone.ssrc, &payload);
-        phone.send_raw(to, &pkt);
-        phone.seq = phone.seq.wrapping_add(1);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    phone.ts = ts.wrapping_add(4 * 160);
 }
 
 #[test]
@@ -207,8 +177,8 @@ body = '<Response><Hangup/></Response>'
     // while the <Play> before the <Gather> still runs is not the Gather's: give the switch
     // a moment to move on from the prompt's last frame.
     std::thread::sleep(Duration::from_millis(300));
-    press(&mut phone, relay, 4);
-    press(&mut phone, relay, 2);
+    phone.press(relay, 4);
+    phone.press(relay, 2);
     let gathered = &wait_path(&app, "/gathered");
     assert_eq!(gathered["signature_ok"], true);
     assert_eq!(param(gathered, "Digits"), "42");
@@ -246,7 +216,7 @@ body = '<Response><Hangup/></Response>'
         phone.send(relay, 0, &silence);
         std::thread::sleep(Duration::from_millis(20));
     }
-    press(&mut phone, relay, 11); // '#'
+    phone.press(relay, 11); // '#'
 
     let recorded = &wait_path(&app, "/recorded");
     assert_eq!(recorded["signature_ok"], true);
@@ -433,7 +403,7 @@ body = '<Response><Hangup/></Response>'
     // '*' as RFC 4733: alice is hung up, the Dial's action hears `completed`, and its
     // <Hangup/> ends the carrier's call.
     let relay = SdpAudio::parse(&ok.body).rtp;
-    press(&mut phone, relay, 10);
+    phone.press(relay, 10);
     let bye = expect_request(&alice, "BYE", WAIT);
     alice.send(ok_to(&bye, &alice));
     let after = &wait_path(&app, "/after-dial");
@@ -579,7 +549,7 @@ body = '<Response><Hangup/></Response>'
         loud > 10,
         "no speech before the key press ({loud} loud packets)"
     );
-    press(&mut phone, relay, 5);
+    phone.press(relay, 5);
     // In flight when the digit arrived: a few packets; after that, no more speech.
     let _ = listen(&phone, Instant::now() + Duration::from_millis(300));
     let (_, after, _) = listen(&phone, Instant::now() + Duration::from_millis(1_500));

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use harness::customer_app::CustomerApp;
+use harness::customer_app::{CustomerApp, param};
 use harness::rtp::{Codec, RtpPhone, SdpAudio};
 use harness::ua::{call_id_of, carrier_invite, expect_request, in_dialog, reply};
 use harness::{Msg, Switch, Udp};
@@ -35,7 +35,6 @@ const AUTH_TOKEN: &str = "demo-auth-token-change-me";
 const NUMBER: &str = "+15550100001";
 const WAIT: Duration = Duration::from_secs(5);
 const FRAME: usize = 160;
-const TELEPHONE_EVENT: u8 = 101;
 
 /// What the agent saw of one connection: every message, and the upgrade's signature check.
 #[derive(Default)]
@@ -205,22 +204,6 @@ fn frame(tag: u8, i: usize) -> [u8; FRAME] {
     f
 }
 
-/// An RFC 4733 key press (start, continuation, three end packets).
-fn press(phone: &mut RtpPhone, to: SocketAddr, event: u8) {
-    let ts = phone.ts;
-    for (k, end) in [(1u16, false), (2, false), (3, true), (3, true), (3, true)] {
-        let duration = k * 160;
-        let flags = if end { 0x80 } else { 0 } | 10;
-        let payload = [event, flags, (duration >> 8) as u8, duration as u8];
-        let pkt =
-            harness::rtp::rtp_packet(TELEPHONE_EVENT, k == 1, phone.seq, ts, phone.ssrc, &payload);
-        phone.send_raw(to, &pkt);
-        phone.seq = phone.seq.wrapping_add(1);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    phone.ts = ts.wrapping_add(3 * 160);
-}
-
 /// Sends `frames` at 20 ms intervals from `phone` to `to` while collecting what `phone`
 /// receives; then keeps collecting for `linger`. Returns the payloads received, in order.
 fn talk_and_listen(
@@ -270,25 +253,6 @@ fn call(sw: &Switch, carrier: &Udp, phone: &RtpPhone) -> (String, Msg) {
     assert_eq!(ok.status(), Some(200));
     carrier.send(in_dialog("ACK", &invite, &ok, carrier, 1));
     (invite, ok)
-}
-
-fn wait_request(app: &CustomerApp, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(r) = app.requests().into_iter().find(|r| f(r)) {
-            return r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {what} among {:?}",
-            app.requests()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn param<'a>(req: &'a Value, name: &str) -> &'a str {
-    req["params"][name].as_str().unwrap_or("")
 }
 
 fn ok_to(req: &Msg, ua: &Udp) -> String {
@@ -346,7 +310,7 @@ body = '<Response><Hangup/></Response>'
             "frame {i} comes back in order, unchanged"
         );
     }
-    press(&mut phone, relay, 5);
+    phone.press(relay, 5);
     // After the mark and the digit, the agent queues 5 s and clears it after 200 ms: the
     // caller hears a little of it, far from all of it, and the agent then closes.
     let rest = talk_and_listen(&mut phone, relay, &[], Duration::from_millis(1500));
@@ -358,9 +322,7 @@ body = '<Response><Hangup/></Response>'
     );
 
     // The next TwiML: the action, with the stream's sid; its <Hangup/> ends the call.
-    let after = wait_request(&app, "the <Connect> action", |r| {
-        r["path"] == "/after-stream"
-    });
+    let after = app.wait_request("the <Connect> action", |r| r["path"] == "/after-stream");
     let stream_sid = start["streamSid"].as_str().unwrap().to_owned();
     assert_eq!(param(&after, "StreamSid"), stream_sid);
     assert_eq!(after["signature_ok"], true);
@@ -443,7 +405,7 @@ body = '<Response><Hangup/></Response>'
 
     // statusCallback: started, then stopped.
     let status = |event: &str| {
-        wait_request(&app, event, |r| {
+        app.wait_request(event, |r| {
             r["path"] == "/stream-status" && param(r, "StreamEvent") == event
         })
     };
@@ -577,11 +539,11 @@ body = '<Response><Start><Stream name="fork" url="{}" track="both_tracks" status
     let stop = m.last().unwrap();
     assert_eq!(stop["event"], "stop");
     assert_eq!(stop["stop"]["accountSid"], ACCOUNT);
-    let started = wait_request(&app, "stream-started", |r| {
+    let started = app.wait_request("stream-started", |r| {
         r["path"] == "/stream-status" && param(r, "StreamEvent") == "stream-started"
     });
     assert_eq!(param(&started, "StreamName"), "fork");
-    wait_request(&app, "stream-stopped", |r| {
+    app.wait_request("stream-stopped", |r| {
         r["path"] == "/stream-status" && param(r, "StreamEvent") == "stream-stopped"
     });
 }
@@ -611,14 +573,14 @@ body = '<Response><Hangup/></Response>'
     let carrier = sw.udp();
     let phone = RtpPhone::new();
     call(&sw, &carrier, &phone);
-    let error = wait_request(&app, "stream-error", |r| {
+    let error = app.wait_request("stream-error", |r| {
         r["path"] == "/stream-status" && param(r, "StreamEvent") == "stream-error"
     });
     assert!(
         param(&error, "StreamError").starts_with("31902"),
         "connection refused is Twilio's 31902: {error}"
     );
-    wait_request(&app, "the next verb's fetch", |r| r["path"] == "/next");
+    app.wait_request("the next verb's fetch", |r| r["path"] == "/next");
     assert_eq!(sw.metric(r#"media_streams_ended_total{how="error"}"#), 1);
     let bye = expect_request(&carrier, "BYE", WAIT);
     carrier.send(ok_to(&bye, &carrier));
@@ -640,7 +602,7 @@ body = '<Response><Pause length="30"/></Response>'
     let mut phone = RtpPhone::new();
     let (invite, ok) = call(&sw, &carrier, &phone);
     let relay = SdpAudio::parse(&ok.body).rtp;
-    let voice = wait_request(&app, "the voice request", |r| r["path"] == "/voice");
+    let voice = app.wait_request("the voice request", |r| r["path"] == "/voice");
     let call_sid = param(&voice, "CallSid").to_owned();
     let streams = format!("Calls/{call_sid}/Streams.json");
     let rest = |method: &str, path: &str, form: &str| {
@@ -711,7 +673,7 @@ body = '<Response><Pause length="30"/></Response>'
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    wait_request(&app, "stream-stopped", |r| {
+    app.wait_request("stream-stopped", |r| {
         r["path"] == "/stream-status" && param(r, "StreamEvent") == "stream-stopped"
     });
     carrier.send(in_dialog("BYE", &invite, &ok, &carrier, 2));

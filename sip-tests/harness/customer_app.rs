@@ -57,6 +57,11 @@ pub fn example_bin(name: &str) -> PathBuf {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// A form (or query) parameter of a request record, "" when absent.
+pub fn param<'a>(req: &'a Value, name: &str) -> &'a str {
+    req["params"][name].as_str().unwrap_or("")
+}
+
 /// Requests seen so far, and a signal for each new one.
 type Seen = Arc<(Mutex<Vec<Value>>, Condvar)>;
 
@@ -225,6 +230,23 @@ impl CustomerApp {
             guard = cv.wait_timeout(guard, left).unwrap().0;
         }
         guard.clone()
+    }
+
+    /// The first request for which `pred` holds, waiting up to 5 s for it; panics naming
+    /// `what` and listing what came instead.
+    pub fn wait_request(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(r) = self.requests().into_iter().find(|r| pred(r)) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} among {:?}",
+                self.requests()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Lines the app printed after `listening` that were not JSON records (expect none).

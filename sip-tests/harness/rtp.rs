@@ -146,6 +146,30 @@ impl RtpPhone {
         sent
     }
 
+    /// One key press as RFC 4733 telephone-events (payload type 101, what `offer` maps
+    /// it to), paced at 20 ms: a start, two continuations, then the end packet three times
+    /// as §2.5.1.4 recommends. `event` is 0–9, 10 `*`, 11 `#`.
+    pub fn press(&mut self, to: SocketAddr, event: u8) {
+        let ts = self.ts;
+        for (k, end) in [
+            (1u16, false),
+            (2, false),
+            (3, false),
+            (4, true),
+            (4, true),
+            (4, true),
+        ] {
+            let duration = k * 160;
+            let flags = if end { 0x80 } else { 0 } | 10;
+            let payload = [event, flags, (duration >> 8) as u8, duration as u8];
+            let pkt = rtp_packet(101, k == 1, self.seq, ts, self.ssrc, &payload);
+            self.send_raw(to, &pkt);
+            self.seq = self.seq.wrapping_add(1);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.ts = ts.wrapping_add(4 * 160);
+    }
+
     /// Sends any bytes to `to`.
     pub fn send_raw(&self, to: SocketAddr, bytes: &[u8]) {
         self.sock.send_to(bytes, to).expect("rtp send");
