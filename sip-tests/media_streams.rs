@@ -296,7 +296,9 @@ body = '<Response><Hangup/></Response>'
 
     // The caller speaks 50 distinct frames; the echo comes back, every frame, in order.
     let spoken: Vec<[u8; FRAME]> = (0..50).map(|i| frame(1, i)).collect();
-    let heard = talk_and_listen(&mut phone, relay, &spoken, Duration::from_millis(600));
+    // The linger is generous: the echo's way back is a few ms, but a loaded CI machine
+    // runs four switches of these tests at once.
+    let heard = talk_and_listen(&mut phone, relay, &spoken, Duration::from_millis(2000));
     let echoed: Vec<&Vec<u8>> = heard.iter().filter(|p| p[0] != 0x2a).collect();
     assert_eq!(
         echoed.len(),
@@ -482,12 +484,13 @@ body = '<Response><Start><Stream name="fork" url="{}" track="both_tracks" status
                 &mut alice_rtp,
                 alice_relay,
                 &says,
-                Duration::from_millis(500),
+                Duration::from_millis(1500),
             );
             (heard, alice_rtp)
         })
     };
-    let caller_heard = talk_and_listen(&mut phone, relay, &caller_says, Duration::from_millis(500));
+    let caller_heard =
+        talk_and_listen(&mut phone, relay, &caller_says, Duration::from_millis(1500));
     let (alice_heard, _alice_rtp) = alice_thread.join().unwrap();
     // The Dial's audio is untouched: each side hears the other's frames, all, in order.
     same_frames(&caller_heard, &alice_says, "the caller hears alice");
@@ -646,6 +649,19 @@ body = '<Response><Pause length="30"/></Response>'
 
     let spoken: Vec<[u8; FRAME]> = (0..20).map(|i| frame(3, i)).collect();
     talk_and_listen(&mut phone, relay, &spoken, Duration::from_millis(300));
+    // Everything the caller said reaches the app (waited for, not timed).
+    let media_seen = |n: usize| {
+        agent
+            .messages()
+            .iter()
+            .filter(|v| v["event"] == "media")
+            .count()
+            >= n
+    };
+    let deadline = Instant::now() + WAIT;
+    while !media_seen(spoken.len()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let inbound: Vec<Vec<u8>> = agent
         .messages()
         .iter()

@@ -76,23 +76,29 @@ impl Outgoing {
         .to_string()
     }
 
-    /// `media`: μ-law `payload` of `track`, `at_ms` after the stream started.
+    /// `media`: μ-law `payload` of `track`, `at_ms` after the stream started. Fifty a
+    /// second per track, so written straight into one string (the same JSON, in the same
+    /// key order, as the `json!` of the other messages; nothing here needs escaping but
+    /// the sid, escaped by serde_json).
     pub fn media(&mut self, track: Track, at_ms: u64, payload: &[u8]) -> String {
+        use std::fmt::Write as _;
         let chunk = &mut self.chunks[track as usize];
         *chunk += 1;
-        let chunk = chunk.to_string();
-        json!({
-            "event": "media",
-            "sequenceNumber": self.next_sequence(),
-            "media": {
-                "track": track.as_str(),
-                "chunk": chunk,
-                "timestamp": at_ms.to_string(),
-                "payload": STANDARD.encode(payload),
-            },
-            "streamSid": self.ids.stream_sid,
-        })
-        .to_string()
+        let chunk = *chunk;
+        let sequence = self.next_sequence();
+        let sid = Value::String(self.ids.stream_sid.clone());
+        let mut s = String::with_capacity(200 + payload.len() * 4 / 3);
+        let _ = write!(
+            s,
+            r#"{{"event":"media","media":{{"chunk":"{chunk}","payload":""#
+        );
+        STANDARD.encode_string(payload, &mut s);
+        let _ = write!(
+            s,
+            r#"","timestamp":"{at_ms}","track":"{}"}},"sequenceNumber":"{sequence}","streamSid":{sid}}}"#,
+            track.as_str()
+        );
+        s
     }
 
     /// `dtmf`: a key the caller pressed (bidirectional streams only; its track is always
@@ -213,6 +219,28 @@ mod tests {
             account_sid: "AC00000000000000000000000000000001".into(),
             call_sid: "CA00000000000000000000000000000001".into(),
         })
+    }
+
+    #[test]
+    fn media_is_written_as_serde_json_would_write_it() {
+        let mut o = outgoing();
+        o.start(&[Track::Inbound, Track::Outbound], &[]);
+        let payload: Vec<u8> = (0..160u8).collect();
+        o.media(Track::Inbound, 0, &payload);
+        let got = o.media(Track::Outbound, 1234, &payload);
+        let want = json!({
+            "event": "media",
+            "sequenceNumber": "3",
+            "media": {
+                "track": "outbound",
+                "chunk": "1",
+                "timestamp": "1234",
+                "payload": STANDARD.encode(&payload),
+            },
+            "streamSid": MZ,
+        })
+        .to_string();
+        assert_eq!(got, want);
     }
 
     fn value(s: &str) -> Value {

@@ -24,6 +24,9 @@ use crate::webhook::stream_socket::{self, ConnectError};
 /// audio on both tracks.
 pub const TO_APP_QUEUE: usize = 100;
 
+/// Messages written to the app in one go at most (see the send loop).
+const MAX_BATCH: usize = 32;
+
 /// What a stream needs to connect and to introduce itself.
 #[derive(Debug, Clone)]
 pub struct StreamSpec {
@@ -150,15 +153,32 @@ async fn run(
             // Stopping goes after what is already queued for the app.
             biased;
             item = rx.recv() => {
-                let text = match item {
-                    Some(ToApp::Media { track, at_ms, payload }) => out.media(track, at_ms, &payload),
-                    Some(ToApp::Dtmf(d)) if spec.bidirectional => out.dtmf(d),
-                    Some(ToApp::Dtmf(_)) => continue,
-                    Some(ToApp::Mark(name)) => out.mark(&name),
-                    // The handle was dropped: the call is gone.
-                    None => return stop_stream(socket, &mut out).await,
+                // The handle was dropped: the call is gone.
+                let Some(item) = item else {
+                    return stop_stream(socket, &mut out).await;
                 };
-                if let Err(e) = socket.send(Message::text(text)).await {
+                // What else is already waiting goes in the same write: behind a busy
+                // moment, a stream catches up in one system call, not one per frame.
+                let mut next = Some(item);
+                let mut queued = 0;
+                while let Some(item) = next.take() {
+                    let text = match item {
+                        ToApp::Media { track, at_ms, payload } => out.media(track, at_ms, &payload),
+                        ToApp::Dtmf(d) if spec.bidirectional => out.dtmf(d),
+                        ToApp::Dtmf(_) => String::new(),
+                        ToApp::Mark(name) => out.mark(&name),
+                    };
+                    if !text.is_empty() {
+                        if let Err(e) = socket.feed(Message::text(text)).await {
+                            return Ended::Broken(e.to_string());
+                        }
+                        queued += 1;
+                    }
+                    if queued < MAX_BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if let Err(e) = socket.flush().await {
                     return Ended::Broken(e.to_string());
                 }
             }
