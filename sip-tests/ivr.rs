@@ -13,10 +13,12 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
+use harness::Switch;
 use harness::customer_app::{CustomerApp, param};
 use harness::rtp::{Codec, RtpPhone, SdpAudio, linear_to_ulaw, ulaw_to_linear};
-use harness::ua::{call_id_of, carrier_invite, expect_request, in_dialog, reply};
-use harness::{Msg, Switch, Udp};
+use harness::ua::{
+    answered_call, call_id_of, carrier_invite, expect_request, in_dialog, ok_to, reply,
+};
 use serde_json::Value;
 
 const ACCOUNT: &str = "AC00000000000000000000000000000001";
@@ -24,34 +26,6 @@ const AUTH_TOKEN: &str = "demo-auth-token-change-me";
 const NUMBER: &str = "+15550100001";
 const WAIT: Duration = Duration::from_secs(5);
 const FRAME: usize = 160;
-
-/// The sample config with the application fetching from `voice_url`.
-/// A carrier call with `phone`'s SDP; returns (INVITE, the switch's 2xx).
-fn call(sw: &Switch, carrier: &Udp, phone: &RtpPhone) -> (String, Msg) {
-    let invite = carrier_invite(
-        sw,
-        carrier,
-        NUMBER,
-        &phone.offer(&[Codec::Pcmu, Codec::TelephoneEvent]),
-    );
-    carrier.send(&invite);
-    let (ok, _) = carrier
-        .recv_final(&call_id_of(&invite), WAIT)
-        .expect("an answer");
-    assert_eq!(
-        ok.status(),
-        Some(200),
-        "{}",
-        String::from_utf8_lossy(&ok.raw)
-    );
-    carrier.send(in_dialog("ACK", &invite, &ok, carrier, 1));
-    (invite, ok)
-}
-
-/// 200 OK from `ua` to a request in a dialog (its To already has a tag).
-fn ok_to(req: &Msg, ua: &Udp) -> String {
-    reply(req, 200, "OK", "", ua.local_addr(), None)
-}
 
 /// The app's first request for `path`, waiting for it.
 fn wait_path(app: &CustomerApp, path: &str) -> Value {
@@ -144,7 +118,7 @@ body = '<Response><Hangup/></Response>'
     let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let mut phone = RtpPhone::new();
-    let (invite, ok) = call(&sw, &carrier, &phone);
+    let (invite, ok) = answered_call(&sw, &carrier, NUMBER, &phone);
     let relay = SdpAudio::parse(&ok.body).rtp;
 
     // The prompt: 50 frames whose μ-law decodes to the file's samples through G.711.
@@ -278,7 +252,7 @@ body = '<Response><Hangup/></Response>'
     let sw = Switch::start_with_config(&cfg);
     let carrier = sw.udp();
     let mut phone = RtpPhone::new();
-    let (_invite, ok) = call(&sw, &carrier, &phone);
+    let (_invite, ok) = answered_call(&sw, &carrier, NUMBER, &phone);
     let relay = SdpAudio::parse(&ok.body).rtp;
     // Two seconds of digital silence: the 1 s silence timeout ends the recording.
     for _ in 0..100 {
@@ -333,7 +307,7 @@ body = 'oops'
     let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let phone = RtpPhone::new();
-    let (_invite, _ok) = call(&sw, &carrier, &phone);
+    let (_invite, _ok) = answered_call(&sw, &carrier, NUMBER, &phone);
     // The shipped prompt is about four seconds: count its frames until the BYE.
     let mut loud = 0;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -428,7 +402,7 @@ body = '<Response><Hangup/></Response>'
     let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let phone = RtpPhone::new();
-    let (invite, ok) = call(&sw, &carrier, &phone);
+    let (invite, ok) = answered_call(&sw, &carrier, NUMBER, &phone);
     // application/dtmf-relay INFO, as many SIP phones and SBCs send DTMF.
     for (cseq, digit) in [(2, "7"), (3, "#")] {
         let body = format!("Signal={digit}\r\nDuration=160\r\n");
@@ -507,7 +481,7 @@ body = '<Response><Say voice="alice" language="en-US">{SPOKEN}</Say><Hangup/></R
     let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let phone = RtpPhone::new();
-    let (_invite, _ok) = call(&sw, &carrier, &phone);
+    let (_invite, _ok) = answered_call(&sw, &carrier, NUMBER, &phone);
     let (packets, loud, _) = listen(&phone, Instant::now() + Duration::from_secs(12));
     let bye = expect_request(&carrier, "BYE", WAIT);
     carrier.send(ok_to(&bye, &carrier));
@@ -542,7 +516,7 @@ body = '<Response><Hangup/></Response>'
     let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let mut phone = RtpPhone::new();
-    let (_invite, ok) = call(&sw, &carrier, &phone);
+    let (_invite, ok) = answered_call(&sw, &carrier, NUMBER, &phone);
     let relay = SdpAudio::parse(&ok.body).rtp;
     let (_, loud, _) = listen(&phone, Instant::now() + Duration::from_millis(1_500));
     assert!(
@@ -575,7 +549,7 @@ body = '<Response><Say voice="Polly.Nobody-Neural" language="xx-YY">Hello there.
     let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let phone = RtpPhone::new();
-    let (_invite, _ok) = call(&sw, &carrier, &phone);
+    let (_invite, _ok) = answered_call(&sw, &carrier, NUMBER, &phone);
     let (packets, loud, gap) = listen(&phone, Instant::now() + Duration::from_secs(8));
     let bye = expect_request(&carrier, "BYE", WAIT);
     carrier.send(ok_to(&bye, &carrier));

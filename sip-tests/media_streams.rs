@@ -21,10 +21,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use harness::Switch;
 use harness::customer_app::{CustomerApp, param};
 use harness::rtp::{Codec, RtpPhone, SdpAudio};
-use harness::ua::{call_id_of, carrier_invite, expect_request, in_dialog, reply};
-use harness::{Msg, Switch, Udp};
+use harness::ua::{
+    answered_call, call_id_of, carrier_invite, expect_request, in_dialog, ok_to, reply,
+};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
@@ -238,27 +240,6 @@ fn talk_and_listen(
     }
 }
 
-/// A carrier call with `phone`'s SDP, answered by the switch: (INVITE, 2xx).
-fn call(sw: &Switch, carrier: &Udp, phone: &RtpPhone) -> (String, Msg) {
-    let invite = carrier_invite(
-        sw,
-        carrier,
-        NUMBER,
-        &phone.offer(&[Codec::Pcmu, Codec::TelephoneEvent]),
-    );
-    carrier.send(&invite);
-    let (ok, _) = carrier
-        .recv_final(&call_id_of(&invite), WAIT)
-        .expect("an answer");
-    assert_eq!(ok.status(), Some(200));
-    carrier.send(in_dialog("ACK", &invite, &ok, carrier, 1));
-    (invite, ok)
-}
-
-fn ok_to(req: &Msg, ua: &Udp) -> String {
-    reply(req, 200, "OK", "", ua.local_addr(), None)
-}
-
 /// Asserts `got` is `want`, frame for frame, naming the first difference (not dumping both).
 fn same_frames(got: &[Vec<u8>], want: &[[u8; FRAME]], what: &str) {
     let first_bad = got.iter().zip(want).position(|(g, w)| g[..] != w[..]);
@@ -290,7 +271,7 @@ body = '<Response><Hangup/></Response>'
     let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let mut phone = RtpPhone::new();
-    let (_invite, ok) = call(&sw, &carrier, &phone);
+    let (_invite, ok) = answered_call(&sw, &carrier, NUMBER, &phone);
     let relay = SdpAudio::parse(&ok.body).rtp;
     let start = agent.wait_for("start", |m| m["event"] == "start");
 
@@ -575,7 +556,7 @@ body = '<Response><Hangup/></Response>'
     let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let phone = RtpPhone::new();
-    call(&sw, &carrier, &phone);
+    answered_call(&sw, &carrier, NUMBER, &phone);
     let error = app.wait_request("stream-error", |r| {
         r["path"] == "/stream-status" && param(r, "StreamEvent") == "stream-error"
     });
@@ -603,7 +584,7 @@ body = '<Response><Pause length="30"/></Response>'
     let sw = Switch::start_with_config(harness::config_with_voice_url(&app.url("/voice")));
     let carrier = sw.udp();
     let mut phone = RtpPhone::new();
-    let (invite, ok) = call(&sw, &carrier, &phone);
+    let (invite, ok) = answered_call(&sw, &carrier, NUMBER, &phone);
     let relay = SdpAudio::parse(&ok.body).rtp;
     let voice = app.wait_request("the voice request", |r| r["path"] == "/voice");
     let call_sid = param(&voice, "CallSid").to_owned();

@@ -198,3 +198,33 @@ pub fn in_dialog(method: &str, invite: &str, ok: &Msg, ua: &Udp, cseq: u32) -> S
         inv.header("Call-ID").unwrap(),
     )
 }
+
+/// 200 OK from `ua` to a request in a dialog (its To already has a tag).
+pub fn ok_to(req: &Msg, ua: &Udp) -> String {
+    reply(req, 200, "OK", "", ua.local_addr(), None)
+}
+
+/// A carrier call to `number` offering `phone`'s PCMU and telephone-event, answered by the
+/// switch (the application runs a verb that answers) and ACKed: (INVITE, the 2xx).
+pub fn answered_call(
+    sw: &Switch,
+    carrier: &Udp,
+    number: &str,
+    phone: &super::rtp::RtpPhone,
+) -> (String, Msg) {
+    use super::rtp::Codec;
+    let sdp = phone.offer(&[Codec::Pcmu, Codec::TelephoneEvent]);
+    let invite = carrier_invite(sw, carrier, number, &sdp);
+    carrier.send(&invite);
+    let (ok, _) = carrier
+        .recv_final(&call_id_of(&invite), Duration::from_secs(5))
+        .expect("an answer");
+    assert_eq!(
+        ok.status(),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&ok.raw)
+    );
+    carrier.send(in_dialog("ACK", &invite, &ok, carrier, 1));
+    (invite, ok)
+}
