@@ -572,7 +572,8 @@ fn on_rtp(
         PayloadAction::Forward | PayloadAction::TelephoneEvent => {}
     }
     // What the peer's leg hears: its outbound track.
-    if mapping.action != PayloadAction::TelephoneEvent
+    if !peer.taps.is_empty()
+        && mapping.action != PayloadAction::TelephoneEvent
         && let Some(Carried::Audio(law)) = peer.params.and_then(|p| p.send.classify(mapping.out_pt))
     {
         for tap in &mut peer.taps {

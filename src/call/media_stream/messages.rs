@@ -28,11 +28,14 @@ pub struct Outgoing {
     ids: StreamIds,
     sequence: u64,
     chunks: [u64; 2],
+    /// The stream sid as a JSON string (quoted, escaped), for `media`.
+    sid_json: String,
 }
 
 impl Outgoing {
     pub fn new(ids: StreamIds) -> Self {
         Outgoing {
+            sid_json: Value::String(ids.stream_sid.clone()).to_string(),
             ids,
             sequence: 0,
             chunks: [0; 2],
@@ -86,7 +89,6 @@ impl Outgoing {
         *chunk += 1;
         let chunk = *chunk;
         let sequence = self.next_sequence();
-        let sid = Value::String(self.ids.stream_sid.clone());
         let mut s = String::with_capacity(200 + payload.len() * 4 / 3);
         let _ = write!(
             s,
@@ -95,8 +97,9 @@ impl Outgoing {
         STANDARD.encode_string(payload, &mut s);
         let _ = write!(
             s,
-            r#"","timestamp":"{at_ms}","track":"{}"}},"sequenceNumber":"{sequence}","streamSid":{sid}}}"#,
-            track.as_str()
+            r#"","timestamp":"{at_ms}","track":"{}"}},"sequenceNumber":"{sequence}","streamSid":{}}}"#,
+            track.as_str(),
+            self.sid_json
         );
         s
     }
