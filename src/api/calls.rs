@@ -523,6 +523,28 @@ pub(super) fn place(
     }))
 }
 
+/// The answer to a command a call could not take: 404 for a call we do not know, 400
+/// with 21220 for one that ended or that its parent call runs. `verbs`: what the request
+/// wanted, as "Cannot {0}" and "{1} the parent call" say it.
+pub(super) fn not_sent(e: SendError, path: &str, verbs: (&str, &str)) -> Response<Body> {
+    match e {
+        SendError::Unknown => reply::not_found(path),
+        SendError::Finished => invalid(
+            21220,
+            format!("Call is not in-progress. Cannot {}.", verbs.0),
+        )
+        .response(),
+        SendError::NotControllable => invalid(
+            21220,
+            format!(
+                "This call is a <Dial> leg run by its parent call: {} the parent call",
+                verbs.1
+            ),
+        )
+        .response(),
+    }
+}
+
 /// `POST Calls/{Sid}.json`
 pub(super) fn modify(ctx: &Ctx<'_>, sid: &str, path: &str, body: &[u8]) -> Response<Body> {
     let form = Form::parse(body);
@@ -536,19 +558,8 @@ pub(super) fn modify(ctx: &Ctx<'_>, sid: &str, path: &str, body: &[u8]) -> Respo
         Ok(None) => return reply::json(StatusCode::OK, &doc(&call)),
         Err(bad) => return bad.response(),
     };
-    match ctx.state.calls.send(ctx.account, sid, command) {
-        Ok(()) => {}
-        Err(SendError::Unknown) => return reply::not_found(path),
-        Err(SendError::Finished) => {
-            return invalid(21220, "Call is not in-progress. Cannot redirect.").response();
-        }
-        Err(SendError::NotControllable) => {
-            return invalid(
-                21220,
-                "This call is a <Dial> leg run by its parent call: modify the parent call",
-            )
-            .response();
-        }
+    if let Err(e) = ctx.state.calls.send(ctx.account, sid, command) {
+        return not_sent(e, path, ("redirect", "modify"));
     }
     // The call's task acts on the command shortly; this is the record as it stands now.
     let current = ctx.state.calls.get(ctx.account, sid).unwrap_or(call);

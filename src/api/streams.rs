@@ -13,10 +13,9 @@
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use super::calls::{Ctx, Form, Invalid, invalid, method, url};
+use super::calls::{Ctx, Form, Invalid, invalid, method, not_sent, url};
 use super::{Body, reply};
 use crate::call::StreamCommand;
-use crate::call::registry::SendError;
 use crate::call::streams::{StreamRequest, new_stream_sid};
 use crate::instructions::StreamTrack;
 
@@ -50,24 +49,6 @@ fn doc<'a>(
         status,
         date_updated: crate::time::rfc2822(crate::time::unix_now()),
         uri: format!("/2010-04-01/Accounts/{account}/Calls/{call}/Streams/{sid}.json"),
-    }
-}
-
-/// The answer to a command the call could not take, if it could not.
-fn refused(result: Result<(), SendError>, path: &str) -> Option<Response<Body>> {
-    match result {
-        Ok(()) => None,
-        Err(SendError::Unknown) => Some(reply::not_found(path)),
-        Err(SendError::Finished) => {
-            Some(invalid(21220, "Call is not in-progress. Cannot stream.").response())
-        }
-        Err(SendError::NotControllable) => Some(
-            invalid(
-                21220,
-                "This call is a <Dial> leg run by its parent call: stream the parent call",
-            )
-            .response(),
-        ),
     }
 }
 
@@ -138,11 +119,8 @@ pub(super) fn create(ctx: &Ctx<'_>, call: &str, path: &str, body: &[u8]) -> Resp
     }
     let (sid, name) = (req.sid.clone(), req.name.clone());
     let command = StreamCommand::Start(req);
-    if let Some(resp) = refused(
-        ctx.state.calls.send(ctx.account, call, command.into()),
-        path,
-    ) {
-        return resp;
+    if let Err(e) = ctx.state.calls.send(ctx.account, call, command.into()) {
+        return not_sent(e, path, ("stream", "stream"));
     }
     let d = doc(ctx.account, call, &sid, name.as_deref(), "in-progress");
     reply::json(StatusCode::CREATED, &d)
@@ -175,11 +153,8 @@ pub(super) fn update(
         }
     }
     let command = StreamCommand::Stop(stream.sid.clone());
-    if let Some(resp) = refused(
-        ctx.state.calls.send(ctx.account, call, command.into()),
-        path,
-    ) {
-        return resp;
+    if let Err(e) = ctx.state.calls.send(ctx.account, call, command.into()) {
+        return not_sent(e, path, ("stream", "stream"));
     }
     let d = doc(
         ctx.account,
