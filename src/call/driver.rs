@@ -298,19 +298,22 @@ impl Call {
     }
 
     /// Opens the caller's endpoint and answers its offer (kept until the call answers the
-    /// INVITE). `Err` carries the status to refuse the INVITE with.
+    /// INVITE). `Err` carries the status to refuse the INVITE with and its reason phrase
+    /// ("" for the status's own): a 503 names what ran out (ports or file descriptors).
     pub fn open_main_media(&mut self) -> Result<(), (u16, &'static str)> {
         let browser = self
             .core
             .main()
             .is_some_and(|m| m.peer.transport.is_websocket());
-        let media = self
-            .open_media(browser)
-            .map_err(|e| (e.status(), "no RTP ports"))?;
+        let media = self.open_media(browser).map_err(|e| {
+            tracing::warn!(call = %self.info.sid, error = %e, "no media endpoint for the caller");
+            (e.status(), e.reason())
+        })?;
         let id = media.endpoint();
         self.core.attach_main_media(media).map_err(|e| {
             self.endpoints.remove(&id);
-            (e.sip_status(), e.class())
+            tracing::info!(call = %self.info.sid, why = e.class(), "refusing the caller's offer");
+            (e.sip_status(), "")
         })?;
         self.drain();
         Ok(())

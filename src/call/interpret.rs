@@ -54,9 +54,8 @@ impl Call {
         }
         // The caller's offer is answered (or refused) before anything runs: an offer we
         // cannot carry gets 488 and no ports are held for it.
-        if let Err((code, why)) = self.open_main_media() {
-            tracing::info!(call = %self.info.sid, code, why, "refusing the call's media");
-            self.answer_main(code, "");
+        if let Err((code, reason)) = self.open_main_media() {
+            self.answer_main(code, reason);
             return self.finish(Finish::MediaRefused(code)).await;
         }
         let first = self.initial_next();

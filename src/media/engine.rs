@@ -62,6 +62,10 @@ pub enum OpenError {
     Exhausted(#[from] PortsExhausted),
     #[error("cannot bind an RTP port: {0}")]
     Bind(io::Error),
+    /// The process (EMFILE) or the system (ENFILE) has no file descriptor left for the
+    /// pair's sockets: free ports do not help, so no other pair is tried.
+    #[error("out of file descriptors for RTP sockets: {0}")]
+    Descriptors(io::Error),
 }
 
 impl OpenError {
@@ -69,6 +73,22 @@ impl OpenError {
     pub const fn status(&self) -> u16 {
         503
     }
+
+    /// The reason phrase for that 503: what ran out, so an operator reading a trace does
+    /// not look at the port range when the descriptor limit is the cause.
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            OpenError::Exhausted(_) => "No RTP Ports",
+            OpenError::Bind(_) => "Cannot Bind RTP Port",
+            OpenError::Descriptors(_) => "Out Of File Descriptors",
+        }
+    }
+}
+
+/// Whether `e` says the process or the system is out of file descriptors.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    e.raw_os_error()
+        .is_some_and(|code| code == libc::EMFILE || code == libc::ENFILE)
 }
 
 impl MediaEngine {
@@ -207,6 +227,9 @@ impl MediaEngine {
                 bind_udp(SocketAddr::new(self.bind_ip, lease.rtcp())),
             ) {
                 (Ok(a), Ok(b)) => return Ok((lease, a, b)),
+                (Err(e), _) | (_, Err(e)) if out_of_descriptors(&e) => {
+                    return Err(OpenError::Descriptors(e));
+                }
                 (Err(e), _) | (_, Err(e)) => {
                     tracing::warn!(port = lease.rtp(), error = %e, "RTP port pair taken; trying another");
                     last = Some(e);
