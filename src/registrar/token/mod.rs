@@ -22,7 +22,8 @@
 //! HS/RS confusion and HS tokens from issuers are refused). A `kid` is only a key into the
 //! issuer's configured keys. `exp` is required and checked, `nbf` when present, both against
 //! the `now` passed in, with `LEEWAY_SECS` of leeway. An `aud`, when present, must name this
-//! switch's realm. Verified tokens are cached by SHA-256 until they expire.
+//! switch's realm. Tokens signed with a public key are cached by SHA-256 until they expire
+//! (HMAC-signed ones are cheaper to check again than to keep: `worth_caching`).
 
 mod cache;
 mod capability;
@@ -31,6 +32,7 @@ mod grant;
 mod keys;
 mod mint;
 mod peek;
+
 #[cfg(test)]
 mod tests;
 
@@ -106,8 +108,12 @@ impl TokenVerifier {
         if token.is_empty() || token.len() > peek::MAX_TOKEN_BYTES {
             return Err(TokenError::Malformed);
         }
-        let cache_key = cache::key(token);
-        if let Some(hit) = self.cache.get(&cache_key, now_unix) {
+        // Only tokens signed with a public-key algorithm are cached (`worth_caching`); with
+        // no issuer configured there are none, and the token is not even hashed.
+        let cache_key = (!self.keys.issuers.is_empty()).then(|| cache::key(token));
+        if let Some(key) = &cache_key
+            && let Some(hit) = self.cache.get(key, now_unix)
+        {
             return hit;
         }
         let peeked = peek::peek(token)?;
@@ -137,8 +143,12 @@ impl TokenVerifier {
 
         // From here on the claims are the signed ones.
         let grant = Arc::new(self.grant(&peeked, &resolved)?);
-        self.cache
-            .insert(cache_key, Arc::clone(&grant), not_before, now_unix);
+        if let Some(key) = cache_key
+            && worth_caching(peeked.alg)
+        {
+            self.cache
+                .insert(key, Arc::clone(&grant), not_before, now_unix);
+        }
         Ok(grant)
     }
 
@@ -290,4 +300,15 @@ impl TokenVerifier {
             None
         }
     }
+}
+
+/// Whether a verified token signed with `alg` is kept for its refreshes. A public-key
+/// check (ES256, RS256, EdDSA) costs about 215 µs against 0.2 µs for a cache hit, so those
+/// are cached. An HMAC check (Twilio Access Tokens, capability tokens) costs about 4 µs,
+/// a tenth of a REGISTER, while an entry would hold about 270 B per registered client
+/// for the token's lifetime: a quarter of what a registration costs in all. Figures from
+/// `cargo bench --bench token_verify` and `benches/register/run.py`'s memory step.
+fn worth_caching(alg: jsonwebtoken::Algorithm) -> bool {
+    use jsonwebtoken::Algorithm::{HS256, HS384, HS512};
+    !matches!(alg, HS256 | HS384 | HS512)
 }

@@ -954,9 +954,9 @@ fn mint_refuses_foreign_key_and_bad_identity() {
 #[test]
 fn cache_returns_the_same_grant_until_expiry() {
     let v = verifier();
-    let mut claims = access_claims("alice");
+    let mut claims = issuer_claims(ISS_PEM, "bob");
     claims["exp"] = json!(NOW + 100);
-    let token = access(&claims);
+    let token = es256(ES256_KEY, None, &claims);
     assert_eq!(v.cache_len(), 0);
     let first = v.verify(&token, NOW).unwrap();
     let second = v.verify(&token, NOW + 50).unwrap();
@@ -974,16 +974,39 @@ fn cache_returns_the_same_grant_until_expiry() {
     );
     assert_eq!(v.cache_len(), 0);
     // Failures are not cached.
-    let _ = v.verify(&hs(Algorithm::HS256, &claims, "wrong"), NOW);
+    let _ = v.verify(&es256(ES256_B_KEY, None, &claims), NOW);
     assert_eq!(v.cache_len(), 0);
+}
+
+#[test]
+fn hmac_signed_tokens_are_checked_again_not_cached() {
+    let v = verifier();
+    let access_token = access(&access_claims("alice"));
+    let capability = hs(
+        Algorithm::HS256,
+        &json!({"iss": AC1, "exp": NOW + 60, "scope": "scope:client:incoming?clientName=alice"}),
+        AUTH1,
+    );
+    for token in [&access_token, &capability] {
+        let first = v.verify(token, NOW).unwrap();
+        let second = v.verify(token, NOW + 1).unwrap();
+        assert_eq!(first, second, "the same grant both times");
+        assert!(!Arc::ptr_eq(&first, &second), "verified twice");
+    }
+    assert_eq!(v.cache_len(), 0);
+    // Still refused once expired, with nothing cached to say otherwise.
+    assert_eq!(
+        v.verify(&access_token, NOW + 2 * 86_400),
+        Err(TokenError::Expired)
+    );
 }
 
 #[test]
 fn cache_keeps_nbf() {
     let v = verifier();
-    let mut claims = access_claims("alice");
+    let mut claims = issuer_claims(ISS_PEM, "bob");
     claims["nbf"] = json!(NOW);
-    let token = access(&claims);
+    let token = es256(ES256_KEY, None, &claims);
     assert!(v.verify(&token, NOW).is_ok());
     assert_eq!(
         v.verify(&token, NOW - LEEWAY_SECS - 1),
@@ -993,12 +1016,17 @@ fn cache_keeps_nbf() {
 
 #[test]
 fn verifier_cache_is_bounded() {
-    let v = TokenVerifier::with_cache_capacity(&config(), 32).unwrap();
-    for i in 0..200 {
-        let token = access(&access_claims(&format!("user{i}")));
+    let v = TokenVerifier::with_cache_capacity(&config(), 16).unwrap();
+    for i in 0..40 {
+        let token = es256(
+            ES256_KEY,
+            None,
+            &issuer_claims(ISS_PEM, &format!("user{i}")),
+        );
         assert!(v.verify(&token, NOW).is_ok());
-        assert!(v.cache_len() <= 32, "{} entries", v.cache_len());
+        assert!(v.cache_len() <= 16, "{} entries", v.cache_len());
     }
+    assert!(v.cache_len() > 0, "issuer tokens are cached");
 }
 
 fn cached_grant(expires_at: u64) -> Arc<Grant> {
