@@ -33,7 +33,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::location::shards::{SHARDS, Shards};
+use super::location::shards::{SHARDS, Shard, Shards};
 use super::location::{AorKey, LocationStore};
 
 /// Changes a subscriber may fall behind by before it lags.
@@ -343,7 +343,7 @@ impl Presence {
     /// the status, count and broadcast a change.
     fn update_locked(
         &self,
-        map: &mut std::collections::HashMap<AorKey, Entry>,
+        map: &mut Shard<Entry>,
         key: &AorKey,
         now: u64,
         reporter: Reporter,
@@ -354,12 +354,15 @@ impl Presence {
             Some(e) => e,
             None if create => {
                 self.counts[PresenceStatus::Offline.index()].fetch_add(1, Ordering::Relaxed);
-                map.entry(key.clone()).or_insert(Entry {
-                    bindings: 0,
-                    busy: 0,
-                    status: PresenceStatus::Offline,
-                    changed_at: now,
-                })
+                map.get_or_insert(
+                    key.clone(),
+                    Entry {
+                        bindings: 0,
+                        busy: 0,
+                        status: PresenceStatus::Offline,
+                        changed_at: now,
+                    },
+                )
             }
             None => return None,
         };
@@ -373,7 +376,7 @@ impl Presence {
         entry.status = status;
         entry.changed_at = now;
         let ev = PresenceChange {
-            account: key.account.clone(),
+            account: Box::from(&*key.account),
             identity: key.identity.clone(),
             status,
             at: now,
