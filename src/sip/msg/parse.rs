@@ -5,6 +5,8 @@
 //! message whose unknown headers look odd (RFC 4475 `wsinv`) still parses.
 
 use bytes::Bytes;
+use std::sync::LazyLock;
+
 use memchr::memmem;
 
 use super::error::{Cap, ParseError};
@@ -13,6 +15,12 @@ use super::limits::Limits;
 use super::message::{HeaderField, SipMessage, StartLine};
 use super::span::Span;
 use crate::sip::method::Method;
+
+/// The searchers for line and head ends, built once: `memmem::find` builds one on every
+/// call, and a message has one call per header line.
+static CRLF: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\r\n"));
+static CRLFCRLF: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\r\n\r\n"));
 
 /// A message that could not be accepted, with its head when the head itself was readable
 /// (so the caller can still answer a request with 400, RFC 4475 §3.1.2.2).
@@ -99,7 +107,7 @@ pub fn parse_datagram(buf: Bytes, limits: &Limits) -> Result<SipMessage, Rejecte
 /// to copy). Responses are never salvaged: a broken response is dropped.
 fn salvage_head(buf: &Bytes, head_end: usize, limits: &Limits) -> Option<SipMessage> {
     let head = &buf[..head_end];
-    let first_eol = memmem::find(head, b"\r\n").unwrap_or(head.len());
+    let first_eol = CRLF.find(head).unwrap_or(head.len());
     let line = &head[..first_eol];
     if line.starts_with(b"SIP/") || std::str::from_utf8(head).is_err() {
         return None;
@@ -144,7 +152,7 @@ pub(crate) fn skip_leading_crlf(buf: &[u8]) -> usize {
 /// Index of the CRLFCRLF that ends the head, within the head size cap.
 pub(crate) fn find_head_end(buf: &[u8], limits: &Limits) -> Result<usize, ParseError> {
     let window = &buf[..buf.len().min(limits.max_head_bytes + 4)];
-    match memmem::find(window, b"\r\n\r\n") {
+    match CRLFCRLF.find(window) {
         Some(i) => Ok(i),
         None if buf.len() > limits.max_head_bytes => Err(ParseError::TooLarge(Cap::Head)),
         None => Err(ParseError::Unterminated),
@@ -197,7 +205,7 @@ pub(crate) fn parse_head(
     if std::str::from_utf8(head).is_err() {
         return Err(ParseError::HeaderSyntax);
     }
-    let first_eol = memmem::find(head, b"\r\n").unwrap_or(head.len());
+    let first_eol = CRLF.find(head).unwrap_or(head.len());
     if first_eol > limits.max_line_bytes {
         return Err(ParseError::TooLarge(Cap::Line));
     }
@@ -214,7 +222,7 @@ fn parse_headers_after(
     let mut headers: Vec<HeaderField> = Vec::with_capacity(24);
     let mut pos = first_eol + 2;
     while pos < head.len() {
-        let eol = memmem::find(&head[pos..], b"\r\n").map_or(head.len(), |i| pos + i);
+        let eol = CRLF.find(&head[pos..]).map_or(head.len(), |i| pos + i);
         if eol - pos > limits.max_line_bytes {
             return Err(ParseError::TooLarge(Cap::Line));
         }
