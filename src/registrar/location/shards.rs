@@ -23,8 +23,9 @@ pub(crate) struct Shard<V> {
     /// One copy of each account name a key of this shard has held. A registration's key
     /// is built from its request, with an account name of its own; the key stored in the
     /// map points at this copy instead, so 100,000 identities of an account hold one name,
-    /// not 100,000. Only ever grows: accounts are the configured ones (a key is stored
-    /// only for an authenticated registration, or a replica of one), a few per switch.
+    /// not 100,000. Only ever grows: the accounts are configured ones (a stored key comes
+    /// from an authenticated registration, a call of a configured account, or another
+    /// node's copy of those), a few per switch.
     accounts: HashSet<Arc<str>>,
 }
 
