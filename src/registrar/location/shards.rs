@@ -2,16 +2,21 @@
 //! different AORs rarely wait for each other. Locks are held only for in-memory work,
 //! never across an `.await`.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use foldhash::fast::RandomState;
+use foldhash::{HashMap, HashSet};
 
 use super::binding::AorKey;
 
 /// Default shard count: a power of two well above the core count of the target machines.
 pub(crate) const SHARDS: usize = 32;
 
+/// Hashed with foldhash, randomly seeded per process, as every map keyed by what peers
+/// choose (identities are whatever the token minter wrote). std's SipHash showed as 1.6 %
+/// of the switch's samples in a profile at 40,000 REGISTER/s.
 pub(crate) struct Shards<V> {
     hasher: RandomState,
     shards: Box<[Mutex<Shard<V>>]>,
@@ -56,8 +61,8 @@ impl<V> Shard<V> {
 impl<V> Default for Shard<V> {
     fn default() -> Self {
         Shard {
-            map: HashMap::new(),
-            accounts: HashSet::new(),
+            map: HashMap::default(),
+            accounts: HashSet::default(),
         }
     }
 }
@@ -81,7 +86,7 @@ impl<V> DerefMut for Shard<V> {
 impl<V> Shards<V> {
     pub(crate) fn new(n: usize) -> Self {
         Shards {
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             shards: (0..n.max(1)).map(|_| Mutex::default()).collect(),
         }
     }
