@@ -222,26 +222,45 @@ impl DigestAuth {
         params: &AuthParams<'_>,
         now_unix: u64,
     ) -> Result<DigestUser, DigestError> {
-        let field = |name: &str| params.get(name).ok_or(DigestError::Malformed);
+        let [
+            realm,
+            username,
+            nonce,
+            uri,
+            response,
+            algorithm,
+            qop,
+            nc,
+            cnonce,
+        ] = params.get_all([
+            "realm",
+            "username",
+            "nonce",
+            "uri",
+            "response",
+            "algorithm",
+            "qop",
+            "nc",
+            "cnonce",
+        ]);
 
-        let realm = unquote(field("realm")?);
+        let realm = unquote(field(realm)?);
         if *realm != *self.realm {
             return Err(DigestError::WrongRealm);
         }
-        let username = unquote(field("username")?);
-        let nonce = unquote(field("nonce")?);
-        let uri = unquote(field("uri")?);
-        let response = field("response")?;
-        let alg =
-            Algorithm::parse(params.get("algorithm")).ok_or(DigestError::UnsupportedAlgorithm)?;
+        let username = unquote(field(username)?);
+        let nonce = unquote(field(nonce)?);
+        let uri = unquote(field(uri)?);
+        let response = field(response)?;
+        let alg = Algorithm::parse(algorithm).ok_or(DigestError::UnsupportedAlgorithm)?;
         // RFC 2069 credentials (no qop) are refused: every challenge offers qop=auth.
-        let qop = field("qop")?;
+        let qop = field(qop)?;
         if !qop.eq_ignore_ascii_case("auth") {
             return Err(DigestError::Malformed);
         }
-        let nc_text = field("nc")?;
+        let nc_text = field(nc)?;
         let nc = parse_nc(nc_text).ok_or(DigestError::Malformed)?;
-        let cnonce = unquote(field("cnonce")?);
+        let cnonce = unquote(field(cnonce)?);
         if cnonce.is_empty() {
             return Err(DigestError::Malformed);
         }
@@ -290,6 +309,11 @@ impl DigestAuth {
             .check_and_record(opened, nc, now_unix)?;
         Ok(entry.user.clone())
     }
+}
+
+/// A parameter the credentials must have.
+fn field(value: Option<&str>) -> Result<&str, DigestError> {
+    value.ok_or(DigestError::Malformed)
 }
 
 /// `nc`: exactly 8 hex digits (RFC 7616 §3.4), not zero.

@@ -30,6 +30,21 @@ impl<'a> AuthParams<'a> {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
+
+    /// The values of several `names` in one pass over the list (the first of each, as
+    /// [`get`] finds it): Digest credentials have nine parameters, and a `get` for each
+    /// scanned the header nine times.
+    ///
+    /// [`get`]: AuthParams::get
+    pub fn get_all<const N: usize>(&self, names: [&str; N]) -> [Option<&'a str>; N] {
+        let mut found = [None; N];
+        for (name, value) in self.iter() {
+            if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(name)) {
+                found[i].get_or_insert(value);
+            }
+        }
+        found
+    }
 }
 
 /// Credentials in Authorization / Proxy-Authorization.
@@ -126,6 +141,26 @@ pub fn quote(s: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn get_all_finds_what_get_finds_in_one_pass() {
+        let p = AuthParams(
+            "Username=\"alice\", realm=\"a,b\", nc=00000001, realm=\"second\", qop=auth",
+        );
+        let names = ["username", "realm", "nc", "cnonce", "QOP"];
+        let all = p.get_all(names);
+        assert_eq!(all, names.map(|n| p.get(n)));
+        assert_eq!(
+            all,
+            [
+                Some("alice"),
+                Some("a,b"),
+                Some("00000001"),
+                None,
+                Some("auth")
+            ]
+        );
+    }
 
     #[test]
     fn digest_and_bearer() {
