@@ -32,15 +32,18 @@
 //!    (`checked`, `ok`, and the first failures).
 #![allow(clippy::disallowed_methods)] // a load generator reads the real clock
 
+#[path = "load_driver/relay_addrs.rs"]
+mod relay_addrs;
+
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
-use serde_json::{Value, json};
+use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
 use switchboard::media::g711::G711Law;
 use switchboard::media::mmsg::{BATCH, RecvBatch, SendQueue};
@@ -412,19 +415,9 @@ fn main() {
     }
     writeln!(out.lock(), "{}", json!({"ready": a.participants})).ok();
     out.lock().flush().ok();
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if v.get("go").is_some() {
-            break;
-        }
-        if let (Some(i), Some(port)) = (v["i"].as_u64(), v["relay"].as_u64())
-            && let Some(p) = ps.get_mut(i as usize)
-        {
-            p.relay = Some(SocketAddr::from(([127, 0, 0, 1], port as u16)));
-        }
+    let relays = relay_addrs::relay_addrs(ps.len());
+    for (p, relay) in ps.iter_mut().zip(relays) {
+        p.relay = relay;
     }
     let run = ps.iter().filter(|p| p.relay.is_some()).count();
     let room_tones: Vec<f64> = (0..a.room.min(a.talkers)).map(tone_hz).collect();

@@ -26,8 +26,11 @@
 //! back as the app's `media` with the same payload, at once.
 #![allow(clippy::disallowed_methods)] // a load generator reads the real clock
 
+#[path = "load_driver/relay_addrs.rs"]
+mod relay_addrs;
+
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -181,19 +184,9 @@ fn main() {
             heard: 0,
         })
         .collect();
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if v.get("go").is_some() {
-            break;
-        }
-        if let (Some(i), Some(p)) = (v["i"].as_u64(), v["relay"].as_u64())
-            && let Some(c) = cs.get_mut(i as usize)
-        {
-            c.relay = Some(SocketAddr::from(([127, 0, 0, 1], p as u16)));
-        }
+    let relays = relay_addrs::relay_addrs(cs.len());
+    for (c, relay) in cs.iter_mut().zip(relays) {
+        c.relay = relay;
     }
     let run = cs.iter().filter(|c| c.relay.is_some()).count();
     let start = Instant::now() + Duration::from_millis(100);
