@@ -163,12 +163,13 @@ async fn run(
                 let mut queued = 0;
                 while let Some(item) = next.take() {
                     let text = match item {
-                        ToApp::Media { track, at_ms, payload } => out.media(track, at_ms, &payload),
-                        ToApp::Dtmf(d) if spec.bidirectional => out.dtmf(d),
-                        ToApp::Dtmf(_) => String::new(),
-                        ToApp::Mark(name) => out.mark(&name),
+                        ToApp::Media { track, at_ms, payload } => Some(out.media(track, at_ms, &payload)),
+                        ToApp::Dtmf(d) if spec.bidirectional => Some(out.dtmf(d)),
+                        // A fork does not report key presses.
+                        ToApp::Dtmf(_) => None,
+                        ToApp::Mark(name) => Some(out.mark(&name)),
                     };
-                    if !text.is_empty() {
+                    if let Some(text) = text {
                         if let Err(e) = socket.feed(Message::text(text)).await {
                             return Ended::Broken(e.to_string());
                         }
